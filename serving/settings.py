@@ -1,0 +1,88 @@
+"""One settings object per process: ``ROUTECAST_`` environment variables, optionally a YAML file."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+def _yaml_file() -> dict[str, Any]:
+    path = os.environ.get("ROUTECAST_CONFIG")
+    if not path:
+        return {}
+    with open(path, encoding="utf-8") as fh:
+        data = yaml.safe_load(fh) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"ROUTECAST_CONFIG={path} must hold a mapping of settings")
+    return data
+
+
+class Settings(BaseSettings):
+    """Where things live and how the service behaves. Paths are relative to ``home``."""
+
+    model_config = SettingsConfigDict(env_prefix="ROUTECAST_", frozen=True, extra="ignore")
+
+    home: Path = Field(default=Path(".routecast"), description="Working directory of the demo.")
+    scale: Literal["small", "medium", "large"] = "small"
+    seed: int = 7
+    online_store: Literal["sqlite", "redis"] = "sqlite"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_key_prefix: str = "routecast"
+    mlflow_tracking_uri: str | None = None
+    stockout_model: str = "routecast-stockout-risk"
+    delivery_model: str = "routecast-delivery-days"
+    model_alias: str = "champion"
+    feature_staleness_hours: float = 72.0
+    snapshot_refresh_seconds: float = 60.0
+    model_reload_seconds: float = 30.0
+    max_order_lines: int = 200
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        from pydantic_settings import InitSettingsSource
+
+        return (
+            init_settings,
+            env_settings,
+            InitSettingsSource(settings_cls, init_kwargs=_yaml_file()),
+        )
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.data_dir / "raw"
+
+    @property
+    def feature_dir(self) -> Path:
+        return self.home / "features"
+
+    @property
+    def tracking_uri(self) -> str:
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+
+    @property
+    def artifact_dir(self) -> Path:
+        return (self.home / "mlartifacts").resolve()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
