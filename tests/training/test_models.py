@@ -1,0 +1,104 @@
+"""Model behaviour on synthetic data: monotone where the business knows the direction,
+quantiles never cross, probabilities in range, fit returns self."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features import catalog
+from training.models import DeliveryQuantileModel, StockoutRiskModel
+
+
+def _stockout_frame(n: int = 3000, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    f = pd.DataFrame({c: rng.uniform(0, 10, n) for c in catalog.STOCKOUT_FEATURES})
+    f["on_hand"] = rng.integers(0, 30, n).astype(float)
+    f["qty"] = rng.integers(1, 4, n).astype(float)
+    logit = -1.5 - 0.25 * f["on_hand"] + 0.6 * f["qty"] + 0.1 * f["days_since_count"]
+    y = (rng.uniform(size=n) < 1 / (1 + np.exp(-logit))).astype(int)
+    return f, y
+
+
+def _delivery_frame(n: int = 3000, seed: int = 1) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    f = pd.DataFrame({c: rng.uniform(0, 5, n) for c in catalog.DELIVERY_FEATURES})
+    f["distance_km"] = rng.uniform(10, 4000, n)
+    f["backlog"] = rng.integers(0, 200, n).astype(float)
+    y = 1 + f["distance_km"] / 800 + f["backlog"] / 60 + rng.gamma(2.0, 0.6, n)
+    return f, y.to_numpy()
+
+
+@pytest.fixture(scope="module")
+def stockout_model() -> StockoutRiskModel:
+    f, y = _stockout_frame()
+    m = StockoutRiskModel(
+        catalog.STOCKOUT_FEATURES, monotone=catalog.STOCKOUT_MONOTONE, num_boost_round=80
+    )
+    assert m.fit(f, y) is m
+    return m
+
+
+@pytest.fixture(scope="module")
+def delivery_model() -> DeliveryQuantileModel:
+    f, y = _delivery_frame()
+    m = DeliveryQuantileModel(
+        catalog.DELIVERY_FEATURES, monotone=catalog.DELIVERY_MONOTONE, num_boost_round=80
+    )
+    assert m.fit(f, y) is m
+    return m
+
+
+def test_stockout_probabilities_in_unit_interval(stockout_model: StockoutRiskModel) -> None:
+    f, _ = _stockout_frame(500, seed=5)
+    p = stockout_model.predict_proba(f)
+    assert p.shape == (500,)
+    assert np.all((p >= 0) & (p <= 1))
+
+
+def test_lower_on_hand_never_lowers_risk(stockout_model: StockoutRiskModel) -> None:
+    f, _ = _stockout_frame(200, seed=6)
+    risks = []
+    for on_hand in (30.0, 10.0, 3.0, 1.0, 0.0):
+        risks.append(stockout_model.predict_proba(f.assign(on_hand=on_hand)))
+    for higher_stock, lower_stock in zip(risks, risks[1:], strict=False):
+        assert np.all(lower_stock >= higher_stock - 1e-12)
+
+
+def test_more_backlog_never_shortens_delivery(delivery_model: DeliveryQuantileModel) -> None:
+    f, _ = _delivery_frame(200, seed=7)
+    prev50 = prev90 = None
+    for backlog in (0.0, 20.0, 80.0, 200.0):
+        p50, p90 = delivery_model.predict_quantiles(f.assign(backlog=backlog))
+        if prev50 is not None:
+            assert np.all(p50 >= prev50 - 1e-9) and np.all(p90 >= prev90 - 1e-9)
+        prev50, prev90 = p50, p90
+
+
+def test_p50_never_above_p90(delivery_model: DeliveryQuantileModel) -> None:
+    f, _ = _delivery_frame(1000, seed=8)
+    p50, p90 = delivery_model.predict_quantiles(f)
+    assert np.all(p50 <= p90)
+    assert np.all(p50 >= 0)
+
+
+def test_models_round_trip_through_pickle(
+    stockout_model: StockoutRiskModel, delivery_model: DeliveryQuantileModel
+) -> None:
+    import pickle
+
+    f, _ = _stockout_frame(50, seed=9)
+    again = pickle.loads(pickle.dumps(stockout_model))
+    np.testing.assert_allclose(again.predict_proba(f), stockout_model.predict_proba(f))
+    d, _ = _delivery_frame(50, seed=9)
+    again_d = pickle.loads(pickle.dumps(delivery_model))
+    np.testing.assert_allclose(
+        again_d.predict_quantiles(d)[1], delivery_model.predict_quantiles(d)[1]
+    )
+
+
+def test_missing_feature_column_is_named() -> None:
+    f, y = _stockout_frame(100)
+    with pytest.raises(KeyError, match="on_hand"):
+        StockoutRiskModel(catalog.STOCKOUT_FEATURES).fit(f.drop(columns=["on_hand"]), y)

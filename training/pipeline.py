@@ -1,0 +1,178 @@
+"""Training jobs: feature store → LightGBM + baselines → metrics → MLflow registry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from feast import FeatureStore
+from mlflow import MlflowClient
+
+from features import catalog
+from training import baselines, plots
+from training.datasets import Split, build_training_set, delivery_entities, stockout_entities
+from training.metrics import classification_metrics, quantile_metrics
+from training.models import DeliveryQuantileModel, StockoutRiskModel
+from training.pyfunc import DeliveryDaysPyfunc, StockoutRiskPyfunc
+from training.registry import RegisteredVersion, code_revision, log_and_register
+
+STOCKOUT_MODEL = "routecast-stockout-risk"
+DELIVERY_MODEL = "routecast-delivery-days"
+
+
+@dataclass
+class TrainResult:
+    """What one training job produced: metrics beside baselines and the registered version."""
+
+    name: str
+    metrics: dict[str, dict[str, float]]
+    version: RegisteredVersion | None = None
+    n_rows: dict[str, int] = field(default_factory=dict)
+
+
+def _tags(split: Split, service: str, features: tuple[str, ...]) -> dict[str, str]:
+    start, end = split.window
+    return {
+        "data_window_start": start,
+        "data_window_end": end,
+        "feature_service": service,
+        "features": ",".join(features),
+        "code_revision": code_revision(),
+    }
+
+
+def _sizes(split: Split) -> dict[str, int]:
+    return {"train": len(split.train), "valid": len(split.valid), "test": len(split.test)}
+
+
+def train_stockout(
+    store: FeatureStore,
+    raw_dir: Path,
+    client: MlflowClient | None,
+    *,
+    name: str = STOCKOUT_MODEL,
+    max_rows: int | None = 200_000,
+    num_boost_round: int = 400,
+) -> TrainResult:
+    """Rejection-risk classifier beside the on-hand rule and a logistic regression."""
+    features = catalog.STOCKOUT_FEATURES
+    split = build_training_set(
+        store, stockout_entities(raw_dir), catalog.SERVICE_STOCKOUT, max_rows=max_rows
+    )
+    y_tr, y_va, y_te = (s["label"].to_numpy(int) for s in (split.train, split.valid, split.test))
+    model = StockoutRiskModel(
+        features, monotone=catalog.STOCKOUT_MONOTONE, num_boost_round=num_boost_round
+    ).fit(split.train, y_tr, split.valid, y_va)
+    rule = baselines.OnHandRule().fit(split.train, y_tr)
+    logit = baselines.LogisticBaseline(features).fit(split.train, y_tr)
+    probs = {
+        "model": model.predict_proba(split.test),
+        "baseline_on_hand_rule": rule.predict_proba(split.test),
+        "baseline_logistic": logit.predict_proba(split.test),
+    }
+    metrics = {k: classification_metrics(y_te, p) for k, p in probs.items()}
+    result = TrainResult(name=name, metrics=metrics, n_rows=_sizes(split))
+    if client is not None:
+        example = split.test.loc[: min(4, len(split.test) - 1), list(features)].astype(float)
+        result.version = log_and_register(
+            client,
+            name=name,
+            python_model=StockoutRiskPyfunc(model),
+            input_example=example,
+            output_example=pd.DataFrame({"p_stockout": model.predict_proba(example)}),
+            metrics=metrics,
+            params={"num_boost_round": model.best_iteration_, **_sizes(split)},
+            tags=_tags(split, catalog.SERVICE_STOCKOUT, features),
+            figures={
+                "reliability.png": plots.reliability(y_te, probs),
+                "importance.png": plots.importance(model.feature_importance()),
+            },
+        )
+    return result
+
+
+def train_delivery(
+    store: FeatureStore,
+    raw_dir: Path,
+    client: MlflowClient | None,
+    *,
+    name: str = DELIVERY_MODEL,
+    max_rows: int | None = 200_000,
+    num_boost_round: int = 400,
+) -> TrainResult:
+    """P50/P90 delivery-days boosters beside the lane median and a distance rule."""
+    features = catalog.DELIVERY_FEATURES
+    split = build_training_set(
+        store, delivery_entities(raw_dir), catalog.SERVICE_DELIVERY, max_rows=max_rows
+    )
+    y_tr, y_va, y_te = (s["label"].to_numpy(float) for s in (split.train, split.valid, split.test))
+    model = DeliveryQuantileModel(
+        features, monotone=catalog.DELIVERY_MONOTONE, num_boost_round=num_boost_round
+    ).fit(split.train, y_tr, split.valid, y_va)
+    p50, p90 = model.predict_quantiles(split.test)
+    lane = baselines.LaneMedian().fit(split.train, y_tr)
+    dist = baselines.DistanceRule().fit(split.train, y_tr)
+    promised = split.test["promised_days"].to_numpy(float)
+    metrics = {
+        "model": quantile_metrics(y_te, p50, p90),
+        "baseline_lane_median": quantile_metrics(
+            y_te, lane.predict(split.test), lane.predict_p90(split.test)
+        ),
+        "baseline_distance_rule": quantile_metrics(
+            y_te, dist.predict(split.test), dist.predict_p90(split.test)
+        ),
+        "baseline_promised_date": quantile_metrics(y_te, promised, promised),
+    }
+    result = TrainResult(name=name, metrics=metrics, n_rows=_sizes(split))
+    if client is not None:
+        example = split.test.loc[: min(4, len(split.test) - 1), list(features)].astype(float)
+        e50, e90 = model.predict_quantiles(example)
+        result.version = log_and_register(
+            client,
+            name=name,
+            python_model=DeliveryDaysPyfunc(model),
+            input_example=example,
+            output_example=pd.DataFrame({"days_p50": e50, "days_p90": e90}),
+            metrics=metrics,
+            params={
+                "best_iteration_p50": model.best_iterations_[0.5],
+                "best_iteration_p90": model.best_iterations_[0.9],
+                **_sizes(split),
+            },
+            tags=_tags(split, catalog.SERVICE_DELIVERY, features),
+            figures={
+                "residuals.png": plots.residuals(y_te, p50, p90),
+                "importance.png": plots.importance(model.feature_importance()),
+            },
+        )
+    return result
+
+
+def train_all(
+    store: FeatureStore,
+    raw_dir: Path,
+    client: MlflowClient | None,
+    *,
+    on_step: Callable[[str], None] | None = None,
+    max_rows: int | None = 200_000,
+) -> list[TrainResult]:
+    results = []
+    for label, job in (("stockout risk", train_stockout), ("delivery days", train_delivery)):
+        if on_step:
+            on_step(label)
+        results.append(job(store, raw_dir, client, max_rows=max_rows))
+    return results
+
+
+def summary_rows(results: list[TrainResult]) -> list[tuple[str, str, str, float]]:
+    """(model, candidate, metric, value) rows for a printed table."""
+    rows = []
+    for r in results:
+        for cand, values in r.metrics.items():
+            for key, val in values.items():
+                if key != "n" and not np.isnan(val):
+                    rows.append((r.name, cand, key, float(val)))
+    return rows

@@ -1,0 +1,123 @@
+"""MLflow tracking and registry: log a trained model with its review material, register it,
+and move aliases. Reviewers read everything they need from the version page."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+from mlflow.pyfunc import PythonModel
+
+EXPERIMENT = "routecast"
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+#: Declared so MLflow does not probe the environment on every log (slow and noisy).
+PIP_REQUIREMENTS = ["lightgbm", "pandas<3", "numpy", "scikit-learn", "routecast"]
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    name: str
+    version: str
+    run_id: str
+    aliases: tuple[str, ...]
+
+
+def configure(tracking_uri: str, artifact_dir: Path) -> MlflowClient:
+    """Point MLflow at the SQLite store and keep artifacts under the demo home, not the CWD."""
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    if client.get_experiment_by_name(EXPERIMENT) is None:
+        artifact_dir.mkdir(parents=True, exist_ok=True)
+        client.create_experiment(EXPERIMENT, artifact_location=artifact_dir.resolve().as_uri())
+    mlflow.set_experiment(EXPERIMENT)
+    return client
+
+
+def code_revision() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def metrics_table(metrics: Mapping[str, Mapping[str, float]]) -> str:
+    """Markdown table: one row per metric, one column per candidate (model, baselines, champion)."""
+    columns = list(metrics)
+    keys: list[str] = []
+    for values in metrics.values():
+        keys.extend(k for k in values if k not in keys)
+    lines = ["| metric | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for key in keys:
+        cells = [f"{metrics[c].get(key, float('nan')):.4f}" for c in columns]
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def current_alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def log_and_register(
+    client: MlflowClient,
+    *,
+    name: str,
+    python_model: PythonModel,
+    input_example: pd.DataFrame,
+    output_example: pd.DataFrame,
+    metrics: Mapping[str, Mapping[str, float]],
+    params: Mapping[str, Any],
+    tags: Mapping[str, str],
+    figures: Mapping[str, Any],
+    extra_text: Mapping[str, str] | None = None,
+) -> RegisteredVersion:
+    """Log one run, register it under ``name`` and alias it.
+
+    The first version becomes ``champion``; later ones become ``challenger`` and wait for
+    the promotion gate.
+    """
+    with mlflow.start_run(run_name=name) as run:
+        mlflow.log_params({k: v for k, v in params.items()})
+        for candidate, values in metrics.items():
+            prefix = "" if candidate == "model" else f"{candidate}."
+            mlflow.log_metrics({f"{prefix}{k}": float(v) for k, v in values.items()})
+        for fname, fig in figures.items():
+            mlflow.log_figure(fig, f"plots/{fname}")
+        for fname, text in (extra_text or {}).items():
+            mlflow.log_text(text, fname)
+        mlflow.set_tags(dict(tags))
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=python_model,
+            signature=infer_signature(input_example, output_example),
+            input_example=input_example,
+            pip_requirements=PIP_REQUIREMENTS,
+        )
+        run_id = run.info.run_id
+    version = mlflow.register_model(info.model_uri, name, tags=dict(tags))
+    client.update_model_version(
+        name,
+        version.version,
+        description=f"## Metrics on the held-out test window\n\n{metrics_table(metrics)}\n",
+    )
+    alias = CHAMPION if current_alias_version(client, name, CHAMPION) is None else CHALLENGER
+    client.set_registered_model_alias(name, alias, version.version)
+    return RegisteredVersion(
+        name=name, version=str(version.version), run_id=run_id, aliases=(alias,)
+    )
