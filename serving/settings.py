@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     online_store: Literal["sqlite", "redis"] = "sqlite"
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_key_prefix: str = "routecast"
+    feast_project: str = "routecast"
+    default_mode: Literal["predictive", "cost", "priority", "distance", "high_stock"] = "predictive"
     mlflow_tracking_uri: str | None = None
     stockout_model: str = "routecast-stockout-risk"
     delivery_model: str = "routecast-delivery-days"

@@ -3,6 +3,8 @@ quantiles never cross, probabilities in range, fit returns self."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -62,7 +64,7 @@ def test_lower_on_hand_never_lowers_risk(stockout_model: StockoutRiskModel) -> N
     risks = []
     for on_hand in (30.0, 10.0, 3.0, 1.0, 0.0):
         risks.append(stockout_model.predict_proba(f.assign(on_hand=on_hand)))
-    for higher_stock, lower_stock in zip(risks, risks[1:], strict=False):
+    for higher_stock, lower_stock in itertools.pairwise(risks):
         assert np.all(lower_stock >= higher_stock - 1e-12)
 
 

@@ -1,0 +1,36 @@
+"""FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from serving import problems
+from serving.routers import health, models, route, skus
+from serving.runtime import Runtime
+from serving.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None, *, background: bool = True) -> FastAPI:
+    settings = settings or get_settings()
+    runtime = Runtime(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime.start(background=background)
+        yield
+        runtime.stop()
+
+    app = FastAPI(
+        title="routecast",
+        version="0.1.0",
+        description="Predictive order routing: rank fulfilment nodes by expected cost.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    problems.install(app)
+    for module in (health, models, route, skus):
+        app.include_router(module.router)
+    return app

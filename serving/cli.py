@@ -1,0 +1,214 @@
+"""The ``routecast`` command: one way in for every room."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from serving.settings import Settings, get_settings
+
+app = typer.Typer(help="routecast: predictive order routing.", no_args_is_help=True)
+features_app = typer.Typer(help="Feature store: build tables, feast apply, materialize.")
+app.add_typer(features_app, name="features")
+console = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    return get_settings()
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        console.print(f"[red]{what} file {path} does not exist[/red]")
+        raise typer.Exit(2) from None
+    except json.JSONDecodeError as exc:
+        console.print(f"[red]{what} file {path} is not valid JSON: {exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def demo(
+    force: Annotated[bool, typer.Option(help="Rebuild everything from scratch.")] = False,
+) -> None:
+    """Build the embedded demo: world, features, models and registry (idempotent)."""
+    from serving.demo import build_demo
+
+    settings = _settings()
+    console.print(
+        f"[bold]routecast demo[/bold] in {settings.home.resolve()} (scale {settings.scale})"
+    )
+    with console.status("starting") as status:
+        report = build_demo(settings, force=force, on_step=lambda s: status.update(f"[cyan]{s}…"))
+    table = Table(title="demo build")
+    table.add_column("step")
+    table.add_column("seconds", justify="right")
+    table.add_column("result")
+    for s in report.steps:
+        table.add_row(s.name, f"{s.seconds:.1f}", s.note[:90])
+    console.print(table)
+    for name, metrics in report.metrics.items():
+        mt = Table(title=f"{name}: test-window metrics")
+        keys = [k for k in next(iter(metrics.values())) if k != "n"]
+        mt.add_column("candidate")
+        for k in keys:
+            mt.add_column(k, justify="right")
+        for cand, values in metrics.items():
+            mt.add_row(cand, *(f"{values.get(k, float('nan')):.3f}" for k in keys))
+        console.print(mt)
+    console.print(f"MLflow UI: mlflow ui --backend-store-uri {settings.tracking_uri}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+    workers: Annotated[int, typer.Option(help="Uvicorn worker processes.")] = 1,
+) -> None:
+    """Serve the HTTP API (docs at /docs)."""
+    import uvicorn
+
+    console.print(f"serving on http://{host}:{port}  (OpenAPI docs: http://{host}:{port}/docs)")
+    uvicorn.run(
+        "serving.main:app",
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        access_log=False,
+    )
+
+
+@app.command("route")
+def route_cmd(
+    order: Annotated[Path, typer.Argument(help="ORDER.json in the API's order format.")],
+    network: Annotated[
+        Path | None, typer.Option(help="NETWORK.json: route standalone, without server or store.")
+    ] = None,
+    mode: Annotated[
+        str | None, typer.Option(help="predictive|cost|priority|distance|high_stock")
+    ] = None,
+    policy: Annotated[Path | None, typer.Option(help="POLICY.yaml")] = None,
+) -> None:
+    """Route one order and print the plan as JSON."""
+    from datetime import UTC, datetime
+
+    order_doc = _read_json(order, "order")
+    if network is not None:
+        import yaml
+        from routing.errors import PredictionsRequired
+
+        from routing import (
+            network_from_dict,
+            order_from_dict,
+            plan_to_dict,
+            policy_from_dict,
+            route,
+        )
+
+        pol = None
+        if policy is not None:
+            pol = policy_from_dict(yaml.safe_load(policy.read_text(encoding="utf-8")) or {})
+        try:
+            plan = route(
+                order_from_dict(order_doc),
+                network_from_dict(_read_json(network, "network")),
+                mode=mode or "priority",  # type: ignore[arg-type]
+                policy=pol,
+                predictions=None,
+                now=datetime.now(UTC),
+            )
+        except PredictionsRequired as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from None
+        sys.stdout.write(json.dumps(plan_to_dict(plan), indent=2) + "\n")
+        return
+    from pydantic import ValidationError
+
+    from serving.decide import decide
+    from serving.problems import RoutecastError
+    from serving.runtime import Runtime
+    from serving.schemas import OrderIn
+
+    try:
+        body = OrderIn.model_validate({**order_doc, **({"mode": mode} if mode else {})})
+    except ValidationError as exc:
+        console.print(f"[red]invalid order:[/red] {exc}")
+        raise typer.Exit(2) from None
+    runtime = Runtime(_settings())
+    try:
+        runtime.start(background=False)
+        answer = decide(body, runtime)
+    except (RoutecastError, FileNotFoundError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    sys.stdout.write(json.dumps(answer, indent=2, default=str) + "\n")
+
+
+@features_app.command("build")
+def features_build() -> None:
+    """Compute feature tables from the canonical raw tables."""
+    from features.compute import build_feature_tables
+
+    s = _settings()
+    paths = build_feature_tables(s.raw_dir, s.feature_dir, progress=True)
+    console.print(f"built {len(paths)} feature tables in {s.feature_dir}")
+
+
+@features_app.command("apply")
+def features_apply() -> None:
+    """`feast apply` the repository definitions to the registry."""
+    from features.store import apply_definitions
+
+    from serving.demo import open_feature_store
+
+    s = _settings()
+    names = apply_definitions(open_feature_store(s), s.feature_dir)
+    console.print(f"applied: {', '.join(names)}")
+
+
+@features_app.command("materialize")
+def features_materialize() -> None:
+    """Load the latest feature values into the online store (incremental, UTC)."""
+    from features.store import materialize
+
+    from serving.demo import open_feature_store
+
+    materialize(open_feature_store(_settings()), None, progress=True)
+    console.print("materialized")
+
+
+@app.command()
+def train() -> None:
+    """Train both models; the first versions become champion, later ones challenger."""
+    from serving.demo import open_feature_store
+    from training.pipeline import summary_rows, train_all
+    from training.registry import configure
+
+    s = _settings()
+    client = configure(s.tracking_uri, s.artifact_dir)
+    results = train_all(
+        open_feature_store(s), s.raw_dir, client, on_step=lambda n: console.print(f"training {n}…")
+    )
+    table = Table(title="test-window metrics")
+    for col in ("model", "candidate", "metric", "value"):
+        table.add_column(col)
+    for name, cand, key, val in summary_rows(results):
+        table.add_row(name, cand, key, f"{val:.4f}")
+    console.print(table)
+    for r in results:
+        if r.version:
+            console.print(
+                f"registered {r.name} v{r.version.version} as {', '.join(r.version.aliases)}"
+            )
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,114 @@
+"""One decision: validate against the catalogue, score candidates, call ``routing``.
+
+No decision logic lives here; this is the glue between HTTP, features, models and routing.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from routing import Order, OrderLine, candidate_pairs, plan_to_dict, route
+from serving.destinations import locate
+from serving.problems import BadRequestMode, NotReady, TooManyLines, UnknownSku
+from serving.runtime import Runtime
+from serving.schemas import OrderIn
+from serving.scoring import Candidate, score
+
+
+def to_order(body: OrderIn, runtime: Runtime) -> Order:
+    if len(body.lines) > runtime.settings.max_order_lines:
+        raise TooManyLines(
+            f"{len(body.lines)} lines; at most {runtime.settings.max_order_lines} per order",
+            field="lines",
+        )
+    lines = []
+    for i, line in enumerate(body.lines):
+        rec = runtime.skus.get(line.sku.upper())
+        if rec is None:
+            raise UnknownSku(
+                f"SKU {line.sku!r} is not in the catalogue; GET /v1/skus lists known SKUs",
+                field=f"lines.{i}.sku",
+            )
+        lines.append(
+            OrderLine(
+                line_id=line.line_id,
+                sku=rec.sku,
+                qty=line.qty,
+                product_group=rec.product_group,
+                weight_kg=rec.weight_kg,
+                unit_price=rec.price,
+            )
+        )
+    where = locate(body.destination)
+    return Order(
+        order_id=body.order_id,
+        channel=body.channel,
+        dest_lat=where.lat,
+        dest_lon=where.lon,
+        lines=tuple(lines),
+        dest_region=where.region,
+        pickup_node_id=body.pickup_node_id,
+        allow_partial=body.allow_partial,
+        promise_days=body.promise_days,
+    )
+
+
+def decide(body: OrderIn, runtime: Runtime, *, now: datetime | None = None) -> dict[str, Any]:
+    """Route one order (dry run): returns the JSON-ready answer."""
+    t0 = time.perf_counter()
+    now = now or datetime.now(UTC)
+    network = runtime.network
+    if network is None:
+        raise NotReady("the network is not loaded yet; retry in a moment")
+    order = to_order(body, runtime)
+    mode = body.mode or runtime.settings.default_mode
+    reasons: list[str] = []
+    predictions = None
+    t1 = time.perf_counter()
+    if mode == "predictive":
+        reasons = runtime.degraded_reasons(now)
+        stock_m, deliv_m = runtime.models.get("stockout"), runtime.models.get("delivery")
+        if reasons or stock_m is None or deliv_m is None or runtime.snapshot is None:
+            mode = "cost"
+        else:
+            pairs = candidate_pairs(order, network, None, now)
+            by_line = {ln.line_id: ln for ln in order.lines}
+            cands = [
+                Candidate(line_id=lid, node_id=nid, sku=by_line[lid].sku, qty=by_line[lid].qty)
+                for lid, nid in pairs
+            ]
+            assert order.dest_lat is not None and order.dest_lon is not None
+            predictions = score(
+                cands,
+                runtime.snapshot,
+                stockout_model=stock_m.model,
+                delivery_model=deliv_m.model,
+                dest_lat=order.dest_lat,
+                dest_lon=order.dest_lon,
+                dest_region=order.dest_region,
+                weekday=now.weekday(),
+            )
+    t2 = time.perf_counter()
+    try:
+        plan = route(order, network, mode=mode, predictions=predictions, now=now)
+    except ValueError as exc:
+        raise BadRequestMode(str(exc), field="mode") from exc
+    t3 = time.perf_counter()
+    answer = plan_to_dict(plan)
+    answer.update(
+        decision_id=str(uuid.uuid4()),
+        order_id=order.order_id,
+        mode=mode,
+        degraded=bool(reasons),
+        degraded_reasons=reasons,
+        models=runtime.models.versions() if predictions is not None else {},
+        timings_ms={
+            "validate": round((t1 - t0) * 1000, 3),
+            "score": round((t2 - t1) * 1000, 3),
+            "route": round((t3 - t2) * 1000, 3),
+        },
+    )
+    return answer

@@ -1,0 +1,132 @@
+"""The embedded demo, step by step: world → feature tables → feast apply → materialize →
+train and register. Every step is idempotent, so ``make run`` is cheap the second time."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from serving.settings import Settings
+
+
+@dataclass
+class StepTiming:
+    name: str
+    seconds: float
+    note: str = ""
+
+
+@dataclass
+class DemoReport:
+    steps: list[StepTiming] = field(default_factory=list)
+    metrics: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+
+
+def _state_path(settings: Settings) -> Any:
+    return settings.home / "demo_state.json"
+
+
+def _load_state(settings: Settings) -> dict[str, Any]:
+    path = _state_path(settings)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _save_state(settings: Settings, state: dict[str, Any]) -> None:
+    _state_path(settings).write_text(json.dumps(state, indent=2, default=str))
+
+
+def open_feature_store(settings: Settings) -> Any:
+    from features.store import open_store
+
+    return open_store(
+        settings.feature_dir,
+        online=settings.online_store,
+        redis_url=settings.redis_url.removeprefix("redis://").split("/")[0],
+        project=settings.feast_project,
+    )
+
+
+def build_demo(
+    settings: Settings,
+    *,
+    progress: bool = True,
+    force: bool = False,
+    on_step: Callable[[str], None] | None = None,
+    end: datetime | None = None,
+) -> DemoReport:
+    """Build (or refresh) everything the API needs under ``settings.home``."""
+    from features.compute import build_feature_tables
+    from features.store import apply_definitions, materialize
+
+    from simulation import generate_world
+    from training.pipeline import train_all
+    from training.registry import CHAMPION, configure, current_alias_version
+
+    settings.home.mkdir(parents=True, exist_ok=True)
+    report = DemoReport()
+    state = {} if force else _load_state(settings)
+    end = end or datetime.now(UTC)
+
+    def step(name: str, fn: Callable[[], str]) -> None:
+        if on_step:
+            on_step(name)
+        t0 = time.perf_counter()
+        note = fn()
+        report.steps.append(StepTiming(name, time.perf_counter() - t0, note))
+
+    world_key: dict[str, Any] = {}
+
+    def world() -> str:
+        summary = generate_world(
+            settings.data_dir, scale=settings.scale, seed=settings.seed, end=end, progress=progress
+        )
+        world_key.update(scale=settings.scale, seed=settings.seed, end=str(summary.end))
+        return f"{summary.counts}"
+
+    step("simulate world", world)
+    fresh_world = state.get("world") != world_key
+
+    def tables() -> str:
+        if not fresh_world and (settings.feature_dir / "feature_store.yaml").exists():
+            return "up to date"
+        paths = build_feature_tables(settings.raw_dir, settings.feature_dir, progress=progress)
+        return f"{len(paths)} tables"
+
+    step("compute feature tables", tables)
+    store = open_feature_store(settings)
+    step("feast apply", lambda: ", ".join(apply_definitions(store, settings.feature_dir)))
+
+    def mat() -> str:
+        materialize(store, end, progress=progress)
+        return "online store up to date"
+
+    step("feast materialize", mat)
+    client = configure(settings.tracking_uri, settings.artifact_dir)
+
+    def train() -> str:
+        have = all(
+            current_alias_version(client, n, CHAMPION) is not None
+            for n in (settings.stockout_model, settings.delivery_model)
+        )
+        if have and not fresh_world:
+            return "champions exist; skipped (use `routecast train` for a challenger)"
+        results = train_all(store, settings.raw_dir, client)
+        for r in results:
+            report.metrics[r.name] = r.metrics
+            if r.version:
+                report.versions[r.name] = f"v{r.version.version} @{','.join(r.version.aliases)}"
+        return "; ".join(report.versions.values())
+
+    step("train and register models", train)
+    state["world"] = world_key
+    state["built_at"] = datetime.now(UTC).isoformat()
+    state["timings"] = {s.name: round(s.seconds, 2) for s in report.steps}
+    if report.metrics:
+        state["metrics"] = report.metrics
+    _save_state(settings, state)
+    return report

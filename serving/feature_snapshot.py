@@ -1,0 +1,120 @@
+"""In-memory copy of the online features, refreshed in the background with a staleness bound.
+
+The request path only gathers rows from numpy matrices: no Feast call, no pandas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from features import catalog
+
+NODE_COLUMNS = catalog.NODE_PROFILE + catalog.NODE_OPS
+NODE_SKU_COLUMNS = catalog.NODE_SKU_INVENTORY
+LANE_COLUMNS = catalog.LANE_PERFORMANCE
+
+
+def _matrix(
+    rows: Mapping[Any, Mapping[str, float]], columns: Sequence[str]
+) -> tuple[dict[Any, int], np.ndarray]:
+    keys = list(rows)
+    index = {k: i for i, k in enumerate(keys)}
+    data = np.full((len(keys) + 1, len(columns)), np.nan)  # last row: "missing"
+    for i, key in enumerate(keys):
+        values = rows[key]
+        data[i] = [values.get(c, np.nan) if values.get(c) is not None else np.nan for c in columns]
+    return index, data
+
+
+@dataclass
+class FeatureSnapshot:
+    """Feature matrices keyed by entity; missing rows fall back to column medians."""
+
+    node_index: dict[object, int]
+    node: np.ndarray
+    node_sku_index: dict[object, int]
+    node_sku: np.ndarray
+    lane_index: dict[object, int]
+    lane: np.ndarray
+    newest_event: datetime | None
+    oldest_event: datetime | None
+    read_at: datetime
+
+    @classmethod
+    def from_online(
+        cls,
+        node: Mapping[str, Mapping[str, float]],
+        node_sku: Mapping[tuple[str, str], Mapping[str, float]],
+        lane: Mapping[tuple[str, str], Mapping[str, float]],
+        *,
+        newest_event: datetime | None,
+        oldest_event: datetime | None,
+        read_at: datetime | None = None,
+    ) -> FeatureSnapshot:
+        ni, nm = _matrix(node, NODE_COLUMNS)
+        si, sm = _matrix({(n, s.upper()): v for (n, s), v in node_sku.items()}, NODE_SKU_COLUMNS)
+        li, lm = _matrix(lane, LANE_COLUMNS)
+        for m in (nm, sm, lm):
+            body = m[:-1]
+            if len(body):
+                med = np.nanmedian(np.where(np.isnan(body).all(axis=0), 0.0, body), axis=0)
+                med = np.nan_to_num(med)
+                m[-1] = med
+                nan_r, nan_c = np.where(np.isnan(body))
+                body[nan_r, nan_c] = med[nan_c]
+            else:
+                m[-1] = 0.0
+        return cls(ni, nm, si, sm, li, lm, newest_event, oldest_event, read_at or datetime.now(UTC))
+
+    def age_hours(self, now: datetime | None = None) -> float | None:
+        if self.newest_event is None:
+            return None
+        return ((now or datetime.now(UTC)) - self.newest_event).total_seconds() / 3600.0
+
+    def on_hand(self) -> dict[tuple[str, str], float]:
+        """(node_id, SKU upper-case) → recorded on-hand, to seed availability."""
+        col = NODE_SKU_COLUMNS.index("on_hand")
+        return {k: float(self.node_sku[i, col]) for k, i in self.node_sku_index.items()}  # type: ignore[misc]
+
+    def gather(
+        self, node_ids: Sequence[str], skus: Sequence[str], regions: Sequence[str | None]
+    ) -> dict[str, np.ndarray]:
+        """Feature columns for candidate rows, by name, ready to stack in a model's order."""
+        miss_n, miss_s, miss_l = len(self.node) - 1, len(self.node_sku) - 1, len(self.lane) - 1
+        ni = np.fromiter((self.node_index.get(n, miss_n) for n in node_ids), np.intp, len(node_ids))
+        si = np.fromiter(
+            (
+                self.node_sku_index.get((n, s.upper()), miss_s)
+                for n, s in zip(node_ids, skus, strict=True)
+            ),
+            np.intp,
+            len(node_ids),
+        )
+        li = np.fromiter(
+            (self.lane_index.get((n, r), miss_l) for n, r in zip(node_ids, regions, strict=True)),
+            np.intp,
+            len(node_ids),
+        )
+        cols: dict[str, np.ndarray] = {}
+        node_rows, sku_rows, lane_rows = self.node[ni], self.node_sku[si], self.lane[li]
+        for j, c in enumerate(NODE_COLUMNS):
+            cols[c] = node_rows[:, j]
+        for j, c in enumerate(NODE_SKU_COLUMNS):
+            cols[c] = sku_rows[:, j]
+        for j, c in enumerate(LANE_COLUMNS):
+            cols[c] = lane_rows[:, j]
+        return cols
+
+
+def haversine_km_vec(lat1: np.ndarray, lon1: np.ndarray, lat2: float, lon2: float) -> np.ndarray:
+    """Vectorised twin of ``routing.geo.haversine_km`` for the candidate batch."""
+    p1, p2 = np.radians(lat1), np.radians(lat2)
+    dp = p2 - p1
+    dl = np.radians(lon2 - lon1)
+    a = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+    return np.asarray(2 * 6371.0088 * np.arcsin(np.minimum(1.0, np.sqrt(a))))

@@ -1,0 +1,111 @@
+"""HTTP request and response models. Validation errors name the field (422)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Mode = Literal["predictive", "cost", "priority", "distance", "high_stock"]
+
+
+class Destination(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    country: str = Field("US", min_length=2, max_length=2, description="ISO 3166-1 alpha-2")
+    postal_code: str | None = Field(None, min_length=3, max_length=10)
+    lat: float | None = Field(None, ge=-90, le=90)
+    lon: float | None = Field(None, ge=-180, le=180)
+    region: str | None = Field(None, description="State / region code; derived from postal code")
+
+    @model_validator(mode="after")
+    def _locatable(self) -> Destination:
+        if (self.lat is None) != (self.lon is None):
+            raise ValueError("give both lat and lon, or neither")
+        if self.lat is None and not self.postal_code:
+            raise ValueError("destination needs a postal_code or lat/lon")
+        return self
+
+
+class OrderLineIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    line_id: str = Field(..., min_length=1, max_length=64)
+    sku: str = Field(..., min_length=1, max_length=64)
+    qty: float = Field(..., gt=0, description="Units; integral unless the SKU allows decimals")
+
+    @field_validator("qty")
+    @classmethod
+    def _integral(cls, v: float) -> float:
+        if v != int(v):
+            raise ValueError("qty must be a whole number of units")
+        return v
+
+
+class OrderIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "order_id": "A-1",
+                "channel": "web",
+                "destination": {"country": "US", "postal_code": "10001"},
+                "lines": [{"line_id": "1", "sku": "SKU-00001", "qty": 2}],
+            }
+        },
+    )
+
+    order_id: str = Field(..., min_length=1, max_length=64)
+    channel: str = Field("web", min_length=1, max_length=32)
+    destination: Destination
+    lines: list[OrderLineIn] = Field(..., min_length=1)
+    mode: Mode | None = Field(None, description="Override the routing mode for this order")
+    allow_partial: bool = False
+    promise_days: float | None = Field(None, gt=0)
+    pickup_node_id: str | None = None
+
+    @field_validator("lines")
+    @classmethod
+    def _unique_lines(cls, lines: list[OrderLineIn]) -> list[OrderLineIn]:
+        seen: set[str] = set()
+        for line in lines:
+            if line.line_id in seen:
+                raise ValueError(f"line_id {line.line_id!r} appears twice")
+            seen.add(line.line_id)
+        return lines
+
+
+class RouteResponse(BaseModel):
+    """The plan from ``routing`` plus what the server adds (decision id, models, degraded)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    decision_id: str
+    order_id: str
+    mode: str
+    shippable: bool
+    degraded: bool
+    degraded_reasons: list[str] = []
+    allocations: list[dict[str, Any]]
+    unallocated: list[dict[str, Any]] = []
+    ranking: Any = None
+    models: dict[str, str]
+    timings_ms: dict[str, float] = {}
+
+
+class ModelInfo(BaseModel):
+    name: str
+    alias: str
+    version: str | None
+    run_id: str | None = None
+    loaded_at: str | None = None
+    status: str
+
+
+class SkuInfo(BaseModel):
+    sku: str
+    product_group: str
+    weight_kg: float
+    price: float
+    nodes_in_stock: int
+    units_available: float
