@@ -1,0 +1,115 @@
+"""Decision latency of the real request path (validate → score → route) on the demo world.
+
+Runs in-process against ``serving.decide`` with the demo's models and online features, so it
+measures routecast, not HTTP. Also measures one HTTP round trip via TestClient.
+
+    python -m benchmarks.bench_route [--orders 2000] [--home .routecast]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.machine import machine
+from serving.decide import decide
+from serving.runtime import Runtime
+from serving.schemas import OrderIn
+from serving.settings import Settings
+
+POSTAL = ["10001", "94103", "60601", "73301", "33101", "98101", "02108", "30301", "80202", "85001"]
+
+
+def _orders(skus: list[str], n: int, seed: int = 1) -> list[OrderIn]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        k = rng.choice([1, 1, 1, 2, 2, 3, 5])
+        lines = [
+            {"line_id": str(j), "sku": s, "qty": rng.choice([1, 1, 2])}
+            for j, s in enumerate(rng.sample(skus, k))
+        ]
+        out.append(
+            OrderIn.model_validate(
+                {
+                    "order_id": f"B-{i}",
+                    "destination": {"postal_code": rng.choice(POSTAL)},
+                    "lines": lines,
+                }
+            )
+        )
+    return out
+
+
+def _pct(xs: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(xs), q))
+
+
+def run(home: Path, n: int) -> dict[str, object]:
+    settings = Settings(home=home)
+    rt = Runtime(settings)
+    rt.start(background=False)
+    skus = sorted(
+        {s for (_, s), q in (rt.snapshot.on_hand().items() if rt.snapshot else []) if q > 0}
+    )
+    orders = _orders(skus, n)
+    now = datetime.now(UTC)
+    for o in orders[:50]:  # warm-up
+        decide(o, rt, now=now)
+    results: dict[str, object] = {"machine": machine(), "orders": n, "nodes": len(rt._nodes)}
+    for mode in ("predictive", "cost", "priority"):
+        lat: list[float] = []
+        stages: dict[str, list[float]] = {"validate": [], "score": [], "route": []}
+        for o in orders:
+            body = o.model_copy(update={"mode": mode})
+            t0 = time.perf_counter()
+            ans = decide(body, rt, now=now)
+            lat.append((time.perf_counter() - t0) * 1000)
+            for k in stages:
+                stages[k].append(ans["timings_ms"][k])
+        results[mode] = {
+            "p50_ms": round(_pct(lat, 50), 3),
+            "p95_ms": round(_pct(lat, 95), 3),
+            "p99_ms": round(_pct(lat, 99), 3),
+            "mean_ms": round(statistics.fmean(lat), 3),
+            "throughput_per_s_one_core": round(1000 / statistics.fmean(lat), 1),
+            "stage_p50_ms": {k: round(_pct(v, 50), 3) for k, v in stages.items()},
+        }
+    # model call cost for a batch of 100 candidate rows
+    m = rt.models.get("stockout")
+    if m is not None:
+        x = np.random.default_rng(0).uniform(0, 10, (100, len(m.model.feature_names_)))
+        t0 = time.perf_counter()
+        for _ in range(200):
+            m.model.predict_array(x)
+        results["stockout_predict_100_rows_ms"] = round((time.perf_counter() - t0) / 200 * 1000, 3)
+        t0 = time.perf_counter()
+        for i in range(100):
+            m.model.predict_array(x[i : i + 1])
+        results["stockout_predict_100_single_row_calls_ms"] = round(
+            (time.perf_counter() - t0) * 1000, 3
+        )
+    return results
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--orders", type=int, default=2000)
+    ap.add_argument("--home", type=Path, default=Path(".routecast"))
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/route.json"))
+    args = ap.parse_args()
+    res = run(args.home, args.orders)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(res, indent=2) + "\n")
+    print(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()
