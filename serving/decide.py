@@ -12,6 +12,7 @@ from typing import Any
 
 from routing import Order, OrderLine, candidate_pairs, plan_to_dict, route
 from serving.destinations import locate
+from serving.metrics import record_decision
 from serving.problems import BadRequestMode, NotReady, TooManyLines, UnknownSku
 from serving.runtime import Runtime
 from serving.schemas import OrderIn
@@ -111,4 +112,5 @@ def decide(body: OrderIn, runtime: Runtime, *, now: datetime | None = None) -> d
             "route": round((t3 - t2) * 1000, 3),
         },
     )
+    record_decision(answer)
     return answer

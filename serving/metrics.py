@@ -1,0 +1,81 @@
+"""Prometheus metrics: latency per endpoint, decisions by mode, degraded answers, inventory events."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from starlette.routing import Match
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+REQUEST_SECONDS = Histogram(
+    "routecast_http_request_seconds",
+    "HTTP request latency by route template and status",
+    ["method", "route", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+    registry=REGISTRY,
+)
+DECISIONS = Counter(
+    "routecast_decisions_total",
+    "Routing decisions by mode",
+    ["mode", "shippable"],
+    registry=REGISTRY,
+)
+DEGRADED = Counter(
+    "routecast_degraded_total", "Decisions routed in degraded (cost) mode", registry=REGISTRY
+)
+RESERVATIONS = Counter(
+    "routecast_reservations_total", "Orders reserved, by outcome", ["outcome"], registry=REGISTRY
+)
+REJECTIONS = Counter(
+    "routecast_rejections_total",
+    "Node rejections reported, by reason",
+    ["reason"],
+    registry=REGISTRY,
+)
+REROUTES = Counter(
+    "routecast_reroutes_total",
+    "Reroutes after a rejection, by outcome",
+    ["outcome"],
+    registry=REGISTRY,
+)
+
+
+def _route_template(request: Request) -> str:
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match == Match.FULL:
+            return str(getattr(route, "path", request.url.path))
+    return "unmatched"
+
+
+def install(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def _timing(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        t0 = time.perf_counter()
+        response = await call_next(request)
+        REQUEST_SECONDS.labels(
+            request.method, _route_template(request), str(response.status_code)
+        ).observe(time.perf_counter() - t0)
+        return response
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+def record_decision(answer: dict[str, object]) -> None:
+    DECISIONS.labels(str(answer.get("mode")), str(bool(answer.get("shippable"))).lower()).inc()
+    if answer.get("degraded"):
+        DEGRADED.inc()
