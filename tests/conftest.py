@@ -7,6 +7,9 @@ import socket
 
 import pytest
 
+from serving.demo import DemoReport, build_demo
+from serving.settings import Settings
+
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
@@ -36,3 +39,11 @@ def redis_available() -> None:
 @pytest.fixture
 def postgres_available() -> None:
     require_service("PostgreSQL", "127.0.0.1", 5432)
+
+
+@pytest.fixture(scope="session")
+def demo_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, DemoReport]:
+    """One small demo world (features, models, registry) per test worker, built for real."""
+    home = tmp_path_factory.mktemp("demo")
+    settings = Settings(home=home, scale="small", seed=11)
+    return settings, build_demo(settings, progress=False)

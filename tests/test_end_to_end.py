@@ -19,15 +19,7 @@ from serving.app import create_app
 from serving.demo import DemoReport, build_demo
 from serving.settings import Settings
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e")]
-
-
-@pytest.fixture(scope="module")
-def demo_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, DemoReport]:
-    home = tmp_path_factory.mktemp("demo")
-    settings = Settings(home=home, scale="small", seed=11)
-    report = build_demo(settings, progress=False)
-    return settings, report
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("demo")]
 
 
 @pytest.fixture(scope="module")
