@@ -210,5 +210,32 @@ def train() -> None:
             )
 
 
+@app.command()
+def promote(
+    model: Annotated[str, typer.Option(help="stockout, delivery or all")] = "all",
+) -> None:
+    """Gate each challenger against the champion on the newest holdout; promote winners."""
+    from serving.demo import open_feature_store
+    from training.promotion import promote as run_gate
+    from training.registry import configure
+
+    s = _settings()
+    client = configure(s.tracking_uri, s.artifact_dir)
+    store = open_feature_store(s)
+    kinds = {"stockout": s.stockout_model, "delivery": s.delivery_model}
+    failed = False
+    for kind, name in kinds.items():
+        if model not in ("all", kind):
+            continue
+        try:
+            result = run_gate(client, store, s.raw_dir, name=name, kind=kind)
+        except LookupError as exc:
+            console.print(f"[yellow]{exc}[/yellow]")
+            continue
+        console.print(result.explain())
+        failed |= not result.promoted
+    raise typer.Exit(1 if failed else 0)
+
+
 if __name__ == "__main__":
     app()
