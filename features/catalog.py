@@ -69,3 +69,29 @@ DELIVERY_FEATURES = (
 #: Monotone constraints (+1 increasing, -1 decreasing) where the business knows the direction.
 STOCKOUT_MONOTONE = {"on_hand": -1, "days_of_cover": -1, "qty": 1}
 DELIVERY_MONOTONE = {"distance_km": 1, "backlog": 1}
+
+#: Values used where the store has no row for an entity at that time (training frame and
+#: serving snapshot alike). Unknown node/SKU inventory reads as empty and idle; an unknown lane
+#: gets a neutral transit prior, and ``lane_shipments_28d == 0`` tells the model it is a prior.
+FEATURE_DEFAULTS: dict[str, float] = {
+    "node_type_code": -1.0,
+    "node_lat": 0.0,
+    "node_lon": 0.0,
+    "daily_capacity": 0.0,
+    "backlog": 0.0,
+    "utilisation_7d": 0.0,
+    "orders_7d": 0.0,
+    "late_ship_rate_28d": 0.0,
+    "rejection_rate_28d": 0.0,
+    "on_hand": 0.0,
+    "sales_velocity_7d": 0.0,
+    "sales_velocity_28d": 0.0,
+    "days_of_cover": 0.0,
+    "stockout_days_28d": 0.0,
+    "days_since_count": 0.0,
+    "lane_transit_p50_28d": 3.0,
+    "lane_transit_p90_28d": 5.0,
+    "lane_late_rate_28d": 0.0,
+    "lane_shipments_28d": 0.0,
+    "distance_km": 1000.0,
+}

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -25,3 +28,19 @@ def stage(name: str, enabled: bool) -> Iterator[None]:
     if enabled:
         _console.print(f"[bold cyan]features[/] {name} done in {elapsed:.1f}s")
     log.debug("done %s in %.2fs", name, elapsed)
+
+
+@contextmanager
+def quiet_feast(enabled: bool) -> Iterator[None]:
+    """Silence Feast's prints, progress bars and warnings unless the caller asked for progress.
+
+    Exceptions still propagate; only the chatter written while the block runs is dropped.
+    """
+    if not enabled:
+        yield
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sink = io.StringIO()
+        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+            yield

@@ -1,0 +1,52 @@
+"""On-demand distance from a node to the order's destination, computed at request time.
+
+The transformation mirrors ``routing.geo.haversine_km`` (same Earth radius) vectorised over
+a frame. Feast serialises the function by value, so it imports what it needs inside.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+from feast import FeatureView, Field, OnDemandFeatureView, RequestSource
+from feast.on_demand_feature_view import on_demand_feature_view
+from feast.types import Float64
+
+from features import catalog
+
+destination_request = RequestSource(
+    name="destination",
+    schema=[Field(name="dest_lat", dtype=Float64), Field(name="dest_lon", dtype=Float64)],
+    description="Destination coordinates of the order being routed.",
+)
+
+
+def distance_km(inputs: pd.DataFrame) -> pd.DataFrame:
+    """Great-circle km between ``node_lat/node_lon`` and ``dest_lat/dest_lon``, row by row."""
+    import numpy as np
+    import pandas as pd
+
+    from routing.geo import EARTH_RADIUS_KM
+
+    lat1 = np.radians(inputs["node_lat"].to_numpy(dtype=float))
+    lat2 = np.radians(inputs["dest_lat"].to_numpy(dtype=float))
+    dlat = lat2 - lat1
+    dlon = np.radians(
+        inputs["dest_lon"].to_numpy(dtype=float) - inputs["node_lon"].to_numpy(dtype=float)
+    )
+    a = np.sin(dlat / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin(dlon / 2) ** 2
+    km = 2 * EARTH_RADIUS_KM * np.arcsin(np.minimum(1.0, np.sqrt(a)))
+    return pd.DataFrame({"distance_km": km}, index=inputs.index)
+
+
+def node_distance_view(views: dict[str, FeatureView]) -> OnDemandFeatureView:
+    """The ``node_distance`` view over node_profile's coordinates and the destination request."""
+    profile = views[catalog.VIEW_NODE_PROFILE]
+    decorate = on_demand_feature_view(
+        name=catalog.VIEW_DISTANCE,
+        sources=[profile[["node_lat", "node_lon"]], destination_request],
+        schema=[Field(name="distance_km", dtype=Float64)],
+        mode="pandas",
+        description="Great-circle distance node → destination in km.",
+    )
+    view: OnDemandFeatureView = decorate(distance_km)
+    return view

@@ -1,0 +1,248 @@
+"""Opening, applying, materialising and reading the routecast Feast store.
+
+Everything lives in one feature directory: the daily parquet tables, ``feature_store.yaml``,
+the file registry and (for SQLite) the online database, so ``feast -c <feature_dir> ...``
+works on the same store as the Python API.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+import pandas as pd
+import pyarrow.parquet as pq
+import yaml
+from feast import FeatureStore, FeatureView, FileSource
+
+from features import catalog
+from features.progress import quiet_feast, stage
+from features.repo import build_definitions
+from features.repo.services import stored_features
+from features.repo.sources import BATCH_VIEWS, table_path
+
+log = logging.getLogger("routecast.features")
+
+#: Entity-frame columns each feature service needs (labels and other columns pass through).
+ENTITY_COLUMNS: dict[str, tuple[str, ...]] = {
+    catalog.SERVICE_STOCKOUT: ("event_timestamp", "node_id", "sku", "qty"),
+    catalog.SERVICE_DELIVERY: (
+        "event_timestamp",
+        "node_id",
+        "dest_region",
+        "dest_lat",
+        "dest_lon",
+        "weekday",
+    ),
+}
+#: Columns that identify one Feast lookup (join keys, time and on-demand request inputs).
+_LOOKUP_COLUMNS: dict[str, tuple[str, ...]] = {
+    catalog.SERVICE_STOCKOUT: ("event_timestamp", "node_id", "sku"),
+    catalog.SERVICE_DELIVERY: ("event_timestamp", "node_id", "dest_region", "dest_lat", "dest_lon"),
+}
+_JOIN_KEYS: dict[str, tuple[str, ...]] = {
+    catalog.SERVICE_STOCKOUT: ("node_id", "sku"),
+    catalog.SERVICE_DELIVERY: ("node_id", "dest_region"),
+}
+_GROUP = "__rc_lookup"
+
+
+def _online_config(feature_dir: Path, online: str, redis_url: str) -> dict[str, Any]:
+    if online == "sqlite":
+        return {"type": "sqlite", "path": str(feature_dir / "online.db")}
+    if online == "redis":
+        return {"type": "redis", "connection_string": redis_connection_string(redis_url)}
+    raise ValueError(f"online store must be 'sqlite' or 'redis', got {online!r}")
+
+
+def redis_connection_string(redis_url: str) -> str:
+    """Feast's ``host:port,db=N`` form from either that form or a ``redis://host:port/N`` URL."""
+    if "://" not in redis_url:
+        return redis_url if ",db=" in redis_url else f"{redis_url},db=0"
+    url = urlparse(redis_url)
+    db = (url.path or "/0").lstrip("/") or "0"
+    parts = [f"{url.hostname or '127.0.0.1'}:{url.port or 6379}", f"db={db}"]
+    if url.password:
+        parts.append(f"password={url.password}")
+    if url.scheme == "rediss":
+        parts.append("ssl=true")
+    return ",".join(parts)
+
+
+def open_store(
+    feature_dir: Path,
+    *,
+    online: Literal["sqlite", "redis"] = "sqlite",
+    redis_url: str = "127.0.0.1:6379",
+    project: str = "routecast",
+) -> FeatureStore:
+    """Write ``feature_store.yaml`` into ``feature_dir`` and open the store it describes.
+
+    Redis keys end with the project name, so distinct projects share one Redis safely.
+    """
+    feature_dir = feature_dir.resolve()
+    feature_dir.mkdir(parents=True, exist_ok=True)
+    config = {
+        "project": project,
+        "provider": "local",
+        "registry": {
+            "registry_type": "file",
+            "path": str(feature_dir / "registry.db"),
+            "cache_ttl_seconds": 60,
+        },
+        "offline_store": {"type": "file"},
+        "online_store": _online_config(feature_dir, online, redis_url),
+        "entity_key_serialization_version": 3,
+    }
+    (feature_dir / "feature_store.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    with quiet_feast(True):
+        return FeatureStore(repo_path=str(feature_dir))
+
+
+def apply_definitions(store: FeatureStore, feature_dir: Path) -> list[str]:
+    """Register every entity, view and service (idempotent); returns the names applied."""
+    missing = [
+        str(table_path(feature_dir, v))
+        for v in BATCH_VIEWS
+        if not table_path(feature_dir, v).exists()
+    ]
+    if missing:
+        raise FileNotFoundError(
+            "feature tables missing (run features.compute.build_feature_tables first): "
+            + ", ".join(missing)
+        )
+    objects = build_definitions(feature_dir)
+    with quiet_feast(True):
+        store.apply(objects)  # type: ignore[arg-type]
+    return [obj.name for obj in objects]
+
+
+def _batch_views(store: FeatureStore) -> list[FeatureView]:
+    return [v for v in store.list_feature_views() if v.name in BATCH_VIEWS]
+
+
+def history_start(store: FeatureStore) -> datetime:
+    """Earliest event timestamp over the applied views' parquet tables (reads only that column)."""
+    starts: list[datetime] = []
+    for view in _batch_views(store):
+        source = view.batch_source
+        if not isinstance(source, FileSource):
+            raise TypeError(f"{view.name} is not backed by a parquet FileSource")
+        column = pq.read_table(source.path, columns=["event_timestamp"]).column("event_timestamp")
+        if len(column):
+            starts.append(pd.Timestamp(column.to_pandas().min()).to_pydatetime())
+    if not starts:
+        raise ValueError("no feature rows to materialise: all feature tables are empty")
+    return min(starts)
+
+
+def _utc(ts: datetime) -> datetime:
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def materialize(
+    store: FeatureStore,
+    end: datetime | None = None,
+    *,
+    start: datetime | None = None,
+    progress: bool = False,
+) -> None:
+    """Load feature rows into the online store up to ``end`` (UTC, never later than now).
+
+    With ``start`` the interval is explicit. Otherwise the first run covers the whole
+    history (so entities whose last row is old still get their latest values) and later runs
+    continue from where the previous one ended (``materialize_incremental``).
+    """
+    now = datetime.now(UTC)
+    end_utc = now if end is None else min(_utc(end), now)
+    views = _batch_views(store)
+    if not views:
+        raise ValueError("no feature views applied; call apply_definitions first")
+    if start is not None:
+        start_utc = _utc(start)
+        with (
+            stage(f"materialize {start_utc:%Y-%m-%d} → {end_utc:%Y-%m-%d %H:%M}", progress),
+            quiet_feast(not progress),
+        ):
+            store.materialize(start_date=start_utc, end_date=end_utc)
+        return
+    first_run = any(v.most_recent_end_time is None for v in views)
+    if first_run:
+        start_utc = _utc(history_start(store))
+        with (
+            stage(
+                f"materialize full history {start_utc:%Y-%m-%d} → {end_utc:%Y-%m-%d %H:%M}",
+                progress,
+            ),
+            quiet_feast(not progress),
+        ):
+            store.materialize(start_date=start_utc, end_date=end_utc)
+        return
+    with (
+        stage(f"materialize incrementally → {end_utc:%Y-%m-%d %H:%M}", progress),
+        quiet_feast(not progress),
+    ):
+        store.materialize_incremental(end_date=end_utc)
+
+
+def training_frame(store: FeatureStore, entity_df: pd.DataFrame, service: str) -> pd.DataFrame:
+    """Point-in-time features of ``service`` for each entity row, in catalogue names.
+
+    Returns the entity columns unchanged (same rows, same order) plus the service's stored
+    and on-demand features; gaps are filled from ``catalog.FEATURE_DEFAULTS``. Feast's file
+    store de-duplicates rows sharing join keys and timestamp and drops rows with no feature
+    row inside the TTL, so unique lookups are sent in layers and joined back here.
+    """
+    if service not in ENTITY_COLUMNS:
+        raise KeyError(
+            f"unknown feature service {service!r}; expected one of {sorted(ENTITY_COLUMNS)}"
+        )
+    missing = [c for c in ENTITY_COLUMNS[service] if c not in entity_df.columns]
+    if missing:
+        raise ValueError(f"entity frame for {service} lacks columns {missing}")
+    features = stored_features(service)
+    clash = [c for c in features if c in entity_df.columns]
+    if clash:
+        raise ValueError(f"entity frame already holds feature columns {clash}")
+
+    lookup_cols = list(_LOOKUP_COLUMNS[service])
+    lookups = entity_df[lookup_cols].copy()
+    lookups["event_timestamp"] = pd.to_datetime(lookups["event_timestamp"], utc=True).astype(
+        "datetime64[ns, UTC]"
+    )
+    group = lookups.groupby(lookup_cols, sort=False, dropna=False).ngroup().to_numpy()
+    unique = lookups.assign(**{_GROUP: group}).drop_duplicates(_GROUP).reset_index(drop=True)
+    layer_keys = ["event_timestamp", *_JOIN_KEYS[service]]
+    layer = unique.groupby(layer_keys, sort=False).cumcount()
+
+    service_obj = store.get_feature_service(service)
+    parts: list[pd.DataFrame] = []
+    with quiet_feast(True):
+        for number in sorted(layer.unique()):
+            batch = unique[layer == number]
+            result = store.get_historical_features(entity_df=batch, features=service_obj).to_df()
+            parts.append(result[[_GROUP, *features]])
+    found = (
+        pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[_GROUP, *features])
+    )
+
+    positions = pd.DataFrame({_GROUP: group})
+    values = positions.merge(found, on=_GROUP, how="left")[list(features)]
+    out = entity_df.copy()
+    for name in features:
+        out[name] = (
+            pd.to_numeric(values[name], errors="coerce")
+            .fillna(catalog.FEATURE_DEFAULTS[name])
+            .astype(float)
+            .to_numpy()
+        )
+    return out
+
+
+def teardown(store: FeatureStore) -> None:
+    """Drop the project's online tables or Redis keys and its registry entries."""
+    with quiet_feast(True):
+        store.teardown()
