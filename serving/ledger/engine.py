@@ -1,0 +1,97 @@
+"""Engines for the ledger: SQLite (embedded default) and PostgreSQL (shared, many workers).
+
+SQLite's Python driver starts transactions lazily and only for DML, so two writers can both
+read "10 available" before either writes. The documented SQLAlchemy recipe hands BEGIN to us;
+we emit ``BEGIN IMMEDIATE`` so a write transaction takes the database write lock before its
+first read. Read-only work passes ``execution_options(ledger_readonly=True)`` and gets a
+deferred BEGIN, which in WAL mode never blocks writers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.pool import ConnectionPoolEntry
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+#: How long a SQLite writer waits for the lock before giving up (``LedgerBusy``).
+SQLITE_BUSY_TIMEOUT_S = 30.0
+
+
+def make_engine(
+    url: str, *, pool_size: int = 5, max_overflow: int = 10, echo: bool = False
+) -> Engine:
+    """Create an engine with the ledger's transaction semantics for SQLite or PostgreSQL.
+
+    ``postgresql://`` URLs are switched to the psycopg 3 driver.
+    """
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return _sqlite_engine(url, pool_size=pool_size, max_overflow=max_overflow, echo=echo)
+    if backend == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        return create_engine(
+            parsed,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_pre_ping=True,
+            echo=echo,
+        )
+    raise ValueError(f"unsupported ledger database {backend!r}; use sqlite or postgresql")
+
+
+def _sqlite_engine(url: str, *, pool_size: int, max_overflow: int, echo: bool) -> Engine:
+    parsed = make_url(url)
+    if parsed.database in (None, "", ":memory:"):
+        raise ValueError("the ledger needs a SQLite file: in-memory databases are per connection")
+    engine = create_engine(
+        parsed,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
+        echo=echo,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # Disable the driver's own BEGIN handling; ``_on_begin`` emits ours.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        readonly = conn.get_execution_options().get("ledger_readonly", False)
+        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+    return engine
+
+
+def alembic_config(engine: Engine | None = None) -> Config:
+    """Alembic config pointing at ``serving/migrations``; no ini file needed."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if engine is not None:
+        cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    return cfg
+
+
+def create_schema(engine: Engine, revision: str = "head") -> None:
+    """Run the Alembic migrations on ``engine`` so SQLite and PostgreSQL get the same schema."""
+    cfg = alembic_config(engine)
+    with engine.connect() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, revision)
+        connection.commit()

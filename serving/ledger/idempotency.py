@@ -1,0 +1,107 @@
+"""Idempotency keys: claim before routing, complete in the reservation's transaction.
+
+A key moves ``(absent) -> in_flight -> done``. ``done`` rows hold the response to replay.
+A failed placement deletes its ``in_flight`` claim instead of storing the failure: a failed
+order reserved nothing, and the same key may succeed once stock arrives. Claims left behind
+by a crashed worker are taken over after ``stale_after``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.engine import Connection
+
+from serving.ledger.errors import IdempotencyInFlight, IdempotencyMismatch
+from serving.ledger.records import IdemState
+from serving.ledger.tables import idempotency_keys
+
+
+def _row(conn: Connection, key: str) -> Any:
+    return conn.execute(
+        select(idempotency_keys).where(idempotency_keys.c.key == key).with_for_update()
+    ).one_or_none()
+
+
+def claim(
+    conn: Connection,
+    key: str,
+    request_hash: str,
+    *,
+    at: datetime,
+    stale_after: timedelta,
+) -> IdemState:
+    """Mark the key in flight, or say why not (replay, mismatch, in flight)."""
+    row = _row(conn, key)
+    if row is None:
+        conn.execute(
+            idempotency_keys.insert().values(
+                key=key, request_hash=request_hash, status="in_flight", created_at=at, updated_at=at
+            )
+        )
+        return IdemState(key=key, state="claimed")
+    if row.request_hash != request_hash:
+        raise IdempotencyMismatch(key)
+    if row.status == "done":
+        return IdemState(
+            key=key,
+            state="replay",
+            response=row.response,
+            http_status=row.http_status,
+            order_id=row.order_id,
+        )
+    if row.updated_at > at - stale_after:
+        raise IdempotencyInFlight(key)
+    conn.execute(
+        update(idempotency_keys).where(idempotency_keys.c.key == key).values(updated_at=at)
+    )
+    return IdemState(key=key, state="claimed")
+
+
+def complete(
+    conn: Connection,
+    key: str,
+    request_hash: str,
+    *,
+    response: dict[str, Any] | None,
+    http_status: int,
+    order_id: str | None,
+    at: datetime,
+) -> None:
+    """Store the response under the key (insert if the caller skipped ``claim``)."""
+    row = _row(conn, key)
+    values = {
+        "status": "done",
+        "response": response,
+        "http_status": http_status,
+        "order_id": order_id,
+        "updated_at": at,
+    }
+    if row is None:
+        conn.execute(
+            idempotency_keys.insert().values(
+                key=key, request_hash=request_hash, created_at=at, **values
+            )
+        )
+        return
+    if row.request_hash != request_hash:
+        raise IdempotencyMismatch(key)
+    conn.execute(update(idempotency_keys).where(idempotency_keys.c.key == key).values(**values))
+
+
+def release(conn: Connection, key: str, request_hash: str) -> bool:
+    """Drop an in-flight claim so the key can be retried; ``done`` keys are never dropped."""
+    result = conn.execute(
+        delete(idempotency_keys).where(
+            idempotency_keys.c.key == key,
+            idempotency_keys.c.request_hash == request_hash,
+            idempotency_keys.c.status == "in_flight",
+        )
+    )
+    return result.rowcount > 0
+
+
+def lookup(conn: Connection, key: str) -> Any:
+    return conn.execute(select(idempotency_keys).where(idempotency_keys.c.key == key)).one_or_none()

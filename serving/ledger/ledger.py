@@ -1,0 +1,453 @@
+"""``Ledger``: the transactional inventory ledger the API and CLI call.
+
+Each public method is one database transaction (SQLite ``BEGIN IMMEDIATE`` / PostgreSQL
+READ COMMITTED with row locks taken in a fixed order). Transient conflicts (deadlock,
+serialization failure, a lost race on a unique key, a busy SQLite file) are retried; a retry
+re-reads everything, so a lost insert race turns into an idempotent replay.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from serving.ledger import adjustments, audit, drift, idempotency, invariants
+from serving.ledger import orders as order_ops
+from serving.ledger.errors import (
+    IdempotencyInFlight,
+    IdempotencyMismatch,
+    InvalidLedgerRequest,
+    LedgerBusy,
+    LedgerError,
+    OrderNotFound,
+)
+from serving.ledger.records import (
+    AdjustResult,
+    AllocationRequest,
+    DecisionRecord,
+    DriftReport,
+    IdemState,
+    InventoryEvent,
+    NodeRecord,
+    OrderView,
+    RejectReason,
+    RejectResult,
+    Reservation,
+    StockLevel,
+    StockRow,
+)
+from serving.ledger.stock_ops import chunks
+from serving.ledger.tables import nodes, stock
+
+T = TypeVar("T")
+AllocationLike = AllocationRequest | tuple[str, str, str, int]
+ResponseBuilder = Callable[[Reservation], dict[str, Any]]
+
+REJECT_REASONS: tuple[str, ...] = ("not_in_stock", "damaged", "capacity")
+_RETRY_SQLSTATES = {"40001", "40P01", "55P03"}
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _sqlstate(exc: Exception) -> str | None:
+    return getattr(getattr(exc, "orig", None), "sqlstate", None)
+
+
+def _lost_unique_race(exc: IntegrityError) -> bool:
+    return _sqlstate(exc) == "23505" or "UNIQUE constraint failed" in str(exc.orig)
+
+
+def _transient(exc: OperationalError) -> bool:
+    return _sqlstate(exc) in _RETRY_SQLSTATES or "database is locked" in str(exc.orig)
+
+
+def default_response(reservation: Reservation) -> dict[str, Any]:
+    """Response stored under an idempotency key when the caller gives no builder."""
+    return {
+        "order_id": reservation.order_id,
+        "status": reservation.status,
+        "allocations": [asdict(a) for a in reservation.allocations],
+    }
+
+
+def _allocations(items: Sequence[AllocationLike]) -> list[AllocationRequest]:
+    out = [a if isinstance(a, AllocationRequest) else AllocationRequest(*a) for a in items]
+    if not out:
+        raise InvalidLedgerRequest("an order needs at least one allocation")
+    for a in out:
+        if isinstance(a.qty, bool) or not isinstance(a.qty, int) or a.qty <= 0:
+            raise InvalidLedgerRequest(
+                f"line {a.line_id}: qty must be a positive integer, got {a.qty!r}"
+            )
+        if not (a.line_id and a.node_id and a.sku):
+            raise InvalidLedgerRequest("line_id, node_id and sku must be non-empty")
+    return out
+
+
+class Ledger:
+    """Inventory truth: availability, atomic reservations, idempotency, adjustments, audit."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        max_rejections: int = 3,
+        claim_stale_after: timedelta = timedelta(minutes=5),
+        retries: int = 5,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.engine = engine
+        self.max_rejections = max_rejections
+        self.claim_stale_after = claim_stale_after
+        self.retries = retries
+        self.clock = clock
+
+    # -- transactions -------------------------------------------------------------------
+
+    def _write(self, work: Callable[[Connection], T]) -> T:
+        for attempt in range(self.retries + 1):
+            last = attempt == self.retries
+            try:
+                with self.engine.begin() as conn:
+                    return work(conn)
+            except IntegrityError as exc:
+                if last or not _lost_unique_race(exc):
+                    raise LedgerError(f"ledger constraint refused the write: {exc.orig}") from exc
+            except OperationalError as exc:
+                if not _transient(exc):
+                    raise
+                if last:
+                    raise LedgerBusy("the ledger stayed busy; retry the request") from exc
+                time.sleep(min(0.01 * 2**attempt, 0.5))
+        raise AssertionError("unreachable")
+
+    def _read(self, work: Callable[[Connection], T]) -> T:
+        with self.engine.connect().execution_options(ledger_readonly=True) as conn, conn.begin():
+            return work(conn)
+
+    # -- nodes and stock ------------------------------------------------------------------
+
+    def upsert_nodes(self, items: Sequence[NodeRecord]) -> int:
+        """Insert or update nodes (operations edit calendars, capacity, enabled)."""
+        at = self.clock()
+
+        def work(conn: Connection) -> int:
+            existing = set(conn.execute(select(nodes.c.node_id)).scalars())
+            for n in items:
+                values = {
+                    "node_type": n.node_type,
+                    "enabled": n.enabled,
+                    "priority": n.priority,
+                    "lat": n.lat,
+                    "lon": n.lon,
+                    "timezone": n.timezone,
+                    "daily_capacity": n.daily_capacity,
+                    "closed_until": n.closed_until,
+                    "calendar": list(n.calendar),
+                    "updated_at": at,
+                }
+                if n.node_id in existing:
+                    conn.execute(
+                        nodes.update().where(nodes.c.node_id == n.node_id).values(**values)
+                    )
+                else:
+                    conn.execute(nodes.insert().values(node_id=n.node_id, **values))
+                    existing.add(n.node_id)
+            return len(items)
+
+        return self._write(work)
+
+    def nodes(self) -> list[NodeRecord]:
+        def work(conn: Connection) -> list[NodeRecord]:
+            return [
+                NodeRecord(
+                    node_id=r.node_id,
+                    node_type=r.node_type,
+                    lat=r.lat,
+                    lon=r.lon,
+                    enabled=bool(r.enabled),
+                    priority=r.priority,
+                    timezone=r.timezone,
+                    daily_capacity=r.daily_capacity,
+                    closed_until=r.closed_until,
+                    calendar=list(r.calendar or []),
+                )
+                for r in conn.execute(select(nodes).order_by(nodes.c.node_id))
+            ]
+
+        return self._read(work)
+
+    def load_stock(self, rows: Sequence[StockRow], *, event_time: datetime) -> int:
+        """Bulk-set on-hand (initial load) as a count at ``event_time``; returns rows set."""
+        at = self.clock()
+        return self._write(
+            lambda conn: adjustments.load_stock(conn, rows, event_time=event_time, at=at)
+        )
+
+    def availability(
+        self, skus: Sequence[str] | None = None, *, node_ids: Sequence[str] | None = None
+    ) -> list[StockLevel]:
+        """Stock per node×SKU in one read (candidates for routing), ordered by SKU then node."""
+        cols = (
+            stock.c.node_id,
+            stock.c.sku,
+            stock.c.on_hand,
+            stock.c.reserved,
+            stock.c.available,
+            stock.c.shipped,
+            stock.c.shortfall,
+        )
+
+        def query(sku_part: Sequence[str] | None) -> Any:
+            q = select(*cols).order_by(stock.c.sku, stock.c.node_id)
+            if sku_part is not None:
+                q = q.where(stock.c.sku.in_(list(sku_part)))
+            if node_ids is not None:
+                q = q.where(stock.c.node_id.in_(list(node_ids)))
+            return q
+
+        def work(conn: Connection) -> list[StockLevel]:
+            parts: list[Sequence[str] | None] = (
+                [None] if skus is None else list(chunks(sorted(set(skus))))
+            )
+            out: list[StockLevel] = []
+            for part in parts:
+                out.extend(
+                    StockLevel(
+                        node_id=r.node_id,
+                        sku=r.sku,
+                        on_hand=int(r.on_hand),
+                        reserved=int(r.reserved),
+                        available=int(r.available),
+                        shipped=int(r.shipped),
+                        shortfall=int(r.shortfall),
+                    )
+                    for r in conn.execute(query(part))
+                )
+            return out
+
+        return self._read(work)
+
+    # -- idempotency ----------------------------------------------------------------------
+
+    def begin_idempotent(self, key: str, request_hash: str) -> IdemState:
+        """Claim ``key`` before routing. ``replay`` carries the stored answer.
+
+        Raises ``IdempotencyMismatch`` (422) for a different body and ``IdempotencyInFlight``
+        (409) while another worker holds the claim.
+        """
+        at = self.clock()
+        return self._write(
+            lambda conn: idempotency.claim(
+                conn, key, request_hash, at=at, stale_after=self.claim_stale_after
+            )
+        )
+
+    def complete_idempotent(
+        self,
+        key: str,
+        request_hash: str,
+        *,
+        response: dict[str, Any] | None,
+        http_status: int,
+        order_id: str | None = None,
+    ) -> None:
+        """Store a response for a claimed key outside a reservation (e.g. a dry-run answer)."""
+        at = self.clock()
+        self._write(
+            lambda conn: idempotency.complete(
+                conn,
+                key,
+                request_hash,
+                response=response,
+                http_status=http_status,
+                order_id=order_id,
+                at=at,
+            )
+        )
+
+    def release_idempotent(self, key: str, request_hash: str) -> bool:
+        """Give up a claim after a failure, so the client may retry with the same key."""
+        return self._write(lambda conn: idempotency.release(conn, key, request_hash))
+
+    # -- orders ---------------------------------------------------------------------------
+
+    def reserve_order(
+        self,
+        order_id: str,
+        allocations: Sequence[AllocationLike],
+        *,
+        idempotency_key: str | None = None,
+        request_hash: str,
+        plan: dict[str, Any],
+        response_builder: ResponseBuilder | None = None,
+        http_status: int = 201,
+    ) -> Reservation:
+        """Place the order: all allocations reserved, order, movements and key stored, or nothing.
+
+        Replays (same key or same order id with the same ``request_hash``) return the
+        earlier outcome with ``replayed=True`` and reserve nothing. On failure the key's
+        in-flight claim is released so the client can retry once stock allows.
+        """
+        lines = _allocations(allocations)
+        at = self.clock()
+        build = response_builder or default_response
+
+        def work(conn: Connection) -> Reservation:
+            if idempotency_key is not None:
+                row = idempotency.lookup(conn, idempotency_key)
+                if row is not None and row.request_hash != request_hash:
+                    raise IdempotencyMismatch(idempotency_key)
+                if row is not None and row.status == "done":
+                    return self._replay(conn, row, order_id)
+            view, existed = order_ops.place(
+                conn, order_id, lines, request_hash=request_hash, plan=plan, at=at
+            )
+            result = Reservation(
+                order_id=order_id,
+                status=view.status,
+                allocations=view.allocations,
+                replayed=existed,
+            )
+            if idempotency_key is None:
+                return result
+            response = build(result)
+            idempotency.complete(
+                conn,
+                idempotency_key,
+                request_hash,
+                response=response,
+                http_status=http_status,
+                order_id=order_id,
+                at=at,
+            )
+            return replace(result, response=response, http_status=http_status)
+
+        try:
+            return self._write(work)
+        except (IdempotencyMismatch, IdempotencyInFlight):
+            raise
+        except Exception:
+            if idempotency_key is not None:
+                self.release_idempotent(idempotency_key, request_hash)
+            raise
+
+    @staticmethod
+    def _replay(conn: Connection, row: Any, order_id: str) -> Reservation:
+        stored_order = row.order_id or order_id
+        try:
+            view = order_ops.order_view(conn, stored_order)
+        except OrderNotFound:
+            return Reservation(
+                order_id=stored_order,
+                status="placed",
+                allocations=[],
+                replayed=True,
+                response=row.response,
+                http_status=row.http_status,
+            )
+        return Reservation(
+            order_id=view.order_id,
+            status=view.status,
+            allocations=view.allocations,
+            replayed=True,
+            response=row.response,
+            http_status=row.http_status,
+        )
+
+    def reallocate(self, order_id: str, allocations: Sequence[AllocationLike]) -> Reservation:
+        """Reserve new homes for rerouted lines of an open order (all or none)."""
+        lines = _allocations(allocations)
+        at = self.clock()
+        view = self._write(lambda conn: order_ops.reallocate(conn, order_id, lines, at=at))
+        return Reservation(order_id=view.order_id, status=view.status, allocations=view.allocations)
+
+    def get_order(self, order_id: str) -> OrderView:
+        return self._read(lambda conn: order_ops.order_view(conn, order_id))
+
+    def cancel_order(self, order_id: str) -> OrderView:
+        """Release the order's reservations (idempotent; shipped lines stay shipped)."""
+        at = self.clock()
+        return self._write(lambda conn: order_ops.cancel(conn, order_id, at=at))
+
+    def ship_order(self, order_id: str, lines: Sequence[str] | None = None) -> OrderView:
+        """Deduct reserved stock for all (or the given) lines: on_hand and reserved drop."""
+        at = self.clock()
+        return self._write(lambda conn: order_ops.ship(conn, order_id, lines, at=at))
+
+    def reject_allocation(
+        self, order_id: str, node_id: str, line_ids: Sequence[str], reason: RejectReason
+    ) -> RejectResult:
+        """A node refused lines: release them, learn from the reason, return what to reroute."""
+        if reason not in REJECT_REASONS:
+            raise InvalidLedgerRequest(
+                f"reason must be one of {list(REJECT_REASONS)}, got {reason!r}"
+            )
+        if not line_ids:
+            raise InvalidLedgerRequest("name at least one rejected line")
+        at = self.clock()
+        return self._write(
+            lambda conn: order_ops.reject(
+                conn,
+                order_id,
+                node_id,
+                line_ids,
+                reason,
+                at=at,
+                max_rejections=self.max_rejections,
+            )
+        )
+
+    # -- adjustments, drift, audit --------------------------------------------------------
+
+    def adjust(self, events: Sequence[InventoryEvent]) -> list[AdjustResult]:
+        """Apply counts and deltas from any channel; idempotent per ``event_id``."""
+        if not events:
+            return []
+        at = self.clock()
+        return self._write(lambda conn: adjustments.adjust(conn, events, at=at))
+
+    def check(self, repair: bool = False) -> DriftReport:
+        """Replay the movement log against stock rows; ``repair`` resets drifted rows to the log."""
+        at = self.clock()
+        return self._write(lambda conn: drift.check(conn, repair=repair, at=at))
+
+    def record_decision(
+        self,
+        decision_id: str,
+        *,
+        request: dict[str, Any],
+        plan: dict[str, Any],
+        model_versions: dict[str, Any],
+        mode: str,
+        degraded: bool = False,
+        order_id: str | None = None,
+        created_at: datetime | None = None,
+    ) -> bool:
+        """Store the audit row of one routing decision; ``False`` if it was already stored."""
+        rec = DecisionRecord(
+            decision_id=decision_id,
+            order_id=order_id,
+            created_at=created_at or self.clock(),
+            request=request,
+            plan=plan,
+            model_versions=model_versions,
+            mode=mode,
+            degraded=degraded,
+        )
+        return self._write(lambda conn: audit.record(conn, rec))
+
+    def get_decision(self, decision_id: str) -> DecisionRecord | None:
+        return self._read(lambda conn: audit.fetch(conn, decision_id))
+
+    def invariant_violations(self) -> list[str]:
+        return invariants.violations(self.engine)

@@ -1,0 +1,370 @@
+"""Order-side operations inside one transaction: reserve, reallocate, cancel, ship, reject.
+
+Each function takes an open write transaction's connection; ``Ledger`` owns the transaction,
+so every function's writes commit or roll back together.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, cast
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Connection
+
+from serving.ledger.errors import (
+    AllocationNotFound,
+    InsufficientStock,
+    OrderExists,
+    OrderNotFound,
+    OrderStateError,
+    Shortage,
+)
+from serving.ledger.records import (
+    AllocationRequest,
+    AllocationView,
+    OrderStatus,
+    OrderView,
+    RejectReason,
+    RejectResult,
+    RerouteLine,
+)
+from serving.ledger.stock_ops import Key, StockState, lock_rows, move
+from serving.ledger.tables import nodes, order_allocations, orders
+
+OPEN_STATUSES: tuple[OrderStatus, ...] = ("placed", "partially_shipped")
+
+
+def lock_order(conn: Connection, order_id: str) -> Any:
+    return conn.execute(
+        select(orders).where(orders.c.order_id == order_id).with_for_update()
+    ).one_or_none()
+
+
+def order_view(conn: Connection, order_id: str) -> OrderView:
+    row = conn.execute(select(orders).where(orders.c.order_id == order_id)).one_or_none()
+    if row is None:
+        raise OrderNotFound(order_id)
+    return OrderView(
+        order_id=row.order_id,
+        status=row.status,
+        request_hash=row.request_hash,
+        plan=row.plan,
+        rejections=row.rejections,
+        created_at=row.created_at,
+        allocations=allocations_of(conn, order_id),
+    )
+
+
+def allocations_of(conn: Connection, order_id: str) -> list[AllocationView]:
+    rows = conn.execute(
+        select(order_allocations)
+        .where(order_allocations.c.order_id == order_id)
+        .order_by(order_allocations.c.allocation_id)
+    )
+    return [
+        AllocationView(
+            allocation_id=r.allocation_id,
+            line_id=r.line_id,
+            node_id=r.node_id,
+            sku=r.sku,
+            qty=int(r.qty),
+            status=r.status,
+            reason=r.reason,
+        )
+        for r in rows
+    ]
+
+
+def _needs(allocations: Iterable[AllocationRequest]) -> dict[Key, int]:
+    need: dict[Key, int] = defaultdict(int)
+    for a in allocations:
+        need[(a.node_id, a.sku)] += a.qty
+    return dict(need)
+
+
+def reserve_lines(
+    conn: Connection,
+    order_id: str,
+    allocations: Sequence[AllocationRequest],
+    *,
+    at: datetime,
+) -> None:
+    """Reserve every allocation or raise ``InsufficientStock`` naming all shortages.
+
+    Rows are locked in key order and checked together first so the error lists every
+    shortage; the guarded UPDATE then re-checks each row in the same statement that writes.
+    """
+    need = _needs(allocations)
+    rows = lock_rows(conn, need)
+    short = [
+        Shortage(n, s, q, rows[(n, s)].available if (n, s) in rows else 0)
+        for (n, s), q in sorted(need.items())
+        if (n, s) not in rows or rows[(n, s)].available < q
+    ]
+    if short:
+        raise InsufficientStock(short)
+    for key, qty in sorted(need.items()):
+        state = rows[key]
+        if not move(
+            conn, state, kind="reserve", at=at, d_reserved=qty, ref=order_id, require_available=qty
+        ):
+            raise InsufficientStock([Shortage(key[0], key[1], qty, state.available)])
+    conn.execute(
+        order_allocations.insert(),
+        [
+            {
+                "order_id": order_id,
+                "line_id": a.line_id,
+                "node_id": a.node_id,
+                "sku": a.sku,
+                "qty": a.qty,
+                "status": "reserved",
+                "created_at": at,
+                "updated_at": at,
+            }
+            for a in allocations
+        ],
+    )
+
+
+def place(
+    conn: Connection,
+    order_id: str,
+    allocations: Sequence[AllocationRequest],
+    *,
+    request_hash: str,
+    plan: dict[str, Any],
+    at: datetime,
+) -> tuple[OrderView, bool]:
+    """Create the order and reserve its allocations; ``(view, True)`` if it already existed."""
+    existing = lock_order(conn, order_id)
+    if existing is not None:
+        if existing.request_hash != request_hash:
+            raise OrderExists(order_id)
+        return order_view(conn, order_id), True
+    conn.execute(
+        orders.insert().values(
+            order_id=order_id,
+            status="placed",
+            request_hash=request_hash,
+            plan=plan,
+            rejections=0,
+            created_at=at,
+            updated_at=at,
+        )
+    )
+    reserve_lines(conn, order_id, allocations, at=at)
+    return order_view(conn, order_id), False
+
+
+def reallocate(
+    conn: Connection, order_id: str, allocations: Sequence[AllocationRequest], *, at: datetime
+) -> OrderView:
+    """Reserve replacement allocations for an open order (after a rejection), all or none."""
+    row = lock_order(conn, order_id)
+    if row is None:
+        raise OrderNotFound(order_id)
+    if row.status not in OPEN_STATUSES:
+        raise OrderStateError(order_id, row.status, "reallocate")
+    reserve_lines(conn, order_id, allocations, at=at)
+    _set_status(conn, order_id, _status_after(conn, order_id, row.status), at)
+    return order_view(conn, order_id)
+
+
+def _reserved_allocations(
+    conn: Connection,
+    order_id: str,
+    *,
+    node_id: str | None = None,
+    line_ids: Sequence[str] | None = None,
+) -> list[Any]:
+    query = select(order_allocations).where(
+        order_allocations.c.order_id == order_id, order_allocations.c.status == "reserved"
+    )
+    if node_id is not None:
+        query = query.where(order_allocations.c.node_id == node_id)
+    if line_ids is not None:
+        query = query.where(order_allocations.c.line_id.in_(list(line_ids)))
+    return list(conn.execute(query.order_by(order_allocations.c.allocation_id)))
+
+
+def _finish_allocations(
+    conn: Connection, rows: Sequence[Any], status: str, at: datetime, reason: str | None = None
+) -> None:
+    ids = [r.allocation_id for r in rows]
+    if ids:
+        conn.execute(
+            update(order_allocations)
+            .where(order_allocations.c.allocation_id.in_(ids))
+            .values(status=status, reason=reason, updated_at=at)
+        )
+
+
+def _release(
+    conn: Connection, order_id: str, rows: Sequence[Any], at: datetime, note: str | None = None
+) -> dict[Key, StockState]:
+    need: dict[Key, int] = defaultdict(int)
+    for r in rows:
+        need[(r.node_id, r.sku)] += int(r.qty)
+    states = lock_rows(conn, need)
+    for key, qty in sorted(need.items()):
+        move(conn, states[key], kind="release", at=at, d_reserved=-qty, ref=order_id, note=note)
+    return states
+
+
+def _status_after(conn: Connection, order_id: str, current: OrderStatus) -> OrderStatus:
+    if current in ("cancelled", "exception"):
+        return current
+    statuses = {a.status for a in allocations_of(conn, order_id)}
+    if "shipped" in statuses:
+        return "partially_shipped" if "reserved" in statuses else "shipped"
+    return "placed"
+
+
+def _set_status(conn: Connection, order_id: str, status: OrderStatus, at: datetime) -> None:
+    conn.execute(
+        update(orders).where(orders.c.order_id == order_id).values(status=status, updated_at=at)
+    )
+
+
+def cancel(conn: Connection, order_id: str, *, at: datetime) -> OrderView:
+    """Release every reservation of the order; lines already shipped stay shipped."""
+    row = lock_order(conn, order_id)
+    if row is None:
+        raise OrderNotFound(order_id)
+    if row.status == "cancelled":
+        return order_view(conn, order_id)
+    if row.status == "shipped":
+        raise OrderStateError(order_id, row.status, "cancel")
+    reserved = _reserved_allocations(conn, order_id)
+    _release(conn, order_id, reserved, at, note="cancel")
+    _finish_allocations(conn, reserved, "released", at, reason="cancelled")
+    shipped_any = any(a.status == "shipped" for a in allocations_of(conn, order_id))
+    _set_status(conn, order_id, "shipped" if shipped_any else "cancelled", at)
+    return order_view(conn, order_id)
+
+
+def ship(
+    conn: Connection, order_id: str, line_ids: Sequence[str] | None, *, at: datetime
+) -> OrderView:
+    """Turn reservations into deductions: on_hand and reserved drop, shipped grows."""
+    row = lock_order(conn, order_id)
+    if row is None:
+        raise OrderNotFound(order_id)
+    if row.status == "cancelled":
+        raise OrderStateError(order_id, row.status, "ship")
+    reserved = _reserved_allocations(conn, order_id, line_ids=line_ids)
+    if not reserved:
+        if line_ids is not None:
+            raise AllocationNotFound(order_id, "*", line_ids)
+        return order_view(conn, order_id)
+    need: dict[Key, int] = defaultdict(int)
+    for r in reserved:
+        need[(r.node_id, r.sku)] += int(r.qty)
+    states = lock_rows(conn, need)
+    for key, qty in sorted(need.items()):
+        move(
+            conn,
+            states[key],
+            kind="ship",
+            at=at,
+            d_on_hand=-qty,
+            d_reserved=-qty,
+            d_shipped=qty,
+            ref=order_id,
+        )
+    _finish_allocations(conn, reserved, "shipped", at)
+    _set_status(conn, order_id, _status_after(conn, order_id, row.status), at)
+    return order_view(conn, order_id)
+
+
+def end_of_local_day(at: datetime, timezone: str) -> datetime:
+    """Next local midnight at the node, as an aware UTC-comparable datetime."""
+    tz = ZoneInfo(timezone)
+    local = at.astimezone(tz)
+    midnight = (local + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return midnight.replace(tzinfo=tz)
+
+
+def reject(
+    conn: Connection,
+    order_id: str,
+    node_id: str,
+    line_ids: Sequence[str],
+    reason: RejectReason,
+    *,
+    at: datetime,
+    max_rejections: int,
+) -> RejectResult:
+    """Release the rejected allocations, apply what the node told us, and say what to reroute.
+
+    ``not_in_stock``: on_hand drops to what other orders hold reserved (available 0);
+    ``damaged``: on_hand drops by the rejected quantity; ``capacity``: the node closes until
+    its local midnight. After ``max_rejections`` the order becomes ``exception``.
+    """
+    row = lock_order(conn, order_id)
+    if row is None:
+        raise OrderNotFound(order_id)
+    if row.status not in (*OPEN_STATUSES, "exception"):
+        raise OrderStateError(order_id, row.status, "reject lines of")
+    rejected = _reserved_allocations(conn, order_id, node_id=node_id, line_ids=line_ids)
+    if not rejected:
+        raise AllocationNotFound(order_id, node_id, line_ids)
+    states = _release(conn, order_id, rejected, at, note=f"rejected:{reason}")
+    _finish_allocations(conn, rejected, "rejected", at, reason=reason)
+
+    by_sku: dict[Key, int] = defaultdict(int)
+    for r in rejected:
+        by_sku[(r.node_id, r.sku)] += int(r.qty)
+    closed_until = None
+    for key, qty in sorted(by_sku.items()):
+        state = states[key]
+        if reason == "not_in_stock":
+            drop = state.on_hand - state.reserved
+        elif reason == "damaged":
+            drop = min(qty, state.on_hand - state.reserved)
+        else:
+            drop = 0
+        if drop:
+            move(
+                conn,
+                state,
+                kind="reject_adjust",
+                at=at,
+                d_on_hand=-drop,
+                ref=order_id,
+                note=reason,
+            )
+    if reason == "capacity":
+        tz = conn.execute(select(nodes.c.timezone).where(nodes.c.node_id == node_id)).scalar_one()
+        closed_until = end_of_local_day(at, tz)
+        conn.execute(
+            update(nodes)
+            .where(nodes.c.node_id == node_id)
+            .values(closed_until=closed_until, updated_at=at)
+        )
+
+    rejections = int(row.rejections) + 1
+    status: OrderStatus = (
+        "exception"
+        if rejections >= max_rejections
+        else _status_after(conn, order_id, cast(OrderStatus, row.status))
+    )
+    conn.execute(
+        update(orders)
+        .where(orders.c.order_id == order_id)
+        .values(rejections=rejections, status=status, updated_at=at)
+    )
+    return RejectResult(
+        order_id=order_id,
+        node_id=node_id,
+        reason=reason,
+        reroute=[RerouteLine(r.line_id, r.sku, int(r.qty), node_id) for r in rejected],
+        order_status=status,
+        rejections=rejections,
+        node_closed_until=closed_until,
+    )

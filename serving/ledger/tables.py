@@ -1,0 +1,206 @@
+"""Ledger tables (SQLAlchemy Core). Alembic migrations create them; this metadata is what the code
+queries and what the schema-drift test compares the migrated database against."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Computed,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING)
+
+ORDER_STATUSES = ("placed", "partially_shipped", "shipped", "cancelled", "exception")
+ALLOCATION_STATUSES = ("reserved", "shipped", "released", "rejected")
+MOVEMENT_KINDS = ("receipt", "count", "delta", "reserve", "release", "ship", "reject_adjust")
+IDEMPOTENCY_STATUSES = ("in_flight", "done")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out on every backend.
+
+    SQLite has no time zone type; storing naive UTC keeps its string comparison ordered, and
+    tagging results as UTC keeps Python comparisons between stored and incoming times valid.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the ledger needs timezone-aware times")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _json() -> Any:
+    return JSON().with_variant(JSONB(), "postgresql")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("node_id", String(64), primary_key=True),
+    Column("node_type", String(16), nullable=False),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("priority", Integer, nullable=False, default=0),
+    Column("lat", Float, nullable=False),
+    Column("lon", Float, nullable=False),
+    Column("timezone", String(64), nullable=False, default="UTC"),
+    Column("daily_capacity", Integer, nullable=False, default=0),
+    Column("closed_until", UTCDateTime, nullable=True),
+    Column("calendar", _json(), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint("daily_capacity >= 0", name="capacity_nonneg"),
+)
+
+stock = Table(
+    "stock",
+    metadata,
+    Column("node_id", String(64), ForeignKey("nodes.node_id"), primary_key=True),
+    Column("sku", String(64), primary_key=True),
+    Column("on_hand", BigInteger, nullable=False, default=0),
+    Column("reserved", BigInteger, nullable=False, default=0),
+    Column("shipped", BigInteger, nullable=False, default=0),
+    Column("available", BigInteger, Computed("on_hand - reserved", persisted=True)),
+    Column("shortfall", BigInteger, nullable=False, default=0),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("last_count_at", UTCDateTime, nullable=True),
+    Column("last_event_at", UTCDateTime, nullable=True),
+    CheckConstraint("on_hand - reserved >= 0", name="available_nonneg"),
+    CheckConstraint("reserved >= 0", name="reserved_nonneg"),
+    CheckConstraint("on_hand >= 0", name="on_hand_nonneg"),
+    CheckConstraint("shipped >= 0", name="shipped_nonneg"),
+    CheckConstraint("shortfall >= 0", name="shortfall_nonneg"),
+)
+Index("ix_stock_sku", stock.c.sku)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("order_id", String(128), primary_key=True),
+    Column("status", String(32), nullable=False),
+    Column("request_hash", String(128), nullable=False),
+    Column("plan", _json(), nullable=False),
+    Column("rejections", Integer, nullable=False, default=0),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint(_in("status", ORDER_STATUSES), name="status"),
+)
+
+order_allocations = Table(
+    "order_allocations",
+    metadata,
+    Column("allocation_id", Integer, primary_key=True, autoincrement=True),
+    Column("order_id", String(128), ForeignKey("orders.order_id"), nullable=False),
+    Column("line_id", String(128), nullable=False),
+    Column("node_id", String(64), ForeignKey("nodes.node_id"), nullable=False),
+    Column("sku", String(64), nullable=False),
+    Column("qty", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", String(32), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint("qty > 0", name="qty_positive"),
+    CheckConstraint(_in("status", ALLOCATION_STATUSES), name="status"),
+)
+Index("ix_order_allocations_order_id", order_allocations.c.order_id)
+Index("ix_order_allocations_node_sku", order_allocations.c.node_id, order_allocations.c.sku)
+
+movements = Table(
+    "movements",
+    metadata,
+    Column("movement_id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("event_time", UTCDateTime, nullable=False),
+    Column("node_id", String(64), nullable=False),
+    Column("sku", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("d_on_hand", BigInteger, nullable=False, default=0),
+    Column("d_reserved", BigInteger, nullable=False, default=0),
+    Column("d_shipped", BigInteger, nullable=False, default=0),
+    Column("ref", String(128), nullable=True),
+    Column("note", Text, nullable=True),
+    CheckConstraint(_in("kind", MOVEMENT_KINDS), name="kind"),
+)
+Index("ix_movements_node_sku_time", movements.c.node_id, movements.c.sku, movements.c.event_time)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(128), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("response", _json(), nullable=True),
+    Column("http_status", Integer, nullable=True),
+    Column("order_id", String(128), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint(_in("status", IDEMPOTENCY_STATUSES), name="status"),
+)
+
+inventory_events = Table(
+    "inventory_events",
+    metadata,
+    Column("event_id", String(128), primary_key=True),
+    Column("event_time", UTCDateTime, nullable=False),
+    Column("node_id", String(64), nullable=False),
+    Column("sku", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("qty", BigInteger, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+)
+Index("ix_inventory_events_node_sku", inventory_events.c.node_id, inventory_events.c.sku)
+
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("decision_id", String(128), primary_key=True),
+    Column("order_id", String(128), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("request", _json(), nullable=False),
+    Column("plan", _json(), nullable=False),
+    Column("model_versions", _json(), nullable=False),
+    Column("mode", String(32), nullable=False),
+    Column("degraded", Boolean, nullable=False, default=False),
+)
+Index("ix_decisions_order_id", decisions.c.order_id)
