@@ -1,0 +1,137 @@
+"""Domain types of the decision core: nodes, stock, orders and predictions.
+
+Frozen, slotted dataclasses: cheap to build per request, safe to share between threads.
+A ``Network`` is built once per stock refresh and reused across orders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from routing.calendar import NodeCalendar
+
+Mode = Literal["predictive", "cost", "priority", "distance", "high_stock"]
+MODES: tuple[Mode, ...] = ("predictive", "cost", "priority", "distance", "high_stock")
+NODE_TYPES = ("dc", "store", "3pl")
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """A fulfilment node. ``ships_groups=None`` ships every product group."""
+
+    node_id: str
+    node_type: str
+    lat: float | None
+    lon: float | None
+    enabled: bool = True
+    priority: int = 0
+    ships_groups: frozenset[str] | None = None
+    handling_cost: float = 0.0
+    timezone: str = "UTC"
+    daily_capacity: int | None = None
+    orders_today: int = 0
+    calendar: NodeCalendar | None = None
+    name: str = ""
+    region: str | None = None
+
+    @property
+    def at_capacity(self) -> bool:
+        return self.daily_capacity is not None and self.orders_today >= self.daily_capacity
+
+
+@dataclass(frozen=True, slots=True)
+class StockRow:
+    """What a node can promise for one SKU. ``in_stock=False`` rows are skipped like MSI does."""
+
+    node_id: str
+    sku: str
+    available: float
+    in_stock: bool = True
+
+
+class Network:
+    """Nodes plus a stock index by SKU (case-insensitive), built once and reused across orders."""
+
+    __slots__ = ("_by_pair", "_by_sku", "nodes")
+
+    def __init__(self, nodes: Iterable[Node], stock: Iterable[StockRow] = ()) -> None:
+        by_id: dict[str, Node] = {}
+        for n in nodes:
+            if n.node_id in by_id:
+                raise ValueError(f"node {n.node_id!r} appears twice")
+            by_id[n.node_id] = n
+        self.nodes: Mapping[str, Node] = by_id
+        by_sku: dict[str, list[StockRow]] = {}
+        by_pair: dict[tuple[str, str], StockRow] = {}
+        for row in stock:
+            if row.node_id not in by_id:
+                raise ValueError(f"stock row for unknown node {row.node_id!r} (sku {row.sku!r})")
+            key = (row.node_id, row.sku.casefold())
+            if key in by_pair:
+                raise ValueError(f"stock for node {row.node_id!r} sku {row.sku!r} appears twice")
+            by_pair[key] = row
+            by_sku.setdefault(key[1], []).append(row)
+        self._by_sku: dict[str, tuple[StockRow, ...]] = {
+            k: tuple(sorted(v, key=lambda r: r.node_id)) for k, v in by_sku.items()
+        }
+        self._by_pair = by_pair
+
+    def stock_for(self, sku: str) -> Sequence[StockRow]:
+        """Rows holding ``sku`` (any case), sorted by node id."""
+        return self._by_sku.get(sku.casefold(), ())
+
+    def row(self, node_id: str, sku: str) -> StockRow | None:
+        return self._by_pair.get((node_id, sku.casefold()))
+
+    def available(self, node_id: str, sku: str) -> float:
+        r = self._by_pair.get((node_id, sku.casefold()))
+        return r.available if r is not None and r.in_stock else 0.0
+
+    def __repr__(self) -> str:
+        return f"Network({len(self.nodes)} nodes, {len(self._by_pair)} stock rows)"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLine:
+    line_id: str
+    sku: str
+    qty: float
+    product_group: str | None = None
+    weight_kg: float = 1.0
+    unit_price: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """An order to route. ``excluded_nodes`` holds nodes that already rejected it (reroute)."""
+
+    order_id: str
+    channel: str
+    dest_lat: float | None
+    dest_lon: float | None
+    lines: tuple[OrderLine, ...]
+    dest_region: str | None = None
+    pickup_node_id: str | None = None
+    allow_partial: bool = False
+    promise_days: float | None = None
+    excluded_nodes: frozenset[str] = field(default_factory=frozenset)
+
+    def __post_init__(self) -> None:
+        seen: set[str] = set()
+        for ln in self.lines:
+            if ln.line_id in seen:
+                raise ValueError(f"order {self.order_id!r}: line_id {ln.line_id!r} appears twice")
+            if not ln.qty > 0:
+                raise ValueError(f"order {self.order_id!r}: line {ln.line_id!r} qty must be > 0")
+            seen.add(ln.line_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """Model outputs for one (line, node): rejection risk and delivery-day quantiles."""
+
+    p_stockout: float
+    days_p50: float
+    days_p90: float

@@ -1,0 +1,247 @@
+"""``route``: fences -> ratings -> allocation -> explanation, for one order.
+
+Pure and deterministic: the clock comes in as ``now``; ties break by node id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from routing import classic
+from routing.allocation import EPS, Problem, Solution, solve
+from routing.domain import MODES, Mode, Network, Order, Prediction
+from routing.errors import PredictionsRequired, UnknownMode
+from routing.explain import explain_optimised, rank_line
+from routing.fences import LineCandidates, evaluate
+from routing.options import Ratings, line_options, together_options
+from routing.plan import Allocation, Explanation, Plan, Shipment, Unallocated
+from routing.policy import Policy
+from routing.ratings import rate_pair, shipment_cost
+
+
+def _units(lcs: Sequence[LineCandidates]) -> list[list[LineCandidates]]:
+    """Lines of a ship-together group form one unit; every other line is its own unit."""
+    groups: dict[str, list[LineCandidates]] = {}
+    units: list[list[LineCandidates]] = []
+    for lc in lcs:
+        g = lc.line.product_group
+        if lc.rules.ship_together and g is not None:
+            if g not in groups:
+                groups[g] = []
+                units.append(groups[g])
+            groups[g].append(lc)
+        else:
+            units.append([lc])
+    return units
+
+
+def _rate(
+    order: Order,
+    lcs: Sequence[LineCandidates],
+    mode: Mode,
+    policy: Policy,
+    predictions: Mapping[tuple[str, str], Prediction] | None,
+) -> Ratings:
+    ratings: Ratings = {}
+    missing: list[tuple[str, str]] = []
+    for lc in lcs:
+        line = lc.line
+        promise = order.promise_days if order.promise_days is not None else lc.rules.promise_days
+        for c in lc.candidates:
+            if c.fence is not None:
+                continue
+            pred = None
+            if predictions is not None:
+                pred = predictions.get((line.line_id, c.node.node_id))
+                if pred is None and mode == "predictive":
+                    missing.append((line.line_id, c.node.node_id))
+                    continue
+            ratings[(lc.index, c.node.node_id)] = rate_pair(
+                weight_kg=line.weight_kg,
+                handling_cost=c.node.handling_cost,
+                distance_km=c.distance_km,
+                prediction=pred if mode != "cost" else None,
+                rules=lc.rules,
+                policy=policy,
+                promise_days=promise,
+            )
+    if missing:
+        raise PredictionsRequired(
+            f"predictive mode needs a prediction for every candidate pair; {len(missing)} missing, "
+            f"e.g. {missing[:3]}: score the pairs from routing.candidate_pairs() with the same policy"
+        )
+    return ratings
+
+
+def route(
+    order: Order,
+    network: Network,
+    *,
+    mode: Mode = "predictive",
+    policy: Policy | None = None,
+    predictions: Mapping[tuple[str, str], Prediction] | None = None,
+    now: datetime,
+) -> Plan:
+    """Decide which nodes ship which lines. See docs/formats.md for the plan's fields."""
+    if mode not in MODES:
+        raise UnknownMode(f"mode {mode!r} is not one of {', '.join(MODES)}")
+    if mode == "predictive" and predictions is None:
+        raise PredictionsRequired(
+            "mode 'predictive' needs predictions for the pairs from candidate_pairs(); "
+            "pass predictions=... or use mode 'cost' (same ratings without the models)"
+        )
+    pol = policy or Policy.default()
+    lcs = evaluate(order, network, pol, now)
+    per_ship = max((lc.rules.per_shipment_cost for lc in lcs), default=0.0)
+    caps = [lc.rules.max_shipments for lc in lcs if lc.rules.max_shipments is not None]
+    max_ship = min(caps) if caps else pol.max_shipments
+    ratings = _rate(order, lcs, mode, pol, predictions)
+
+    fixed: dict[str, float] = {}
+    stock: dict[tuple[str, str], float] = {}
+    demand: dict[str, float] = {}
+    supply: dict[str, float] = {}
+    for lc in lcs:
+        key = lc.line.sku.casefold()
+        demand[key] = demand.get(key, 0.0) + lc.line.qty
+        for c in lc.eligible():
+            nid = c.node.node_id
+            if nid not in fixed:
+                f = shipment_cost(c.distance_km, pol, per_ship)
+                if pol.capacity == "penalise" and c.node.at_capacity:
+                    f += pol.capacity_penalty
+                fixed[nid] = f
+            pair = (nid, key)
+            if pair not in stock:
+                supply[key] = supply.get(key, 0.0) + c.atp
+                stock[pair] = c.atp
+            elif c.atp < stock[pair]:
+                supply[key] -= stock[pair] - c.atp
+                stock[pair] = c.atp
+
+    units = _units(lcs)
+    parts_by_line: dict[int, list[tuple[str, float]]] = {lc.index: [] for lc in lcs}
+    sol: Solution | None = None
+    problem: Problem | None = None
+    if mode in ("predictive", "cost"):
+        sku_count: dict[str, int] = {}
+        for lc in lcs:
+            k = lc.line.sku.casefold()
+            sku_count[k] = sku_count.get(k, 0) + 1
+        options = []
+        for unit in units:
+            if len(unit) > 1:
+                options.append(together_options(unit, ratings))
+            else:
+                lc = unit[0]
+                k = lc.line.sku.casefold()
+                short = supply.get(k, 0.0) < demand[k] - EPS
+                options.append(
+                    line_options(lc, ratings, fixed, short, sku_count[k] > 1, pol.search)
+                )
+        problem = Problem(options, fixed, stock, max_ship)
+        exact = len(order.lines) <= pol.search.exact_max_lines
+        budget = pol.search.max_states if exact else pol.search.bounded_states
+        sol = solve(problem, max_states=budget, local_rounds=pol.search.local_search_rounds)
+        for u, i in enumerate(sol.choice):
+            for pt in options[u][i].parts:
+                parts_by_line[pt.line].append((pt.node_id, pt.qty))
+    else:
+        parts_by_line.update(classic.fill(mode, units, stock, max_ship))
+
+    allocs: list[Allocation] = []
+    missing: list[Unallocated] = []
+    for lc in lcs:
+        line = lc.line
+        served = 0.0
+        for nid, qty in sorted(parts_by_line[lc.index], key=lambda t: t[0]):
+            if qty <= EPS:
+                continue
+            t = ratings[(lc.index, nid)].terms(qty)
+            served += qty
+            allocs.append(
+                Allocation(
+                    line.line_id,
+                    line.sku,
+                    nid,
+                    qty,
+                    t.shipping,
+                    t.handling,
+                    t.stockout_risk_cost,
+                    t.late_cost,
+                    t.total,
+                    t.p_stockout,
+                    t.days_p50,
+                    t.days_p90,
+                    t.p_late,
+                    t.distance_km,
+                )
+            )
+        if line.qty - served > EPS:
+            missing.append(Unallocated(line.line_id, line.sku, line.qty - served))
+
+    shippable = not missing
+    partial_ok = order.allow_partial or pol.allow_partial
+    actionable = shippable or partial_ok
+    final = tuple(allocs) if actionable else ()
+    by_node: dict[str, list[str]] = {}
+    for a in final:
+        ids = by_node.setdefault(a.node_id, [])
+        if a.line_id not in ids:
+            ids.append(a.line_id)
+    shipments = tuple(Shipment(n, tuple(ids), fixed[n]) for n, ids in sorted(by_node.items()))
+    total = sum(a.total for a in final) + sum(s.fixed_cost for s in shipments)
+
+    ranking = tuple(rank_line(lc, mode, ratings, fixed) for lc in lcs)
+    summary = _summary(mode, final, shipments, total, missing, partial_ok)
+    if problem is not None and sol is not None and actionable and final:
+        explanation = explain_optimised(problem, sol, lcs, ratings, total, summary)
+    else:
+        explanation = _classic_explanation(mode, ranking, summary, total)
+    return Plan(
+        order_id=order.order_id,
+        mode=mode,
+        shippable=shippable,
+        partial_allowed=partial_ok,
+        allocations=final,
+        unallocated=tuple(missing),
+        best_effort=() if actionable else tuple(allocs),
+        shipments_detail=shipments,
+        ranking=ranking,
+        explanation=explanation,
+        total_cost=total,
+        optimal=sol.optimal if sol is not None else True,
+        method=("exact" if sol.optimal else "bounded") if sol is not None else f"classic:{mode}",
+        search_states=sol.states if sol is not None else 0,
+        policy_version=pol.version,
+    )
+
+
+def _summary(
+    mode: Mode,
+    allocs: Sequence[Allocation],
+    shipments: Sequence[Shipment],
+    total: float,
+    missing: Sequence[Unallocated],
+    partial_ok: bool,
+) -> str:
+    short = "; ".join(f"line {u.line_id} ({u.sku}) short by {u.qty:g}" for u in missing)
+    if missing and not partial_ok:
+        return f"not shippable and partial fulfilment is not allowed: {short}"
+    nodes = ", ".join(s.node_id for s in shipments) or "no node"
+    text = f"{mode}: {len(shipments)} shipment(s) from {nodes}, expected cost {total:.2f}"
+    return text + (f"; partial: {short}" if missing else "")
+
+
+def _classic_explanation(
+    mode: Mode, ranking: Sequence[object], summary: str, total: float
+) -> Explanation:
+    rule = {
+        "priority": "nodes taken in ascending priority",
+        "distance": "nearest node first, unknown distances last in priority order",
+        "high_stock": "node with the most available first",
+        "predictive": "lowest expected cost",
+        "cost": "lowest expected cost without models",
+    }[mode]
+    return Explanation(summary=f"{summary} ({rule})", chosen_total=total)

@@ -1,0 +1,181 @@
+"""Fences: hard rules that remove a (line, node) candidate, each with a reason code.
+
+Node-level fences (enabled, excluded, pickup, calendar, channel, capacity) are evaluated
+once per node per order; line-level fences (group, distance, stock, safety stock) per pair.
+The first fence that fails is the one reported, in the order of ``FENCE_ORDER``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from routing.domain import Network, Node, Order, OrderLine, StockRow
+from routing.geo import haversine_km
+from routing.policy import GroupRules, Policy
+
+DISABLED = "NODE_DISABLED"
+EXCLUDED = "NODE_EXCLUDED"
+PICKUP_ONLY = "PICKUP_ONLY"
+CLOSED = "NODE_CLOSED"
+CHANNEL = "CHANNEL_NOT_ALLOWED"
+CAPACITY = "AT_CAPACITY"
+GROUP = "GROUP_NOT_SHIPPED"
+DISTANCE = "TOO_FAR"
+OUT_OF_STOCK = "OUT_OF_STOCK"
+SAFETY_STOCK = "SAFETY_STOCK"
+INSUFFICIENT = "INSUFFICIENT_STOCK"
+
+FENCE_ORDER = (
+    DISABLED,
+    EXCLUDED,
+    PICKUP_ONLY,
+    CLOSED,
+    CHANNEL,
+    CAPACITY,
+    GROUP,
+    DISTANCE,
+    OUT_OF_STOCK,
+    SAFETY_STOCK,
+    INSUFFICIENT,
+)
+
+
+@dataclass(slots=True)
+class Candidate:
+    """One node for one line: its distance, what it can promise, and the fence if any."""
+
+    node: Node
+    row: StockRow
+    distance_km: float | None
+    atp: float
+    fence: str | None = None
+    reason: str | None = None
+
+    @property
+    def eligible(self) -> bool:
+        return self.fence is None
+
+
+@dataclass(slots=True)
+class LineCandidates:
+    index: int
+    line: OrderLine
+    rules: GroupRules
+    splittable: bool
+    partial_ok: bool
+    candidates: list[Candidate]
+
+    def eligible(self) -> list[Candidate]:
+        return [c for c in self.candidates if c.fence is None]
+
+
+def _node_fence(
+    node: Node, order: Order, policy: Policy, now: datetime, allowed: frozenset[str] | None
+) -> tuple[str, str] | None:
+    if not node.enabled:
+        return DISABLED, f"{node.node_id} is disabled"
+    if node.node_id in order.excluded_nodes:
+        return EXCLUDED, f"{node.node_id} already rejected this order"
+    if order.pickup_node_id is not None and node.node_id != order.pickup_node_id:
+        return PICKUP_ONLY, f"pickup order: only {order.pickup_node_id} may serve it"
+    if node.calendar is not None:
+        why = node.calendar.status(now, node.timezone, require_open_now=policy.require_open_now)
+        if why is not None:
+            return CLOSED, f"{node.node_id} is closed: {why}"
+    if allowed is not None and node.node_type not in allowed:
+        return CHANNEL, (
+            f"channel {order.channel!r} may use {', '.join(sorted(allowed))}, not {node.node_type}"
+        )
+    if policy.capacity == "fence" and node.at_capacity:
+        return CAPACITY, (
+            f"{node.node_id} took {node.orders_today} of {node.daily_capacity} orders today"
+        )
+    return None
+
+
+def node_distance(node: Node, order: Order) -> float | None:
+    """Great-circle km to the destination; 0 for the pickup store; None when unknown."""
+    if order.pickup_node_id is not None and node.node_id == order.pickup_node_id:
+        return 0.0
+    if order.dest_lat is None or order.dest_lon is None or node.lat is None or node.lon is None:
+        return None
+    return haversine_km(node.lat, node.lon, order.dest_lat, order.dest_lon)
+
+
+def line_splittable(line: OrderLine, rules: GroupRules, policy: Policy) -> bool:
+    return (
+        policy.allow_line_split
+        and not rules.never_split
+        and not rules.ship_together
+        and not policy.sku_never_splits(line.sku)
+    )
+
+
+def evaluate(order: Order, network: Network, policy: Policy, now: datetime) -> list[LineCandidates]:
+    """Every stocked node for every line, fenced or not, in node-id order."""
+    allowed = policy.allowed_types(order.channel)
+    partial_ok = order.allow_partial or policy.allow_partial
+    node_memo: dict[str, tuple[tuple[str, str] | None, float | None]] = {}
+    out: list[LineCandidates] = []
+    for i, line in enumerate(order.lines):
+        rules = policy.rules(line.product_group)
+        splittable = line_splittable(line, rules, policy)
+        cands: list[Candidate] = []
+        for row in network.stock_for(line.sku):
+            node = network.nodes[row.node_id]
+            memo = node_memo.get(node.node_id)
+            if memo is None:
+                memo = (_node_fence(node, order, policy, now, allowed), node_distance(node, order))
+                node_memo[node.node_id] = memo
+            fence, dist = memo
+            safety = policy.safety_stock_for(node.node_id, line.product_group)
+            atp = max(row.available - safety, 0.0) if row.in_stock else 0.0
+            c = Candidate(node, row, dist, atp)
+            if fence is not None:
+                c.fence, c.reason = fence
+            elif (
+                line.product_group is not None
+                and node.ships_groups is not None
+                and line.product_group not in node.ships_groups
+            ):
+                c.fence, c.reason = GROUP, f"{node.node_id} does not ship {line.product_group}"
+            elif (
+                rules.max_distance_km is not None
+                and dist is not None
+                and dist > rules.max_distance_km
+            ):
+                c.fence, c.reason = (
+                    DISTANCE,
+                    (f"{dist:.0f} km away; the policy allows {rules.max_distance_km:.0f} km"),
+                )
+            elif not row.in_stock or row.available <= 0:
+                c.fence, c.reason = OUT_OF_STOCK, f"{node.node_id} has no {line.sku} available"
+            elif atp <= 0:
+                c.fence, c.reason = (
+                    SAFETY_STOCK,
+                    (f"{row.available:g} on hand is within the safety stock of {safety:g}"),
+                )
+            elif atp < line.qty and not (splittable or partial_ok):
+                c.fence, c.reason = (
+                    INSUFFICIENT,
+                    (
+                        f"{atp:g} available to promise, {line.qty:g} needed and the line may not split"
+                    ),
+                )
+            cands.append(c)
+        out.append(LineCandidates(i, line, rules, splittable, partial_ok, cands))
+    return out
+
+
+def candidate_pairs(
+    order: Order, network: Network, policy: Policy | None, now: datetime
+) -> list[tuple[str, str]]:
+    """(line_id, node_id) pairs that pass every fence: the pairs the server must predict for."""
+    pol = policy or Policy.default()
+    return [
+        (lc.line.line_id, c.node.node_id)
+        for lc in evaluate(order, network, pol, now)
+        for c in lc.candidates
+        if c.fence is None
+    ]

@@ -1,0 +1,132 @@
+"""Turn fenced, rated candidates into the options the allocator chooses between.
+
+A unit is one line, or every line of a ship-together group. Its options are: a single
+node serving it whole; when the line may split, pairs (and a greedy fill up to
+``max_parts_per_line``) among its cheapest nodes; when the SKU is short across the network,
+partial parts with the rest unmet; and always "unmet", so every problem is feasible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from routing.allocation import EPS, UNMET_PENALTY, Option, Part
+from routing.fences import Candidate, LineCandidates
+from routing.policy import SearchLimits
+from routing.ratings import PairRating
+
+Ratings = dict[tuple[int, str], PairRating]
+
+
+def make_option(
+    parts: Sequence[Part], unmet: float, lcs: dict[int, LineCandidates], ratings: Ratings
+) -> Option:
+    cost = UNMET_PENALTY * unmet
+    use: dict[tuple[str, str], float] = {}
+    for pt in parts:
+        cost += ratings[(pt.line, pt.node_id)].cost(pt.qty)
+        k = (pt.node_id, lcs[pt.line].line.sku.casefold())
+        use[k] = use.get(k, 0.0) + pt.qty
+    nodes = tuple(sorted({pt.node_id for pt in parts}))
+    return Option(tuple(parts), cost, nodes, unmet, tuple(sorted(use.items())))
+
+
+def _value_ok(qtys: Sequence[float], price: float, threshold: float) -> bool:
+    """Every piece of a split line (served or left unmet) must be worth the threshold."""
+    return threshold <= 0 or all(q * price >= threshold - EPS for q in qtys)
+
+
+def _greedy_fill(
+    i: int, q: float, top: Sequence[Candidate], max_parts: int
+) -> tuple[list[Part], float]:
+    parts: list[Part] = []
+    rest = q
+    for c in top:
+        if rest <= EPS or len(parts) == max_parts:
+            break
+        take = min(c.atp, rest)
+        if take > EPS:
+            parts.append(Part(i, c.node.node_id, take))
+            rest -= take
+    return parts, max(rest, 0.0)
+
+
+def line_options(
+    lc: LineCandidates,
+    ratings: Ratings,
+    fixed: dict[str, float],
+    short: bool,
+    shared_sku: bool,
+    limits: SearchLimits,
+) -> list[Option]:
+    i, line = lc.index, lc.line
+    q, price, thr = line.qty, line.unit_price, lc.rules.split_value_threshold
+    lcs = {i: lc}
+    elig = lc.eligible()
+    seen: set[tuple[tuple[str, float, int], ...]] = set()
+    out: list[Option] = []
+
+    def add(parts: list[Part], unmet: float) -> None:
+        o = make_option(parts, unmet, lcs, ratings)
+        if o.key not in seen:
+            seen.add(o.key)
+            out.append(o)
+
+    singles = [c for c in elig if c.atp >= q - EPS]
+    for c in singles:
+        add([Part(i, c.node.node_id, q)], 0.0)
+
+    def unit_cost(c: Candidate) -> tuple[float, str]:
+        take = min(c.atp, q)
+        nid = c.node.node_id
+        return ((ratings[(i, nid)].cost(take) + fixed[nid]) / take, nid)
+
+    top = sorted(elig, key=unit_cost)[: limits.split_candidates] if elig else []
+    if lc.splittable and (len(singles) < 2 or shared_sku):
+        for a in top:
+            x = min(a.atp, q)
+            rest = q - x
+            if rest <= EPS:
+                continue
+            for b in top:
+                if b is a or b.atp < rest - EPS or not _value_ok((x, rest), price, thr):
+                    continue
+                add([Part(i, a.node.node_id, x), Part(i, b.node.node_id, rest)], 0.0)
+        if limits.max_parts_per_line > 2:
+            parts, rest = _greedy_fill(i, q, top, limits.max_parts_per_line)
+            if rest <= EPS and len(parts) > 2 and _value_ok([p.qty for p in parts], price, thr):
+                add(parts, 0.0)
+    if short:
+        for c in elig:
+            if EPS < c.atp < q - EPS and _value_ok((c.atp, q - c.atp), price, thr):
+                add([Part(i, c.node.node_id, c.atp)], q - c.atp)
+        if lc.splittable:
+            parts, rest = _greedy_fill(i, q, top, limits.max_parts_per_line)
+            if parts and rest > EPS and _value_ok([*(p.qty for p in parts), rest], price, thr):
+                add(parts, rest)
+    add([], q)
+    return out
+
+
+def together_options(unit: Sequence[LineCandidates], ratings: Ratings) -> list[Option]:
+    """Ship-together lines: one node serves all of them in full, or none is served."""
+    lcs = {lc.index: lc for lc in unit}
+    atp_by_node: list[dict[str, float]] = [
+        {c.node.node_id: c.atp for c in lc.eligible()} for lc in unit
+    ]
+    common = set(atp_by_node[0]).intersection(*atp_by_node[1:])
+    out: list[Option] = []
+    for nid in sorted(common):
+        need: dict[str, float] = {}
+        ok = True
+        for lc, atps in zip(unit, atp_by_node, strict=True):
+            k = lc.line.sku.casefold()
+            need[k] = need.get(k, 0.0) + lc.line.qty
+            if atps[nid] < need[k] - EPS:
+                ok = False
+        if ok:
+            out.append(
+                make_option([Part(lc.index, nid, lc.line.qty) for lc in unit], 0.0, lcs, ratings)
+            )
+    out.append(make_option([], sum(lc.line.qty for lc in unit), lcs, ratings))
+    return out

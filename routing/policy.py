@@ -1,0 +1,289 @@
+"""Routing policy: YAML text -> dict -> validated pydantic model.
+
+Operations edit the policy, so every field is validated with a message naming it. The
+hot path never touches pydantic: ``Policy.rules(group)`` returns a resolved, frozen
+``GroupRules`` dataclass cached per product group.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from routing.errors import InvalidPolicy
+
+POLICY_VERSION = "1"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ZoneBand(_Strict):
+    """Carrier zone by great-circle distance: a parcel fee plus a rate per kg."""
+
+    max_km: float | None = Field(default=None, gt=0, description="upper bound; null = no bound")
+    per_parcel: float = Field(..., ge=0)
+    per_kg: float = Field(..., ge=0)
+
+
+class DeliveryRule(_Strict):
+    """Delivery days without a model (``cost`` mode): base + distance / speed."""
+
+    base_days: float = Field(default=1.0, ge=0)
+    km_per_day: float = Field(default=800.0, gt=0)
+    p90_ratio: float = Field(default=1.5, ge=1.0)
+
+
+class GroupPolicy(_Strict):
+    """Per product-group knobs; every field left out inherits from ``defaults``."""
+
+    weight_shipping: float | None = Field(default=None, ge=0)
+    weight_handling: float | None = Field(default=None, ge=0)
+    weight_stockout: float | None = Field(default=None, ge=0)
+    weight_late: float | None = Field(default=None, ge=0)
+    reroute_cost: float | None = Field(default=None, ge=0)
+    late_cost_per_day: float | None = Field(default=None, ge=0)
+    per_shipment_cost: float | None = Field(default=None, ge=0)
+    max_shipments: int | None = Field(default=None, ge=1)
+    never_split: bool | None = None
+    split_value_threshold: float | None = Field(default=None, ge=0)
+    max_distance_km: float | None = Field(default=None, gt=0)
+    safety_stock: float | None = Field(default=None, ge=0)
+    promise_days: float | None = Field(default=None, gt=0)
+
+
+class SafetyStock(_Strict):
+    """Units a node keeps back: for one group (or all when ``group`` is null)."""
+
+    node: str
+    group: str | None = None
+    qty: float = Field(..., ge=0)
+
+
+class SearchLimits(_Strict):
+    """Where exact search stops and bounded search starts."""
+
+    exact_max_lines: int = Field(default=12, ge=1)
+    max_states: int = Field(default=200_000, ge=100, description="exact search budget")
+    bounded_states: int = Field(default=5_000, ge=10, description="budget beyond exact_max_lines")
+    split_candidates: int = Field(
+        default=6, ge=2, description="cheapest nodes combined in split options"
+    )
+    max_parts_per_line: int = Field(default=2, ge=2, le=4)
+    local_search_rounds: int = Field(default=4, ge=0)
+
+
+def _default_groups() -> GroupPolicy:
+    return GroupPolicy(
+        weight_shipping=1.0,
+        weight_handling=1.0,
+        weight_stockout=1.0,
+        weight_late=1.0,
+        reroute_cost=12.0,
+        late_cost_per_day=6.0,
+        per_shipment_cost=3.0,
+        max_shipments=None,
+        never_split=False,
+        split_value_threshold=0.0,
+        max_distance_km=None,
+        safety_stock=0.0,
+        promise_days=5.0,
+    )
+
+
+def _default_zones() -> list[ZoneBand]:
+    return [
+        ZoneBand(max_km=150, per_parcel=4.0, per_kg=0.25),
+        ZoneBand(max_km=600, per_parcel=5.5, per_kg=0.45),
+        ZoneBand(max_km=1500, per_parcel=7.0, per_kg=0.7),
+        ZoneBand(max_km=None, per_parcel=9.0, per_kg=1.0),
+    ]
+
+
+class Policy(_Strict):
+    """The whole routing policy. ``Policy.default()`` is what runs when none is given."""
+
+    version: str = POLICY_VERSION
+    defaults: GroupPolicy = Field(default_factory=_default_groups)
+    groups: dict[str, GroupPolicy] = Field(default_factory=dict)
+    channels: dict[str, list[Literal["dc", "store", "3pl"]]] = Field(
+        default_factory=dict, description="allowed node types per channel; absent = all"
+    )
+    max_shipments: int | None = Field(default=None, ge=1, description="per order, over all groups")
+    allow_partial: bool = False
+    allow_line_split: bool = True
+    never_split_skus: list[str] = Field(default_factory=list)
+    never_split_groups: list[str] = Field(default_factory=list)
+    ship_together_groups: list[str] = Field(default_factory=list)
+    safety_stock: list[SafetyStock] = Field(default_factory=list)
+    capacity: Literal["fence", "penalise"] = "fence"
+    capacity_penalty: float = Field(default=25.0, ge=0)
+    require_open_now: bool = False
+    zones: list[ZoneBand] = Field(default_factory=_default_zones)
+    unknown_distance_km: float = Field(default=1500.0, gt=0)
+    delivery_rule: DeliveryRule = Field(default_factory=DeliveryRule)
+    search: SearchLimits = Field(default_factory=SearchLimits)
+
+    _rules: dict[str | None, GroupRules] = PrivateAttr(default_factory=dict)
+    _safety: dict[tuple[str, str | None], float] = PrivateAttr(default_factory=dict)
+    _never_split_skus: frozenset[str] = PrivateAttr(default=frozenset())
+
+    @field_validator("defaults", mode="before")
+    @classmethod
+    def _overlay_defaults(cls, v: Any) -> Any:
+        """A partial ``defaults`` block overrides the built-in defaults field by field."""
+        if isinstance(v, dict):
+            return {**_default_groups().model_dump(), **v}
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> Policy:
+        missing = [k for k, v in self.defaults.model_dump().items() if v is None and k in _REQUIRED]
+        if missing:
+            raise ValueError(f"defaults must set {', '.join(missing)}")
+        bounds = [z.max_km for z in self.zones]
+        if not bounds or bounds[-1] is not None:
+            raise ValueError("zones: the last band must have max_km null (no bound)")
+        finite = [b for b in bounds[:-1] if b is not None]
+        if (
+            len(finite) != len(bounds) - 1
+            or finite != sorted(finite)
+            or len(set(finite)) != len(finite)
+        ):
+            raise ValueError("zones: max_km must increase strictly; only the last may be null")
+        return self
+
+    def model_post_init(self, __context: Any) -> None:
+        self._safety = {(s.node, s.group): s.qty for s in self.safety_stock}
+        self._never_split_skus = frozenset(s.casefold() for s in self.never_split_skus)
+
+    @classmethod
+    def default(cls) -> Policy:
+        return _DEFAULT
+
+    def rules(self, group: str | None) -> GroupRules:
+        """Resolved knobs for a product group (defaults overlaid by the group's overrides)."""
+        r = self._rules.get(group)
+        if r is None:
+            merged = self.defaults.model_dump()
+            if group is not None and group in self.groups:
+                merged.update(
+                    {k: v for k, v in self.groups[group].model_dump().items() if v is not None}
+                )
+            if group is not None and group in self.never_split_groups:
+                merged["never_split"] = True
+            caps = [c for c in (merged["max_shipments"], self.max_shipments) if c is not None]
+            r = GroupRules(
+                weight_shipping=merged["weight_shipping"],
+                weight_handling=merged["weight_handling"],
+                weight_stockout=merged["weight_stockout"],
+                weight_late=merged["weight_late"],
+                reroute_cost=merged["reroute_cost"],
+                late_cost_per_day=merged["late_cost_per_day"],
+                per_shipment_cost=merged["per_shipment_cost"],
+                max_shipments=min(caps) if caps else None,
+                never_split=bool(merged["never_split"]),
+                split_value_threshold=merged["split_value_threshold"],
+                max_distance_km=merged["max_distance_km"],
+                safety_stock=merged["safety_stock"],
+                promise_days=merged["promise_days"],
+                ship_together=group is not None and group in self.ship_together_groups,
+            )
+            self._rules[group] = r
+        return r
+
+    def safety_stock_for(self, node_id: str, group: str | None) -> float:
+        """Node+group entry, else node-wide entry, else the group's default."""
+        s = self._safety
+        if s:
+            v = s.get((node_id, group))
+            if v is None:
+                v = s.get((node_id, None))
+            if v is not None:
+                return v
+        return self.rules(group).safety_stock
+
+    def sku_never_splits(self, sku: str) -> bool:
+        return sku.casefold() in self._never_split_skus
+
+    def allowed_types(self, channel: str) -> frozenset[str] | None:
+        t = self.channels.get(channel)
+        return None if t is None else frozenset(t)
+
+    def zone(self, distance_km: float) -> ZoneBand:
+        for z in self.zones:
+            if z.max_km is None or distance_km <= z.max_km:
+                return z
+        return self.zones[-1]  # pragma: no cover - the validator guarantees a null last band
+
+
+_REQUIRED = (
+    "weight_shipping",
+    "weight_handling",
+    "weight_stockout",
+    "weight_late",
+    "reroute_cost",
+    "late_cost_per_day",
+    "per_shipment_cost",
+    "never_split",
+    "split_value_threshold",
+    "safety_stock",
+    "promise_days",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRules:
+    """Plain-data view of the policy for one group, read on the hot path."""
+
+    weight_shipping: float
+    weight_handling: float
+    weight_stockout: float
+    weight_late: float
+    reroute_cost: float
+    late_cost_per_day: float
+    per_shipment_cost: float
+    max_shipments: int | None
+    never_split: bool
+    split_value_threshold: float
+    max_distance_km: float | None
+    safety_stock: float
+    promise_days: float
+    ship_together: bool
+
+
+def policy_from_dict(doc: dict[str, Any] | None) -> Policy:
+    """Validate a policy document (parsed YAML/JSON); errors name the field."""
+    if doc is None:
+        return Policy.default()
+    if not isinstance(doc, dict):
+        raise InvalidPolicy("a policy must be a mapping at the top level")
+    try:
+        return Policy.model_validate(doc)
+    except ValidationError as exc:
+        parts = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"]) or "<policy>"
+            parts.append(f"{loc}: {err['msg']}")
+        raise InvalidPolicy("invalid policy: " + "; ".join(parts)) from None
+
+
+def policy_to_dict(policy: Policy) -> dict[str, Any]:
+    """JSON-ready form; round-trips through ``policy_from_dict``."""
+    return policy.model_dump(mode="json")
+
+
+_DEFAULT = Policy()
+assert math.isfinite(_DEFAULT.capacity_penalty)
