@@ -18,36 +18,22 @@ import pyarrow.parquet as pq
 import yaml
 from feast import FeatureStore, FeatureView, FileSource
 
-from features import catalog
 from features.progress import quiet_feast, stage
 from features.repo import build_definitions
-from features.repo.services import stored_features
 from features.repo.sources import BATCH_VIEWS, table_path
+from features.training_frame import training_frame
+
+__all__ = [
+    "apply_definitions",
+    "history_start",
+    "materialize",
+    "open_store",
+    "redis_connection_string",
+    "teardown",
+    "training_frame",
+]
 
 log = logging.getLogger("routecast.features")
-
-#: Entity-frame columns each feature service needs (labels and other columns pass through).
-ENTITY_COLUMNS: dict[str, tuple[str, ...]] = {
-    catalog.SERVICE_STOCKOUT: ("event_timestamp", "node_id", "sku", "qty"),
-    catalog.SERVICE_DELIVERY: (
-        "event_timestamp",
-        "node_id",
-        "dest_region",
-        "dest_lat",
-        "dest_lon",
-        "weekday",
-    ),
-}
-#: Columns that identify one Feast lookup (join keys, time and on-demand request inputs).
-_LOOKUP_COLUMNS: dict[str, tuple[str, ...]] = {
-    catalog.SERVICE_STOCKOUT: ("event_timestamp", "node_id", "sku"),
-    catalog.SERVICE_DELIVERY: ("event_timestamp", "node_id", "dest_region", "dest_lat", "dest_lon"),
-}
-_JOIN_KEYS: dict[str, tuple[str, ...]] = {
-    catalog.SERVICE_STOCKOUT: ("node_id", "sku"),
-    catalog.SERVICE_DELIVERY: ("node_id", "dest_region"),
-}
-_GROUP = "__rc_lookup"
 
 
 def _online_config(feature_dir: Path, online: str, redis_url: str) -> dict[str, Any]:
@@ -186,60 +172,6 @@ def materialize(
         quiet_feast(not progress),
     ):
         store.materialize_incremental(end_date=end_utc)
-
-
-def training_frame(store: FeatureStore, entity_df: pd.DataFrame, service: str) -> pd.DataFrame:
-    """Point-in-time features of ``service`` for each entity row, in catalogue names.
-
-    Returns the entity columns unchanged (same rows, same order) plus the service's stored
-    and on-demand features; gaps are filled from ``catalog.FEATURE_DEFAULTS``. Feast's file
-    store de-duplicates rows sharing join keys and timestamp and drops rows with no feature
-    row inside the TTL, so unique lookups are sent in layers and joined back here.
-    """
-    if service not in ENTITY_COLUMNS:
-        raise KeyError(
-            f"unknown feature service {service!r}; expected one of {sorted(ENTITY_COLUMNS)}"
-        )
-    missing = [c for c in ENTITY_COLUMNS[service] if c not in entity_df.columns]
-    if missing:
-        raise ValueError(f"entity frame for {service} lacks columns {missing}")
-    features = stored_features(service)
-    clash = [c for c in features if c in entity_df.columns]
-    if clash:
-        raise ValueError(f"entity frame already holds feature columns {clash}")
-
-    lookup_cols = list(_LOOKUP_COLUMNS[service])
-    lookups = entity_df[lookup_cols].copy()
-    lookups["event_timestamp"] = pd.to_datetime(lookups["event_timestamp"], utc=True).astype(
-        "datetime64[ns, UTC]"
-    )
-    group = lookups.groupby(lookup_cols, sort=False, dropna=False).ngroup().to_numpy()
-    unique = lookups.assign(**{_GROUP: group}).drop_duplicates(_GROUP).reset_index(drop=True)
-    layer_keys = ["event_timestamp", *_JOIN_KEYS[service]]
-    layer = unique.groupby(layer_keys, sort=False).cumcount()
-
-    service_obj = store.get_feature_service(service)
-    parts: list[pd.DataFrame] = []
-    with quiet_feast(True):
-        for number in sorted(layer.unique()):
-            batch = unique[layer == number]
-            result = store.get_historical_features(entity_df=batch, features=service_obj).to_df()
-            parts.append(result[[_GROUP, *features]])
-    found = (
-        pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[_GROUP, *features])
-    )
-
-    positions = pd.DataFrame({_GROUP: group})
-    values = positions.merge(found, on=_GROUP, how="left")[list(features)]
-    out = entity_df.copy()
-    for name in features:
-        out[name] = (
-            pd.to_numeric(values[name], errors="coerce")
-            .fillna(catalog.FEATURE_DEFAULTS[name])
-            .astype(float)
-            .to_numpy()
-        )
-    return out
 
 
 def teardown(store: FeatureStore) -> None:

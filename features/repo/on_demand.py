@@ -6,6 +6,8 @@ a frame. Feast serialises the function by value, so it imports what it needs ins
 
 from __future__ import annotations
 
+import types
+
 import pandas as pd
 from feast import FeatureView, Field, OnDemandFeatureView, RequestSource
 from feast.on_demand_feature_view import on_demand_feature_view
@@ -48,5 +50,14 @@ def node_distance_view(views: dict[str, FeatureView]) -> OnDemandFeatureView:
         mode="pandas",
         description="Great-circle distance node → destination in km.",
     )
-    view: OnDemandFeatureView = decorate(distance_km)
+    # Feast re-homes the function it decorates into ``__main__`` for serialisation, so hand
+    # it a fresh copy each time and keep the module's own function (and its source) intact.
+    udf = types.FunctionType(
+        distance_km.__code__,
+        distance_km.__globals__,
+        distance_km.__name__,
+        distance_km.__defaults__,
+    )
+    udf.__doc__ = distance_km.__doc__
+    view: OnDemandFeatureView = decorate(udf)
     return view
