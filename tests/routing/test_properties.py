@@ -1,0 +1,178 @@
+"""Property tests (hypothesis): safety invariants of every plan, in every mode."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from itertools import product
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from routing_helpers import NOW
+
+from routing import (
+    MODES,
+    Network,
+    Node,
+    NodeCalendar,
+    Order,
+    OrderLine,
+    Prediction,
+    StockRow,
+    candidate_pairs,
+    plan_to_dict,
+    policy_from_dict,
+    route,
+)
+from routing.allocation import total_cost
+
+SKUS = ["A", "B", "C"]
+
+
+@st.composite
+def worlds(draw: Any) -> tuple[Network, Order, Any, dict[tuple[str, str], Prediction]]:
+    n_nodes = draw(st.integers(1, 6))
+    nodes = []
+    for i in range(n_nodes):
+        closed = draw(st.booleans()) and draw(st.booleans())
+        lat = draw(st.one_of(st.none(), st.floats(25, 48)))
+        nodes.append(
+            Node(
+                node_id=f"N{i}",
+                node_type=draw(st.sampled_from(["dc", "store", "3pl"])),
+                lat=lat,
+                lon=None if lat is None else -90.0,
+                enabled=draw(st.booleans()) or draw(st.booleans()),
+                priority=draw(st.integers(0, 3)),
+                handling_cost=draw(st.floats(0, 3)),
+                daily_capacity=draw(st.one_of(st.none(), st.integers(0, 3))),
+                orders_today=draw(st.integers(0, 3)),
+                calendar=NodeCalendar(holidays=frozenset([NOW.date()])) if closed else None,
+                ships_groups=draw(st.one_of(st.none(), st.just(frozenset({"g1"})))),
+            )
+        )
+    rows = []
+    for n, sku in product(nodes, SKUS):
+        if draw(st.booleans()):
+            rows.append(
+                StockRow(
+                    n.node_id,
+                    sku.lower() if draw(st.booleans()) else sku,
+                    float(draw(st.integers(0, 6))),
+                    draw(st.booleans()) or draw(st.booleans()),
+                )
+            )
+    lines = tuple(
+        OrderLine(
+            str(i),
+            draw(st.sampled_from(SKUS)),
+            float(draw(st.integers(1, 5))),
+            product_group=draw(st.sampled_from([None, "g1", "g2"])),
+            weight_kg=draw(st.floats(0.1, 5)),
+            unit_price=draw(st.floats(1, 50)),
+        )
+        for i in range(draw(st.integers(1, 4)))
+    )
+    order = Order(
+        "P",
+        draw(st.sampled_from(["web", "pos"])),
+        40.0,
+        -80.0,
+        lines,
+        allow_partial=draw(st.booleans()),
+        pickup_node_id=draw(st.one_of(st.none(), st.just("N0"))),
+    )
+    policy = policy_from_dict(
+        {
+            "max_shipments": draw(st.one_of(st.none(), st.integers(1, 3))),
+            "channels": {"pos": ["store"]},
+            "never_split_groups": draw(st.sampled_from([[], ["g1"]])),
+            "ship_together_groups": draw(st.sampled_from([[], ["g2"]])),
+            "defaults": {"split_value_threshold": draw(st.sampled_from([0.0, 20.0]))},
+            "capacity": draw(st.sampled_from(["fence", "penalise"])),
+        }
+    )
+    network = Network(nodes, rows)
+    preds = {
+        pair: Prediction(
+            draw(st.floats(0, 1)), p50 := draw(st.floats(0.5, 6)), p50 * draw(st.floats(1, 2))
+        )
+        for pair in candidate_pairs(order, network, policy, NOW)
+    }
+    return network, order, policy, preds
+
+
+def _check(network: Network, order: Order, policy: Any, preds: dict, mode: str) -> dict:  # type: ignore[type-arg]
+    plan = route(order, network, mode=mode, policy=policy, predictions=preds, now=NOW)  # type: ignore[arg-type]
+    d = plan_to_dict(plan)
+    eligible = set(candidate_pairs(order, network, policy, NOW))
+    used: dict[tuple[str, str], float] = defaultdict(float)
+    per_line: dict[str, float] = defaultdict(float)
+    for a in [*d["allocations"], *d["best_effort"]]:
+        assert a["qty"] > 0
+    for a in d["allocations"]:
+        assert (a["line_id"], a["node_id"]) in eligible, "allocated to a fenced node"
+        used[(a["node_id"], a["sku"].casefold())] += a["qty"]
+        per_line[a["line_id"]] += a["qty"]
+    for (node, sku), q in used.items():
+        assert q <= network.available(node, sku) + 1e-9, "allocated more than available"
+    if d["shippable"]:
+        for ln in order.lines:
+            assert abs(per_line[ln.line_id] - ln.qty) < 1e-9
+    else:
+        assert d["unallocated"]
+    cap = policy.max_shipments
+    if cap is not None:
+        assert d["shipments"] <= cap
+    for ln in order.lines:
+        if policy.rules(ln.product_group).never_split:
+            assert len({a["node_id"] for a in d["allocations"] if a["line_id"] == ln.line_id}) <= 1
+    return d
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(worlds(), st.sampled_from(MODES))
+def test_plan_invariants(world: Any, mode: str) -> None:
+    network, order, policy, preds = world
+    a = _check(network, order, policy, preds, mode)
+    b = _check(network, order, policy, preds, mode)
+    assert a == b, "same input must give the same plan"
+
+
+@settings(max_examples=60, deadline=None)
+@given(worlds())
+def test_exact_search_matches_brute_force(world: Any) -> None:
+    """On small problems the branch-and-bound optimum equals exhaustive enumeration."""
+    from routing import engine
+    from routing.allocation import Problem, solve
+
+    network, order, policy, preds = world
+    captured: list[Problem] = []
+    real = engine.solve
+
+    def spy(p: Problem, **kw: Any) -> Any:
+        captured.append(p)
+        return real(p, **kw)
+
+    engine.solve = spy  # type: ignore[assignment]
+    try:
+        route(order, network, mode="predictive", policy=policy, predictions=preds, now=NOW)
+    finally:
+        engine.solve = real  # type: ignore[assignment]
+    p = captured[0]
+    best = float("inf")
+    for choice in product(*(range(len(o)) for o in p.units)):
+        left = dict(p.stock)
+        nodes: set[str] = set()
+        ok = True
+        for u, i in enumerate(choice):
+            o = p.units[u][i]
+            for k, q in o.use:
+                left[k] -= q
+                ok &= left[k] >= -1e-9
+            nodes.update(o.nodes)
+        if ok and (p.max_shipments is None or len(nodes) <= p.max_shipments):
+            best = min(best, total_cost(p, choice))
+    sol = solve(p, max_states=10**6)
+    assert sol.optimal
+    assert abs(sol.cost - best) < 1e-6 * max(1.0, abs(best))
