@@ -47,12 +47,13 @@ def make_raw(raw_dir: Path, *, seed: int = 3) -> dict[str, pd.DataFrame]:
             "ships_groups": ["all", "all", "all"],
         }
     )
+    n_skus = len(SKUS)
     skus = pd.DataFrame(
         {
             "sku": list(SKUS),
-            "product_group": ["g", "g", "h"],
-            "weight_kg": [1.0, 2.0, 0.5],
-            "price": [10.0, 20.0, 5.0],
+            "product_group": ["g" if i % 3 else "h" for i in range(n_skus)],
+            "weight_kg": 0.5 + np.arange(n_skus) % 4,
+            "price": 5.0 + np.arange(n_skus) % 20,
         }
     )
     grid = pd.MultiIndex.from_product(
