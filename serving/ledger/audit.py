@@ -15,7 +15,8 @@ from serving.ledger.tables import decisions
 def record(conn: Connection, rec: DecisionRecord) -> bool:
     """Insert once per decision id; a retried request does not duplicate its audit row."""
     result = conn.execute(
-        insert_ignore(conn, decisions).values(
+        insert_ignore(conn, decisions)
+        .values(
             decision_id=rec.decision_id,
             order_id=rec.order_id,
             created_at=rec.created_at,
@@ -25,8 +26,9 @@ def record(conn: Connection, rec: DecisionRecord) -> bool:
             mode=rec.mode,
             degraded=rec.degraded,
         )
+        .returning(decisions.c.decision_id)
     )
-    return result.rowcount > 0
+    return result.first() is not None
 
 
 def fetch(conn: Connection, decision_id: str) -> DecisionRecord | None:
