@@ -35,10 +35,11 @@ class Option:
     nodes: tuple[str, ...]
     unmet: float
     use: tuple[tuple[tuple[str, str], float], ...]  # ((node_id, sku key), qty) drawn from stock
+    key: tuple[tuple[str, float, int], ...] = ()  # deterministic tie-break: node ids first
 
-    @property
-    def key(self) -> tuple[tuple[str, float, int], ...]:
-        return tuple((p.node_id, -p.qty, p.line) for p in self.parts)
+    @staticmethod
+    def make_key(parts: tuple[Part, ...]) -> tuple[tuple[str, float, int], ...]:
+        return tuple((p.node_id, -p.qty, p.line) for p in parts)
 
 
 @dataclass(slots=True)

@@ -15,6 +15,7 @@ from routing.errors import PredictionsRequired, UnknownMode
 from routing.explain import explain_optimised, rank_line
 from routing.fences import LineCandidates, evaluate
 from routing.options import Ratings, line_options, together_options
+from routing.partition import solve_partition
 from routing.plan import Allocation, Explanation, Plan, Shipment, Unallocated
 from routing.policy import Policy
 from routing.ratings import rate_pair, shipment_cost
@@ -63,7 +64,6 @@ def _rate(
                 distance_km=c.distance_km,
                 prediction=pred if mode != "cost" else None,
                 rules=lc.rules,
-                policy=policy,
                 promise_days=promise,
             )
     if missing:
@@ -108,7 +108,7 @@ def route(
         for c in lc.eligible():
             nid = c.node.node_id
             if nid not in fixed:
-                f = shipment_cost(c.distance_km, pol, per_ship)
+                f = shipment_cost(c.distance_km, lc.rules, per_ship)
                 if pol.capacity == "penalise" and c.node.at_capacity:
                     f += pol.capacity_penalty
                 fixed[nid] = f
@@ -143,7 +143,9 @@ def route(
         problem = Problem(options, fixed, stock, max_ship)
         exact = len(order.lines) <= pol.search.exact_max_lines
         budget = pol.search.max_states if exact else pol.search.bounded_states
-        sol = solve(problem, max_states=budget, local_rounds=pol.search.local_search_rounds)
+        sol = solve_partition(problem) if exact else None
+        if sol is None:
+            sol = solve(problem, max_states=budget, local_rounds=pol.search.local_search_rounds)
         for u, i in enumerate(sol.choice):
             for pt in options[u][i].parts:
                 parts_by_line[pt.line].append((pt.node_id, pt.qty))

@@ -117,6 +117,7 @@ def evaluate(order: Order, network: Network, policy: Policy, now: datetime) -> l
     allowed = policy.allowed_types(order.channel)
     partial_ok = order.allow_partial or policy.allow_partial
     node_memo: dict[str, tuple[tuple[str, str] | None, float | None]] = {}
+    smap = policy.safety_map()
     out: list[LineCandidates] = []
     for i, line in enumerate(order.lines):
         rules = policy.rules(line.product_group)
@@ -129,7 +130,11 @@ def evaluate(order: Order, network: Network, policy: Policy, now: datetime) -> l
                 memo = (_node_fence(node, order, policy, now, allowed), node_distance(node, order))
                 node_memo[node.node_id] = memo
             fence, dist = memo
-            safety = policy.safety_stock_for(node.node_id, line.product_group)
+            safety = rules.safety_stock
+            if smap:
+                safety = smap.get(
+                    (node.node_id, line.product_group), smap.get((node.node_id, None), safety)
+                )
             atp = max(row.available - safety, 0.0) if row.in_stock else 0.0
             c = Candidate(node, row, dist, atp)
             if fence is not None:

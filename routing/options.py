@@ -28,7 +28,8 @@ def make_option(
         k = (pt.node_id, lcs[pt.line].line.sku.casefold())
         use[k] = use.get(k, 0.0) + pt.qty
     nodes = tuple(sorted({pt.node_id for pt in parts}))
-    return Option(tuple(parts), cost, nodes, unmet, tuple(sorted(use.items())))
+    pts = tuple(parts)
+    return Option(pts, cost, nodes, unmet, tuple(sorted(use.items())), Option.make_key(pts))
 
 
 def _value_ok(qtys: Sequence[float], price: float, threshold: float) -> bool:

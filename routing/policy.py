@@ -200,9 +200,21 @@ class Policy(_Strict):
                 safety_stock=merged["safety_stock"],
                 promise_days=merged["promise_days"],
                 ship_together=group is not None and group in self.ship_together_groups,
+                zones=tuple(
+                    (math.inf if z.max_km is None else z.max_km, z.per_parcel, z.per_kg)
+                    for z in self.zones
+                ),
+                unknown_distance_km=self.unknown_distance_km,
+                base_days=self.delivery_rule.base_days,
+                km_per_day=self.delivery_rule.km_per_day,
+                p90_ratio=self.delivery_rule.p90_ratio,
             )
             self._rules[group] = r
         return r
+
+    def safety_map(self) -> dict[tuple[str, str | None], float]:
+        """(node, group) -> units kept back; group ``None`` applies to every group."""
+        return self._safety
 
     def safety_stock_for(self, node_id: str, group: str | None) -> float:
         """Node+group entry, else node-wide entry, else the group's default."""
@@ -262,6 +274,18 @@ class GroupRules:
     safety_stock: float
     promise_days: float
     ship_together: bool
+    zones: tuple[tuple[float, float, float], ...]  # (max_km, per_parcel, per_kg)
+    unknown_distance_km: float
+    base_days: float
+    km_per_day: float
+    p90_ratio: float
+
+    def zone(self, distance_km: float | None) -> tuple[float, float, float]:
+        d = self.unknown_distance_km if distance_km is None else distance_km
+        for z in self.zones:
+            if d <= z[0]:
+                return z
+        return self.zones[-1]
 
 
 def policy_from_dict(doc: dict[str, Any] | None) -> Policy:

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 
 from routing.domain import Prediction
-from routing.policy import DeliveryRule, GroupRules, Policy
+from routing.policy import GroupRules
 
 Z90 = 1.2815515655446004  # standard normal 90th percentile
 _SQRT2 = math.sqrt(2.0)
@@ -38,10 +38,10 @@ def lateness(days_p50: float, days_p90: float, promise_days: float) -> tuple[flo
     return p_late, max(expected_late, 0.0)
 
 
-def rule_days(distance_km: float, rule: DeliveryRule) -> tuple[float, float]:
+def rule_days(distance_km: float, rules: GroupRules) -> tuple[float, float]:
     """Delivery-day quantiles without a model: base days plus distance over a speed."""
-    p50 = rule.base_days + distance_km / rule.km_per_day
-    return p50, p50 * rule.p90_ratio
+    p50 = rules.base_days + distance_km / rules.km_per_day
+    return p50, p50 * rules.p90_ratio
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,15 +101,14 @@ def rate_pair(
     distance_km: float | None,
     prediction: Prediction | None,
     rules: GroupRules,
-    policy: Policy,
     promise_days: float,
 ) -> PairRating:
     """Price a (line, node) pair. ``prediction=None`` is ``cost`` mode: no risk, rule days."""
-    d = policy.unknown_distance_km if distance_km is None else distance_km
-    per_unit = rules.weight_shipping * policy.zone(d).per_kg * max(weight_kg, 0.0)
+    d = rules.unknown_distance_km if distance_km is None else distance_km
+    per_unit = rules.weight_shipping * rules.zone(d)[2] * max(weight_kg, 0.0)
     if prediction is None:
         p_stock = 0.0
-        p50, p90 = rule_days(d, policy.delivery_rule)
+        p50, p90 = rule_days(d, rules)
     else:
         p_stock = min(max(prediction.p_stockout, 0.0), 1.0)
         p50, p90 = prediction.days_p50, max(prediction.days_p90, prediction.days_p50)
@@ -131,7 +130,6 @@ def rate_pair(
     )
 
 
-def shipment_cost(distance_km: float | None, policy: Policy, per_shipment_cost: float) -> float:
+def shipment_cost(distance_km: float | None, rules: GroupRules, per_shipment_cost: float) -> float:
     """Fixed cost of opening a parcel at a node: the zone's parcel fee plus the policy's."""
-    d = policy.unknown_distance_km if distance_km is None else distance_km
-    return policy.zone(d).per_parcel + per_shipment_cost
+    return rules.zone(distance_km)[1] + per_shipment_cost

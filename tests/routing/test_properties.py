@@ -139,26 +139,31 @@ def test_plan_invariants(world: Any, mode: str) -> None:
     assert a == b, "same input must give the same plan"
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(worlds())
-def test_exact_search_matches_brute_force(world: Any) -> None:
-    """On small problems the branch-and-bound optimum equals exhaustive enumeration."""
+def test_exact_methods_match_brute_force(world: Any) -> None:
+    """Branch-and-bound and the subset DP both find the exhaustive-enumeration optimum."""
     from routing import engine
     from routing.allocation import Problem, solve
+    from routing.partition import solve_partition
 
     network, order, policy, preds = world
     captured: list[Problem] = []
-    real = engine.solve
+    real_dp, real_bb = engine.solve_partition, engine.solve
 
-    def spy(p: Problem, **kw: Any) -> Any:
+    def spy_dp(p: Problem, *a: Any, **kw: Any) -> Any:
         captured.append(p)
-        return real(p, **kw)
+        return real_dp(p, *a, **kw)
 
-    engine.solve = spy  # type: ignore[assignment]
+    def spy_bb(p: Problem, **kw: Any) -> Any:
+        captured.append(p)
+        return real_bb(p, **kw)
+
+    engine.solve_partition, engine.solve = spy_dp, spy_bb  # type: ignore[assignment]
     try:
         route(order, network, mode="predictive", policy=policy, predictions=preds, now=NOW)
     finally:
-        engine.solve = real  # type: ignore[assignment]
+        engine.solve_partition, engine.solve = real_dp, real_bb  # type: ignore[assignment]
     p = captured[0]
     best = float("inf")
     for choice in product(*(range(len(o)) for o in p.units)):
@@ -173,6 +178,11 @@ def test_exact_search_matches_brute_force(world: Any) -> None:
             nodes.update(o.nodes)
         if ok and (p.max_shipments is None or len(nodes) <= p.max_shipments):
             best = min(best, total_cost(p, choice))
-    sol = solve(p, max_states=10**6)
-    assert sol.optimal
-    assert abs(sol.cost - best) < 1e-6 * max(1.0, abs(best))
+    tol = 1e-6 * max(1.0, abs(best))
+    bb = solve(p, max_states=10**6)
+    assert bb.optimal and abs(bb.cost - best) < tol
+    assert abs(total_cost(p, bb.choice) - bb.cost) < tol
+    dp = solve_partition(p)
+    if dp is not None:
+        assert abs(dp.cost - best) < tol
+        assert abs(total_cost(p, dp.choice) - dp.cost) < tol
