@@ -55,14 +55,9 @@ def _admin() -> object:
     )
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        eng = make_engine(f"sqlite:///{tmp_path / 'ledger.db'}", pool_size=8, max_overflow=8)
-        create_schema(eng)
-        yield eng
-        eng.dispose()
-        return
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """One throwaway database per session; each test gets its own schema inside it."""
     if not _postgres_reachable():
         message = f"PostgreSQL is not reachable on {PG_HOST}:{PG_PORT}"
         if IN_CI:
@@ -71,16 +66,36 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     name = f"routecast_ledger_{uuid.uuid4().hex[:12]}"
     admin = _admin()
     admin.execute(f'CREATE DATABASE "{name}"')  # type: ignore[attr-defined]
-    eng = make_engine(
-        f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{name}", pool_size=8, max_overflow=8
-    )
+    try:
+        yield name
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[attr-defined]
+        admin.close()  # type: ignore[attr-defined]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    if request.param == "sqlite":
+        eng = make_engine(f"sqlite:///{tmp_path / 'ledger.db'}", pool_size=8, max_overflow=8)
+        create_schema(eng)
+        yield eng
+        eng.dispose()
+        return
+    database = request.getfixturevalue("pg_database")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    base = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{database}"
+    admin = make_engine(base, pool_size=1, max_overflow=0)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    eng = make_engine(f"{base}?options=-csearch_path%3D{schema}", pool_size=8, max_overflow=8)
     try:
         create_schema(eng)
         yield eng
     finally:
         eng.dispose()
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[attr-defined]
-        admin.close()  # type: ignore[attr-defined]
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
 
 
 @pytest.fixture
