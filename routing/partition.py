@@ -121,7 +121,7 @@ def _blocks(
     cost: list[list[float]], fixed: list[float], size: int
 ) -> tuple[list[float], list[int]]:
     """Cheapest single node (fixed cost + line costs) for every subset of units."""
-    if _np is not None:
+    if _np is not None and size * len(fixed) > 4096:  # numpy pays off beyond tiny tables
         c = _np.asarray(cost, dtype=float)
         table = _np.empty((size, c.shape[1]))
         table[0] = _np.asarray(fixed, dtype=float)
