@@ -87,6 +87,11 @@ def adjust(
     if missing:
         raise UnknownNode(sorted(missing))
 
+    keys = {(e.node_id, e.sku) for e in events}
+    ensure_rows(conn, keys, at)
+    states = lock_rows(conn, keys)
+    # Read applied event ids only after the row locks: a concurrent batch carrying the same
+    # events has committed by now, so its events count as duplicates instead of a lost race.
     ids = sorted({e.event_id for e in events})
     seen: set[str] = set()
     for part in chunks(ids):
@@ -95,9 +100,6 @@ def adjust(
                 select(inventory_events.c.event_id).where(inventory_events.c.event_id.in_(part))
             ).scalars()
         )
-    keys = {(e.node_id, e.sku) for e in events}
-    ensure_rows(conn, keys, at)
-    states = lock_rows(conn, keys)
 
     results: dict[str, AdjustResult] = {}
     for e in sorted(events, key=lambda ev: (ev.event_time, ev.event_id)):

@@ -12,7 +12,7 @@ from typing import Any
 from ledger_testkit import level
 from sqlalchemy import Engine, func, select
 
-from serving.ledger import InsufficientStock, Ledger, StockRow
+from serving.ledger import InsufficientStock, InventoryEvent, Ledger, StockRow
 from serving.ledger.tables import orders
 
 
@@ -110,3 +110,11 @@ def test_concurrent_cancel_and_ship_never_double_release(ledger: Ledger) -> None
     a = level(ledger, "dc1", "A")
     assert a.reserved == 0
     assert a.on_hand + a.shipped == 10
+
+
+def test_the_same_adjustment_from_many_channels_applies_once(ledger: Ledger) -> None:
+    event = InventoryEvent("recv-1", ledger.clock(), "dc1", "A", "delta", 5)
+    results = _race(8, lambda i: ledger.adjust([event])[0])
+    assert all(not isinstance(r, Exception) for r in results), results
+    assert sorted(r.outcome for r in results) == ["applied"] + ["duplicate"] * 7
+    assert level(ledger, "dc1", "A").on_hand == 15
