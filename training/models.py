@@ -52,7 +52,7 @@ def _pinball_objective(alpha: float) -> Any:
 
 
 def _booster(model_str: str) -> lgb.Booster:
-    return lgb.Booster(model_str=model_str, params={"num_threads": 1})
+    return lgb.Booster(model_str=model_str)
 
 
 class StockoutRiskModel:
@@ -195,6 +195,11 @@ class DeliveryQuantileModel:
             self.best_iterations_[alpha] = int(booster.best_iteration or self.num_boost_round)
         self._load_boosters()
         self.feature_names_ = self.features
+        self.p90_offset_ = 0.0
+        if valid is not None and y_valid is not None and len(y_valid) >= 50:
+            # Split-conformal shift: the P90 covers 90% of the validation window.
+            _, p90 = self.predict_array(_matrix(valid, self.features))
+            self.p90_offset_ = float(np.quantile(np.asarray(y_valid, float) - p90, 0.9))
         return self
 
     def _load_boosters(self) -> None:
@@ -203,7 +208,11 @@ class DeliveryQuantileModel:
     def predict_array(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Return (p50, p90) in days, clipped at 0, with p90 >= p50 enforced."""
         raw50 = np.asarray(self.boosters_[0.5].predict(x, num_threads=1)) + self.init_[0.5]
-        raw90 = np.asarray(self.boosters_[0.9].predict(x, num_threads=1)) + self.init_[0.9]
+        raw90 = (
+            np.asarray(self.boosters_[0.9].predict(x, num_threads=1))
+            + self.init_[0.9]
+            + getattr(self, "p90_offset_", 0.0)
+        )
         p50 = np.clip(raw50, 0.0, None)
         p90 = np.maximum(raw90, p50)
         return np.asarray(p50, dtype=np.float64), np.asarray(p90, dtype=np.float64)
