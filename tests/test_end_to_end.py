@@ -40,7 +40,7 @@ def test_demo_registers_both_models_as_champion(demo_home: tuple[Settings, DemoR
     mc = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
     for name in (settings.stockout_model, settings.delivery_model):
         mv = mc.get_model_version_by_alias(name, "champion")
-        assert mv.version == "1"
+        assert str(mv.version) == "1"
         assert "feature_service" in mv.tags and mv.description
     stock = report.metrics[settings.stockout_model]
     assert stock["model"]["auc"] > stock["baseline_on_hand_rule"]["auc"]

@@ -61,10 +61,10 @@ def test_gate_refuses_worse_and_accepts_better(
     name = settings.stockout_model
 
     worse = _register_shuffled(client, store, settings.raw_dir, name)
-    assert client.get_model_version_by_alias(name, "challenger").version == worse
+    assert str(client.get_model_version_by_alias(name, "challenger").version) == worse
     refused = promote(client, store, settings.raw_dir, name=name, kind="stockout", max_rows=20_000)
     assert not refused.promoted and refused.verdict == "fail"
-    assert client.get_model_version_by_alias(name, "champion").version == "1"
+    assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
     assert client.get_model_version(name, worse).tags["gate_verdict"] == "fail"
     assert "auc" in refused.explain()
 
@@ -74,5 +74,5 @@ def test_gate_refuses_worse_and_accepts_better(
     assert better.version is not None and better.version.aliases == ("challenger",)
     accepted = promote(client, store, settings.raw_dir, name=name, kind="stockout", max_rows=20_000)
     assert accepted.promoted, accepted.explain()
-    assert client.get_model_version_by_alias(name, "champion").version == better.version.version
+    assert str(client.get_model_version_by_alias(name, "champion").version) == better.version.version
     assert accepted.challenger_metrics["auc"] > accepted.champion_metrics["auc"]
