@@ -192,6 +192,9 @@ class Runtime:
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, background: bool = True) -> None:
+        from serving.destinations import zip_index
+
+        zip_index()  # build the postal-code index now, not on the first order
         self.load_catalogue()
         self.refresh_models()
         self.refresh_features()
