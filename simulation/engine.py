@@ -41,8 +41,10 @@ CAPACITY_WEEKDAY = np.array(
     ]
 )
 #: nominal capacity over mean burn-in orders (low, high) by node type: some stores run tight
-CAPACITY_HEADROOM = np.array([[1.1, 1.35], [1.05, 1.6], [1.2, 1.6]])
+CAPACITY_HEADROOM = np.array([[1.2, 1.45], [1.05, 1.6], [1.2, 1.6]])
 STAFF_SHORTFALL_PROB = 0.04
+#: a node more than a day behind calls in overtime and temps
+OVERTIME_FACTOR = 1.3
 PROMO_START_PROB = 0.04
 REPLAN_EVERY_DAYS = 7
 SNAPSHOT_HOUR = 23
@@ -164,6 +166,7 @@ class Simulator:
         net = self.net
         factor = CAPACITY_WEEKDAY[net.node_type, weekday] * self.rng.uniform(0.85, 1.1, len(net))
         factor = np.where(self.rng.random(len(net)) < STAFF_SHORTFALL_PROB, factor * 0.5, factor)
+        factor = np.where(self.backlog > net.daily_capacity, factor * OVERTIME_FACTOR, factor)
         return np.rint(net.daily_capacity * factor).astype(np.int64)
 
     def _calibrate_capacity(self) -> None:

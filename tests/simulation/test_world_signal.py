@@ -114,8 +114,8 @@ def test_traffic_is_spread_over_many_nodes(tables: dict[str, pd.DataFrame]) -> N
 def test_store_walk_in_demand_has_weekly_rhythm(tables: dict[str, pd.DataFrame]) -> None:
     demand = tables["demand"]
     stores = demand[demand["node_id"].map(node_types(tables)) == "store"]
-    daily = stores.groupby("event_timestamp")["units"].sum()
-    by_weekday = daily.groupby(daily.index.weekday).mean()
+    daily = stores.groupby("event_timestamp", as_index=False)["units"].sum()
+    by_weekday = daily.groupby(daily["event_timestamp"].dt.weekday)["units"].mean()
     assert by_weekday[5] > by_weekday[[0, 1]].mean() * 1.1
 
 
