@@ -1,0 +1,145 @@
+"""Olist feature views over the parquet tables of ``olist_tables``, plus on-demand distance.
+
+No view expires (``ttl=0``): a seller's record stays informative between its sparse
+orders, and every history table starts with a missing-value sentinel per key, which a
+finite TTL would filter out again (see ``olist_tables._with_sentinels``).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from feast import FeatureService, FeatureView, Field, FileSource, RequestSource
+from feast.on_demand_feature_view import on_demand_feature_view
+from feast.types import Float64, Int64
+
+from features.realdata import entities
+from features.realdata import olist_tables as t
+
+SERVICE = "olist_delivery_v1"
+DISTANCE = "olist_distance"
+EARTH_RADIUS_KM = 6371.0088
+_HISTORY_TTL = timedelta(0)
+
+#: Columns the caller supplies in the entity frame (known when the order is placed).
+REQUEST_FEATURES = ("weekday", "hour", "items", "weight_kg", "price", "freight", "dest_state_code")
+
+
+def _source(table_dir: Path, name: str) -> FileSource:
+    return FileSource(
+        name=f"{name}_source",
+        path=str((table_dir / f"{name}.parquet").resolve()),
+        timestamp_field="event_timestamp",
+    )
+
+
+def _floats(*names: str) -> list[Field]:
+    return [Field(name=n, dtype=Float64) for n in names]
+
+
+order_request = RequestSource(
+    name="olist_order_request",
+    schema=[Field(name="dest_lat", dtype=Float64), Field(name="dest_lon", dtype=Float64)],
+)
+
+
+def feature_views(table_dir: Path) -> dict[str, FeatureView]:
+    return {
+        t.NODE_PROFILE: FeatureView(
+            name=t.NODE_PROFILE,
+            entities=[entities.node],
+            ttl=timedelta(0),
+            schema=[*_floats("node_lat", "node_lon"), Field(name="origin_state_code", dtype=Int64)],
+            source=_source(table_dir, t.NODE_PROFILE),
+        ),
+        t.NODE_HANDLING: FeatureView(
+            name=t.NODE_HANDLING,
+            entities=[entities.node],
+            ttl=_HISTORY_TTL,
+            schema=_floats(
+                "node_handling_days_mean", "node_handling_days_recent", "node_handovers"
+            ),
+            source=_source(table_dir, t.NODE_HANDLING),
+        ),
+        t.NODE_DELIVERY: FeatureView(
+            name=t.NODE_DELIVERY,
+            entities=[entities.node],
+            ttl=_HISTORY_TTL,
+            schema=_floats(
+                "node_delivery_days_p50",
+                "node_carrier_days_mean",
+                "node_late_rate",
+                "node_deliveries",
+            ),
+            source=_source(table_dir, t.NODE_DELIVERY),
+        ),
+        t.LANE_DELIVERY: FeatureView(
+            name=t.LANE_DELIVERY,
+            entities=[entities.origin_state, entities.dest_state],
+            ttl=_HISTORY_TTL,
+            schema=_floats("lane_days_p50", "lane_days_p90", "lane_deliveries"),
+            source=_source(table_dir, t.LANE_DELIVERY),
+        ),
+        t.DEST_RECENT: FeatureView(
+            name=t.DEST_RECENT,
+            entities=[entities.dest_state],
+            ttl=_HISTORY_TTL,
+            schema=_floats("dest_days_p50_30d", "dest_carrier_days_p50_30d", "dest_deliveries_30d"),
+            source=_source(table_dir, t.DEST_RECENT),
+        ),
+        t.NETWORK_RECENT: FeatureView(
+            name=t.NETWORK_RECENT,
+            entities=[],
+            ttl=_HISTORY_TTL,
+            schema=_floats(
+                "net_days_p50_14d",
+                "net_days_p90_14d",
+                "net_carrier_days_p50_14d",
+                "net_late_rate_14d",
+            ),
+            source=_source(table_dir, t.NETWORK_RECENT),
+        ),
+    }
+
+
+def haversine_km(lat1: Any, lon1: Any, lat2: Any, lon2: Any) -> np.ndarray:
+    p1, p2 = np.radians(lat1), np.radians(lat2)
+    dlat, dlon = p2 - p1, np.radians(lon2) - np.radians(lon1)
+    a = np.sin(dlat / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dlon / 2) ** 2
+    return np.asarray(2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0))))
+
+
+def distance_view(profile: FeatureView) -> Any:
+    """Great-circle km from the seller (profile view) to the order's destination (request)."""
+
+    @on_demand_feature_view(  # type: ignore[misc]
+        name=DISTANCE,
+        sources=[profile, order_request],
+        schema=[Field(name="distance_km", dtype=Float64)],
+        mode="pandas",
+    )
+    def olist_distance(inputs: pd.DataFrame) -> pd.DataFrame:
+        # Feast re-executes this body from its source text, so it imports what it uses.
+        import numpy as np
+        import pandas as pd
+
+        p1, p2 = np.radians(inputs["node_lat"]), np.radians(inputs["dest_lat"])
+        dlat = p2 - p1
+        dlon = np.radians(inputs["dest_lon"]) - np.radians(inputs["node_lon"])
+        a = np.sin(dlat / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dlon / 2) ** 2
+        km = 2 * 6371.0088 * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+        return pd.DataFrame({"distance_km": np.asarray(km, dtype=float)})
+
+    return olist_distance
+
+
+def definitions(table_dir: Path) -> list[Any]:
+    """Everything ``feast apply`` needs for the Olist repository."""
+    views = feature_views(table_dir)
+    distance = distance_view(views[t.NODE_PROFILE])
+    service = FeatureService(name=SERVICE, features=[*views.values(), distance])
+    return [*entities.ALL, order_request, *views.values(), distance, service]
