@@ -25,6 +25,9 @@ NON_CONTIGUOUS = frozenset(
 )
 #: ZIPs in towns too small for a geonames city still hold people; this is their weight.
 RURAL_ZIP_WEIGHT = 4000.0
+#: cities at least this big without a same-named ZIP spread their people over nearby ZIPs
+METRO_POPULATION = 50_000
+METRO_RADIUS_KM = 12.0
 
 
 @dataclass(frozen=True)
@@ -134,25 +137,34 @@ def _nearest_zip(lat: float, lon: float) -> str:
 
 @lru_cache(maxsize=1)
 def zip_table() -> ZipTable:
-    """Deliverable ZIPs weighted by population: a city's people are spread over its ZIPs."""
+    """Deliverable ZIPs weighted by population: a city's people are spread over its ZIPs.
+
+    ZIPs are matched to a geonames city by name; big cities whose postal name differs
+    (geonames "New York City" vs USPS "New York") take the ZIPs around their centre.
+    """
     rows = _standard_zips()
-    pop_by_city: dict[tuple[str, str], int] = {}
-    for c in _geonames_us():
-        k = (c["name"].lower(), c["admin1code"])
-        pop_by_city[k] = max(pop_by_city.get(k, 0), int(c["population"]))
-    zips_per_city: dict[tuple[str, str], int] = {}
-    for z in rows:
-        k = (str(z["city"]).lower(), str(z["state"]))
-        zips_per_city[k] = zips_per_city.get(k, 0) + 1
-    weight = np.empty(len(rows))
+    lat = np.array([z["lat"] for z in rows], dtype=float)
+    lon = np.array([z["lon"] for z in rows], dtype=float)
+    index_by_city: dict[tuple[str, str], list[int]] = {}
     for i, z in enumerate(rows):
-        k = (str(z["city"]).lower(), str(z["state"]))
-        weight[i] = max(RURAL_ZIP_WEIGHT, pop_by_city.get(k, 0) / zips_per_city[k])
+        index_by_city.setdefault((str(z["city"]).lower(), str(z["state"])), []).append(i)
+    people = np.zeros(len(rows))
+    for c in _geonames_us():
+        members = index_by_city.get((c["name"].lower(), c["admin1code"]))
+        pop = float(c["population"])
+        if members:
+            people[members] += pop / len(members)
+        elif pop >= METRO_POPULATION:
+            d = haversine_np(float(c["latitude"]), float(c["longitude"]), lat, lon)
+            near = np.flatnonzero(d <= METRO_RADIUS_KM)
+            if near.size:  # none nearby: a misplaced gazetteer entry, not a metro
+                people[near] += pop / near.size
+    weight = np.maximum(RURAL_ZIP_WEIGHT, people)
     return ZipTable(
         zip_code=np.array([z["zip"] for z in rows], dtype=str),
         state=np.array([z["state"] for z in rows], dtype=str),
-        lat=np.array([z["lat"] for z in rows], dtype=float),
-        lon=np.array([z["lon"] for z in rows], dtype=float),
+        lat=lat,
+        lon=lon,
         weight=weight / weight.sum(),
     )
 

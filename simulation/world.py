@@ -25,7 +25,7 @@ from simulation.sink import TableSink
 MANIFEST = "_world.json"
 TRUTH_TABLE = "true_inventory"
 #: bump when mechanics change so an old world on disk is not mistaken for a current one
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 
 @dataclass(frozen=True)
