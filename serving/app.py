@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from serving import metrics, problems
-from serving.routers import health, models, route, skus
+from serving.routers import health, inventory, models, nodes, orders, route, skus
 from serving.runtime import Runtime
 from serving.settings import Settings, get_settings
 
@@ -32,6 +32,6 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     app.state.runtime = runtime
     problems.install(app)
     metrics.install(app)
-    for module in (health, models, route, skus):
+    for module in (health, models, route, skus, orders, inventory, nodes):
         app.include_router(module.router)
     return app

@@ -60,7 +60,9 @@ def verify(store: KeyStore, raw_key: str | None, scope: str) -> tuple[bool, bool
     key_id = parse_key_id(raw_key)
     stored = store.get(key_id) if key_id else None
     expected = stored.digest if stored else digest("rc_missing_" + "0" * 43)
-    ok = hmac.compare_digest(expected, digest(raw_key)) and stored is not None and not stored.revoked
+    ok = (
+        hmac.compare_digest(expected, digest(raw_key)) and stored is not None and not stored.revoked
+    )
     if not ok:
         return False, False
     assert stored is not None

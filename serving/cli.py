@@ -64,6 +64,11 @@ def demo(
             mt.add_row(cand, *(f"{values.get(k, float('nan')):.3f}" for k in keys))
         console.print(mt)
     console.print(f"MLflow UI: mlflow ui --backend-store-uri {settings.tracking_uri}")
+    if settings.demo_key_file.exists():
+        console.print(
+            f"demo API key (all scopes): [bold]{settings.demo_key_file.read_text().strip()}[/bold]"
+        )
+        console.print(f'  e.g. curl -H "Authorization: Bearer $(cat {settings.demo_key_file})" ...')
 
 
 @app.command()
@@ -103,7 +108,6 @@ def route_cmd(
     order_doc = _read_json(order, "order")
     if network is not None:
         import yaml
-        from routing.errors import PredictionsRequired
 
         from routing import (
             network_from_dict,
@@ -112,6 +116,7 @@ def route_cmd(
             policy_from_dict,
             route,
         )
+        from routing.errors import PredictionsRequired
 
         pol = None
         if policy is not None:
@@ -166,7 +171,6 @@ def features_build() -> None:
 def features_apply() -> None:
     """`feast apply` the repository definitions to the registry."""
     from features.store import apply_definitions
-
     from serving.demo import open_feature_store
 
     s = _settings()
@@ -178,11 +182,75 @@ def features_apply() -> None:
 def features_materialize() -> None:
     """Load the latest feature values into the online store (incremental, UTC)."""
     from features.store import materialize
-
     from serving.demo import open_feature_store
 
     materialize(open_feature_store(_settings()), None, progress=True)
     console.print("materialized")
+
+
+keys_app = typer.Typer(help="API keys with scopes (route, orders, inventory, admin).")
+app.add_typer(keys_app, name="keys")
+inventory_app = typer.Typer(help="Inventory ledger maintenance.")
+app.add_typer(inventory_app, name="inventory")
+
+
+def _ledger_engine() -> Any:
+    from serving.ledger import create_schema, make_engine
+
+    engine = make_engine(_settings().ledger_url)
+    create_schema(engine)
+    return engine
+
+
+@keys_app.command("create")
+def keys_create(
+    scope: Annotated[
+        list[str], typer.Option(help="route, orders, inventory or admin; repeat for more")
+    ],
+    name: Annotated[str, typer.Option(help="Who the key is for")] = "",
+) -> None:
+    """Create an API key; the raw key is printed once and only its digest is stored."""
+    from serving.key_store import SqlKeyStore
+
+    try:
+        raw = SqlKeyStore(_ledger_engine()).create(set(scope), name)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    sys.stdout.write(raw + "\n")
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The id part of rc_<id>_<secret>")],
+) -> None:
+    """Revoke a key by its id."""
+    from serving.key_store import SqlKeyStore
+
+    if not SqlKeyStore(_ledger_engine()).revoke(key_id):
+        console.print(f"[red]no key with id {key_id}[/red]")
+        raise typer.Exit(1)
+    console.print(f"revoked {key_id}")
+
+
+@inventory_app.command("check")
+def inventory_check(
+    repair: Annotated[bool, typer.Option(help="Reset drifted rows to the movement log.")] = False,
+) -> None:
+    """Compare stock rows with the append-only movement log; optionally repair drift."""
+    from serving.ledger import Ledger
+
+    report = Ledger(_ledger_engine()).check(repair=repair)
+    console.print(
+        f"checked {report.checked} node×SKU rows; drifted: {len(report.drifted)}"
+        + (" (repaired)" if report.repaired and report.drifted else "")
+    )
+    for d in report.drifted[:50]:
+        console.print(
+            f"  {d.node_id} {d.sku}: row on_hand={d.row_on_hand} reserved={d.row_reserved} "
+            f"log on_hand={d.log_on_hand} reserved={d.log_reserved}"
+        )
+    raise typer.Exit(1 if report.drifted and not repair else 0)
 
 
 @app.command()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,14 +58,25 @@ def to_order(body: OrderIn, runtime: Runtime) -> Order:
     )
 
 
-def decide(body: OrderIn, runtime: Runtime, *, now: datetime | None = None) -> dict[str, Any]:
-    """Route one order (dry run): returns the JSON-ready answer."""
+def decide(
+    body: OrderIn,
+    runtime: Runtime,
+    *,
+    now: datetime | None = None,
+    exclude: frozenset[str] = frozenset(),
+) -> dict[str, Any]:
+    """Route one order against live ledger availability; returns the JSON-ready answer.
+
+    ``exclude`` names nodes that already rejected this order (reroute).
+    """
     t0 = time.perf_counter()
     now = now or datetime.now(UTC)
-    network = runtime.network
-    if network is None:
-        raise NotReady("the network is not loaded yet; retry in a moment")
+    if not runtime.nodes:
+        raise NotReady("no fulfilment nodes are loaded; run `routecast demo` or load nodes")
     order = to_order(body, runtime)
+    if exclude:
+        order = replace(order, excluded_nodes=frozenset(exclude))
+    network = runtime.network_for([ln.sku for ln in order.lines])
     mode = body.mode or runtime.settings.default_mode
     reasons: list[str] = []
     predictions = None

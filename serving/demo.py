@@ -65,7 +65,6 @@ def build_demo(
     """Build (or refresh) everything the API needs under ``settings.home``."""
     from features.compute import build_feature_tables
     from features.store import apply_definitions, materialize
-
     from simulation import generate_world
     from training.pipeline import train_all
     from training.registry import CHAMPION, configure, current_alias_version
@@ -126,6 +125,30 @@ def build_demo(
         return "; ".join(report.versions.values())
 
     step("train and register models", train)
+
+    def ledger() -> str:
+        from serving.key_store import SqlKeyStore
+        from serving.ledger import Ledger, create_schema, make_engine
+        from serving.ledger_seed import seed_ledger
+
+        if fresh_world and settings.database_url is None:
+            # A new demo world means new stock: start its embedded ledger afresh.
+            for suffix in ("", "-wal", "-shm"):
+                (settings.home / f"ledger.db{suffix}").unlink(missing_ok=True)
+            settings.demo_key_file.unlink(missing_ok=True)
+        engine = make_engine(settings.ledger_url)
+        try:
+            create_schema(engine)
+            loaded = seed_ledger(Ledger(engine), settings.raw_dir)
+            if not settings.demo_key_file.exists():
+                raw = SqlKeyStore(engine).create({"route", "orders", "inventory", "admin"}, "demo")
+                settings.demo_key_file.write_text(raw + "\n")
+                settings.demo_key_file.chmod(0o600)
+        finally:
+            engine.dispose()
+        return f"{loaded} stock rows loaded" if loaded else "ledger already seeded"
+
+    step("seed inventory ledger and demo API key", ledger)
     state["world"] = world_key
     state["built_at"] = datetime.now(UTC).isoformat()
     state["timings"] = {s.name: round(s.seconds, 2) for s in report.steps}

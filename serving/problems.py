@@ -44,6 +44,10 @@ class NotReady(RoutecastError):
     status, type, title = 503, "not-ready", "Service is not ready"
 
 
+class DecisionNotFound(RoutecastError):
+    status, type, title = 404, "decision-not-found", "Decision not found"
+
+
 class BadRequestMode(RoutecastError):
     status, type, title = 422, "mode-unavailable", "Routing mode cannot run"
 

@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 
-from routing import Network, network_from_dict
+from routing import Closure, Network, Node, NodeCalendar, calendar_from_dict
+from routing import StockRow as RouteStock
 from serving.feature_snapshot import FeatureSnapshot
+from serving.key_store import SqlKeyStore
+from serving.ledger import Ledger, NodeRecord, create_schema, make_engine
+from serving.ledger_seed import seed_ledger
 from serving.model_store import ModelStore
 from serving.settings import Settings
 
@@ -97,7 +102,12 @@ class Runtime:
         )
         self.snapshot: FeatureSnapshot | None = None
         self.snapshot_error: str | None = None
-        self.network: Network | None = None
+        self.engine = make_engine(settings.ledger_url)
+        self.ledger = Ledger(self.engine, max_rejections=settings.max_rejections)
+        self.keys = SqlKeyStore(self.engine)
+        self.nodes: tuple[Node, ...] = ()
+        self._orders_today: dict[str, int] = {}
+        self._orders_today_at = 0.0
         self.skus: dict[str, SkuRecord] = {}
         self._nodes: list[dict[str, Any]] = []
         self._node_skus: list[tuple[str, str]] = []
@@ -176,11 +186,6 @@ class Runtime:
             self.snapshot_error = f"feature refresh failed: {exc}"
             log.exception("feature refresh failed")
             return
-        stock = [
-            {"node": node, "sku": sku, "qty": max(qty, 0.0), "in_stock": qty > 0}
-            for (node, sku), qty in snap.on_hand().items()
-        ]
-        self.network = network_from_dict({"nodes": self._nodes, "stock": stock})
         self.snapshot = snap
         self.snapshot_error = None
 
@@ -190,16 +195,69 @@ class Runtime:
         except Exception:
             log.exception("model refresh failed")
 
+    # -- network from the ledger ---------------------------------------------------------
+    def reload_nodes(self) -> None:
+        """Merge the ledger's operational node state (enabled, calendar, capacity, closures)
+        with catalogue attributes (type, groups, handling cost) into routing nodes."""
+        static = {n["id"]: n for n in self._nodes}
+        built = []
+        for rec in self.ledger.nodes():
+            cat = static.get(rec.node_id, {})
+            built.append(
+                Node(
+                    node_id=rec.node_id,
+                    node_type=rec.node_type,
+                    lat=rec.lat,
+                    lon=rec.lon,
+                    enabled=rec.enabled,
+                    priority=rec.priority,
+                    ships_groups=frozenset(cat["ships_groups"])
+                    if cat.get("ships_groups")
+                    else None,
+                    handling_cost=float(cat.get("handling_cost", 0.0)),
+                    timezone=rec.timezone,
+                    daily_capacity=rec.daily_capacity or None,
+                    calendar=node_calendar(rec),
+                )
+            )
+        self.nodes = tuple(sorted(built, key=lambda n: n.node_id))
+
+    def _capacity_counts(self) -> dict[str, int]:
+        """Orders taken per node today, re-read at most every two seconds."""
+        now = time.monotonic()
+        if now - self._orders_today_at > 2.0:
+            self._orders_today = self.ledger.orders_per_node_since(
+                datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+            )
+            self._orders_today_at = now
+        return self._orders_today
+
+    def network_for(self, skus: list[str]) -> Network:
+        """Nodes plus live availability of just these SKUs, read from the ledger."""
+        counts = self._capacity_counts()
+        nodes = [
+            replace(n, orders_today=counts.get(n.node_id, 0)) if n.node_id in counts else n
+            for n in self.nodes
+        ]
+        known = {n.node_id for n in nodes}
+        stock = [
+            RouteStock(lvl.node_id, lvl.sku, float(lvl.available), lvl.available > 0)
+            for lvl in self.ledger.availability(skus)
+            if lvl.node_id in known
+        ]
+        return Network(nodes, stock)
+
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, background: bool = True) -> None:
         from serving.destinations import zip_index
 
         zip_index()  # build the postal-code index now, not on the first order
+        create_schema(self.engine)
         self.load_catalogue()
+        seed_ledger(self.ledger, self.settings.raw_dir)
+        self.reload_nodes()
         self.refresh_models()
         self.refresh_features()
-        if self.network is None:  # no features yet: route on the catalogue alone, degraded
-            self.network = network_from_dict({"nodes": self._nodes, "stock": []})
         if background:
             self._thread = threading.Thread(
                 target=self._loop, name="routecast-refresh", daemon=True
@@ -218,12 +276,14 @@ class Runtime:
                 next_models = clock + s.model_reload_seconds
             if clock >= next_features:
                 self.refresh_features()
+                self.reload_nodes()
                 next_features = clock + s.snapshot_refresh_seconds
 
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        self.engine.dispose()
 
     # -- status ----------------------------------------------------------------------------
     def degraded_reasons(self, now: datetime) -> list[str]:
@@ -240,3 +300,16 @@ class Runtime:
                     f"(bound {self.settings.feature_staleness_hours} h): run `routecast features materialize`"
                 )
         return reasons
+
+
+def node_calendar(rec: NodeRecord) -> NodeCalendar | None:
+    """The routing calendar of a ledger node: its stored calendar plus any closure the
+    ledger set after a capacity rejection (closed for the rest of the local day)."""
+    doc = rec.calendar[0] if rec.calendar else None
+    cal = calendar_from_dict(doc) if doc else None
+    if rec.closed_until is None or rec.closed_until <= datetime.now(UTC):
+        return cal
+    closure = Closure(datetime.now(UTC), rec.closed_until, "rejected for capacity")
+    if cal is None:
+        return NodeCalendar(closures=(closure,))
+    return replace(cal, closures=(*cal.closures, closure))

@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     snapshot_refresh_seconds: float = 60.0
     model_reload_seconds: float = 30.0
     max_order_lines: int = 200
+    database_url: str | None = Field(
+        default=None, description="Ledger database; default SQLite file under home."
+    )
+    auth_enabled: bool = True
+    max_rejections: int = 3
 
     @classmethod
     def settings_customise_sources(
@@ -79,6 +84,16 @@ class Settings(BaseSettings):
         if self.mlflow_tracking_uri:
             return self.mlflow_tracking_uri
         return f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+
+    @property
+    def ledger_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'ledger.db').resolve()}"
+
+    @property
+    def demo_key_file(self) -> Path:
+        return self.home / "demo_api_key"
 
     @property
     def artifact_dir(self) -> Path:

@@ -25,7 +25,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("demo")]
 @pytest.fixture(scope="module")
 def client(demo_home: tuple[Settings, DemoReport]) -> Iterator[TestClient]:
     settings, _ = demo_home
-    with TestClient(create_app(settings, background=False)) as c:
+    app = create_app(settings, background=False)
+    with TestClient(app) as c:
+        raw = app.state.runtime.keys.create({"route", "orders", "inventory", "admin"}, "e2e")
+        c.headers["Authorization"] = f"Bearer {raw}"
         yield c
 
 
@@ -175,7 +178,9 @@ def test_redis_online_store_serves_the_same_features(
     try:
         apply_definitions(store, redis_settings.feature_dir)
         materialize(store, datetime.now(UTC))
-        with TestClient(create_app(redis_settings, background=False)) as c:
+        app = create_app(redis_settings, background=False)
+        with TestClient(app) as c:
+            c.headers["X-API-Key"] = app.state.runtime.keys.create({"route"})
             assert c.get("/readyz").json()["status"] == "ready"
             (sku,) = _stocked_skus(c, 1)
             plan = c.post(

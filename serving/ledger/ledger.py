@@ -14,7 +14,7 @@ from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -44,7 +44,7 @@ from serving.ledger.records import (
     StockRow,
 )
 from serving.ledger.stock_ops import chunks
-from serving.ledger.tables import nodes, stock
+from serving.ledger.tables import nodes, order_allocations, stock
 
 T = TypeVar("T")
 AllocationLike = AllocationRequest | tuple[str, str, str, int]
@@ -234,6 +234,20 @@ class Ledger:
                     for r in conn.execute(query(part))
                 )
             return out
+
+        return self._read(work)
+
+    def orders_per_node_since(self, since: datetime) -> dict[str, int]:
+        """Distinct orders allocated to each node since ``since`` (daily capacity use)."""
+
+        def work(conn: Connection) -> dict[str, int]:
+            oa = order_allocations
+            rows = conn.execute(
+                select(oa.c.node_id, func.count(func.distinct(oa.c.order_id)))
+                .where(oa.c.created_at >= since, oa.c.status != "rejected")
+                .group_by(oa.c.node_id)
+            )
+            return {str(node): int(n) for node, n in rows}
 
         return self._read(work)
 

@@ -204,3 +204,14 @@ decisions = Table(
     Column("degraded", Boolean, nullable=False, default=False),
 )
 Index("ix_decisions_order_id", decisions.c.order_id)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", String(32), primary_key=True),
+    Column("digest", String(64), nullable=False),
+    Column("scopes", String(128), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("revoked", Boolean, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)

@@ -32,5 +32,5 @@ def readyz(runtime: RuntimeDep) -> Any:
         else None,
         "features_read_at": snap.read_at.isoformat() if snap else None,
     }
-    # Degraded still routes (cost mode); only a missing network makes us unready.
-    return JSONResponse(body, status_code=200 if runtime.network is not None else 503)
+    # Degraded still routes (cost mode); only missing nodes make us unready.
+    return JSONResponse(body, status_code=200 if runtime.nodes else 503)

@@ -2,18 +2,50 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, BackgroundTasks
 
 from serving.decide import decide
 from serving.deps import RuntimeDep
+from serving.problems import DecisionNotFound
+from serving.runtime import Runtime
 from serving.schemas import OrderIn, RouteResponse
+from serving.security import RouteScope
 
 router = APIRouter(prefix="/v1", tags=["routing"])
 
 
+def audit(
+    runtime: Runtime, body: OrderIn, answer: dict[str, Any], order_id: str | None = None
+) -> None:
+    """Persist the decision (inputs, predictions, plan, versions) after the answer is sent."""
+    runtime.ledger.record_decision(
+        answer["decision_id"],
+        request=body.model_dump(mode="json"),
+        plan=answer,
+        model_versions=answer.get("models", {}),
+        mode=str(answer.get("mode", "")),
+        degraded=bool(answer.get("degraded")),
+        order_id=order_id,
+    )
+
+
 @router.post("/route", response_model=RouteResponse)
-def route_order(body: OrderIn, runtime: RuntimeDep) -> Any:
+def route_order(body: OrderIn, runtime: RuntimeDep, _: RouteScope, tasks: BackgroundTasks) -> Any:
     """Route an order without reserving stock. `mode` overrides the default routing mode."""
-    return decide(body, runtime)
+    answer = decide(body, runtime)
+    tasks.add_task(audit, runtime, body, answer)
+    return answer
+
+
+@router.get("/decisions/{decision_id}")
+def get_decision(decision_id: str, runtime: RuntimeDep, _: RouteScope) -> Any:
+    """The stored audit record of a decision."""
+    rec = runtime.ledger.get_decision(decision_id)
+    if rec is None:
+        raise DecisionNotFound(f"decision {decision_id!r} is unknown (dry runs are kept too)")
+    out = asdict(rec)
+    out["created_at"] = rec.created_at.isoformat()
+    return out

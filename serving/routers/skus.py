@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from serving.deps import RuntimeDep
 from serving.schemas import SkuInfo
+from serving.security import RouteScope
 
 router = APIRouter(prefix="/v1", tags=["catalogue"])
 
@@ -15,14 +16,15 @@ router = APIRouter(prefix="/v1", tags=["catalogue"])
 @router.get("/skus", response_model=list[SkuInfo])
 def list_skus(
     runtime: RuntimeDep,
+    _: RouteScope,
     limit: Annotated[int, Query(ge=1, le=1000)] = 20,
     in_stock: bool = True,
 ) -> list[SkuInfo]:
     totals: dict[str, tuple[int, float]] = {}
-    if runtime.snapshot is not None:
-        for (_, sku), qty in runtime.snapshot.on_hand().items():
-            n, units = totals.get(sku, (0, 0.0))
-            totals[sku] = (n + (qty > 0), units + max(qty, 0.0))
+    for level in runtime.ledger.availability():
+        key = level.sku.upper()
+        n, units = totals.get(key, (0, 0.0))
+        totals[key] = (n + (level.available > 0), units + max(level.available, 0))
     rows = []
     for key, rec in sorted(runtime.skus.items()):
         n, units = totals.get(key, (0, 0.0))

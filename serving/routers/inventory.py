@@ -1,0 +1,44 @@
+"""Inventory sync from any channel (counts and deltas, idempotent by event id) and reads."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import APIRouter
+
+from serving.deps import RuntimeDep
+from serving.ledger import InventoryEvent
+from serving.order_schemas import AdjustmentsIn
+from serving.security import InventoryScope
+
+router = APIRouter(prefix="/v1/inventory", tags=["inventory"])
+
+
+@router.post("/adjustments")
+def adjust(body: AdjustmentsIn, runtime: RuntimeDep, _: InventoryScope) -> dict[str, Any]:
+    """Apply counts (absolute on-hand) and deltas. A repeated event id is a no-op; a count
+    older than the newest one never overwrites it; reservations are kept."""
+    events = [
+        InventoryEvent(
+            event_id=e.event_id,
+            event_time=e.event_time,
+            node_id=e.node_id,
+            sku=e.sku,
+            kind=e.kind,
+            qty=e.qty,
+        )
+        for e in body.events
+    ]
+    results = runtime.ledger.adjust(events)
+    return {"results": [asdict(r) for r in results]}
+
+
+@router.get("/{sku}")
+def sku_levels(sku: str, runtime: RuntimeDep, _: InventoryScope) -> dict[str, Any]:
+    levels = runtime.ledger.availability([sku])
+    return {
+        "sku": sku,
+        "available": sum(lv.available for lv in levels),
+        "nodes": [asdict(lv) for lv in sorted(levels, key=lambda lv: lv.node_id)],
+    }

@@ -1,0 +1,80 @@
+"""Operations: node calendars (planned closures, opening hours, holidays) and daily capacity."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from fastapi import APIRouter
+
+from routing import calendar_from_dict
+from serving.deps import RuntimeDep
+from serving.ledger import NodeRecord
+from serving.order_schemas import CalendarIn, CapacityIn
+from serving.problems import RoutecastError
+from serving.security import AdminScope
+
+router = APIRouter(prefix="/v1/nodes", tags=["nodes"])
+
+
+class NodeNotFound(RoutecastError):
+    status, type, title = 404, "node-not-found", "Node not found"
+
+
+class InvalidCalendar(RoutecastError):
+    status, type, title = 422, "invalid-calendar", "Invalid node calendar"
+
+
+def _node(runtime: Any, node_id: str) -> NodeRecord:
+    for rec in runtime.ledger.nodes():
+        if rec.node_id == node_id:
+            return rec  # type: ignore[no-any-return]
+    raise NodeNotFound(f"node {node_id!r} is unknown; GET /v1/nodes lists nodes", node_id=node_id)
+
+
+def _view(rec: NodeRecord) -> dict[str, Any]:
+    return {
+        "node_id": rec.node_id,
+        "node_type": rec.node_type,
+        "enabled": rec.enabled,
+        "priority": rec.priority,
+        "timezone": rec.timezone,
+        "daily_capacity": rec.daily_capacity,
+        "closed_until": rec.closed_until.isoformat() if rec.closed_until else None,
+        "calendar": rec.calendar[0] if rec.calendar else None,
+    }
+
+
+@router.get("")
+def list_nodes(runtime: RuntimeDep, _: AdminScope) -> list[dict[str, Any]]:
+    return [_view(r) for r in runtime.ledger.nodes()]
+
+
+@router.put("/{node_id}/calendar")
+def put_calendar(
+    node_id: str, body: CalendarIn, runtime: RuntimeDep, _: AdminScope
+) -> dict[str, Any]:
+    doc = body.model_dump(exclude_none=True)
+    try:
+        calendar_from_dict(doc)
+    except ValueError as exc:
+        raise InvalidCalendar(f"{exc}; see docs/formats.md for the calendar format") from exc
+    rec = replace(_node(runtime, node_id), calendar=[doc])
+    runtime.ledger.upsert_nodes([rec])
+    runtime.reload_nodes()
+    return _view(rec)
+
+
+@router.put("/{node_id}/capacity")
+def put_capacity(
+    node_id: str, body: CapacityIn, runtime: RuntimeDep, _: AdminScope
+) -> dict[str, Any]:
+    rec = _node(runtime, node_id)
+    rec = replace(
+        rec,
+        daily_capacity=body.daily_capacity,
+        enabled=rec.enabled if body.enabled is None else body.enabled,
+    )
+    runtime.ledger.upsert_nodes([rec])
+    runtime.reload_nodes()
+    return _view(rec)
