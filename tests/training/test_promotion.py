@@ -74,5 +74,7 @@ def test_gate_refuses_worse_and_accepts_better(
     assert better.version is not None and better.version.aliases == ("challenger",)
     accepted = promote(client, store, settings.raw_dir, name=name, kind="stockout", max_rows=20_000)
     assert accepted.promoted, accepted.explain()
-    assert str(client.get_model_version_by_alias(name, "champion").version) == better.version.version
+    assert (
+        str(client.get_model_version_by_alias(name, "champion").version) == better.version.version
+    )
     assert accepted.challenger_metrics["auc"] > accepted.champion_metrics["auc"]
