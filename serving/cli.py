@@ -86,7 +86,7 @@ def serve(
         host=host,
         port=port,
         workers=workers,
-        log_level="info",
+        log_config=None,
         access_log=False,
     )
 

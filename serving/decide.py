@@ -5,6 +5,7 @@ No decision logic lives here; this is the glue between HTTP, features, models an
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from dataclasses import replace
@@ -18,6 +19,8 @@ from serving.problems import BadRequestMode, NotReady, TooManyLines, UnknownSku
 from serving.runtime import Runtime
 from serving.schemas import OrderIn
 from serving.scoring import Candidate, score
+
+log = logging.getLogger("routecast.decisions")
 
 
 def to_order(body: OrderIn, runtime: Runtime) -> Order:
@@ -125,4 +128,15 @@ def decide(
         },
     )
     record_decision(answer)
+    log.info(
+        "decision",
+        extra={
+            "decision_id": answer["decision_id"],
+            "order_id": order.order_id,
+            "mode": mode,
+            "shippable": answer.get("shippable"),
+            "degraded": bool(reasons),
+            "ms": round((t3 - t0) * 1000, 3),
+        },
+    )
     return answer
