@@ -93,18 +93,32 @@ def serve(
 
 @app.command("route")
 def route_cmd(
-    order: Annotated[Path, typer.Argument(help="ORDER.json in the API's order format.")],
+    order_file: Annotated[
+        Path | None, typer.Argument(help="ORDER.json in the API's order format.")
+    ] = None,
+    order: Annotated[
+        Path | None, typer.Option("--order", help="ORDER.json (same as the argument).")
+    ] = None,
     network: Annotated[
         Path | None, typer.Option(help="NETWORK.json: route standalone, without server or store.")
     ] = None,
     mode: Annotated[
-        str | None, typer.Option(help="predictive|cost|priority|distance|high_stock")
+        str | None,
+        typer.Option(
+            help="predictive|cost|priority|distance|high_stock (standalone default: cost)"
+        ),
     ] = None,
     policy: Annotated[Path | None, typer.Option(help="POLICY.yaml")] = None,
 ) -> None:
-    """Route one order and print the plan as JSON."""
+    """Route one order and print the plan as JSON (nothing is reserved)."""
     from datetime import UTC, datetime
 
+    order = order or order_file
+    if order is None:
+        console.print(
+            "[red]give the order: routecast route ORDER.json (or --order ORDER.json)[/red]"
+        )
+        raise typer.Exit(2)
     order_doc = _read_json(order, "order")
     if network is not None:
         import yaml
@@ -125,12 +139,19 @@ def route_cmd(
             plan = route(
                 order_from_dict(order_doc),
                 network_from_dict(_read_json(network, "network")),
-                mode=mode or "priority",  # type: ignore[arg-type]
+                mode=mode or "cost",  # type: ignore[arg-type]
                 policy=pol,
                 predictions=None,
                 now=datetime.now(UTC),
             )
         except PredictionsRequired as exc:
+            console.print(
+                f"[red]{exc}[/red]\npredictive mode needs the trained models and live features: "
+                "run it through the API (`routecast serve`) or without --network after `routecast demo`, "
+                "or pick --mode cost|priority|distance|high_stock"
+            )
+            raise typer.Exit(2) from None
+        except ValueError as exc:
             console.print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from None
         sys.stdout.write(json.dumps(plan_to_dict(plan), indent=2) + "\n")
