@@ -74,6 +74,47 @@ def current_alias_version(client: MlflowClient, name: str, alias: str) -> str | 
         return None
 
 
+def champion_metrics(client: MlflowClient, name: str) -> tuple[str, dict[str, float]] | None:
+    """The current champion's logged test metrics (its own test window), if any."""
+    version = current_alias_version(client, name, CHAMPION)
+    if version is None:
+        return None
+    mv = client.get_model_version(name, version)
+    if not mv.run_id:
+        return None
+    run = client.get_run(mv.run_id)
+    own = {k: float(v) for k, v in run.data.metrics.items() if "." not in k}
+    return version, own
+
+
+def review_report(
+    name: str,
+    metrics: Mapping[str, Mapping[str, float]],
+    tags: Mapping[str, str],
+    figures: Mapping[str, Any],
+) -> str:
+    """One page a reviewer reads in the registry before moving the champion alias."""
+    plots = "\n".join(f"- `plots/{f}`" for f in figures) or "- (none)"
+    return f"""# Review: {name}
+
+**Data window:** {tags.get("data_window_start", "?")} → {tags.get("data_window_end", "?")}
+**Feature service:** `{tags.get("feature_service", "?")}` · **code revision:** `{tags.get("code_revision", "?")}`
+**Features:** {tags.get("features", "?").replace(",", ", ")}
+
+## Held-out test window (time split: nothing later leaks backwards)
+
+{metrics_table(metrics)}
+
+The model column must beat every baseline column; a champion column, when present, shows
+the current champion's metrics on *its own* test window. The promotion gate
+(`routecast promote`) re-scores challenger and champion on the same newest holdout and
+records its verdict in the `gate_verdict` / `gate_report` tags of this version.
+
+## Plots
+{plots}
+"""
+
+
 def log_and_register(
     client: MlflowClient,
     *,
@@ -92,6 +133,10 @@ def log_and_register(
     The first version becomes ``champion``; later ones become ``challenger`` and wait for
     the promotion gate.
     """
+    champ = champion_metrics(client, name)
+    table = dict(metrics)
+    if champ is not None:
+        table[f"champion_v{champ[0]}"] = champ[1]
     with mlflow.start_run(run_name=name) as run:
         mlflow.log_params({k: v for k, v in params.items()})
         for candidate, values in metrics.items():
@@ -99,6 +144,7 @@ def log_and_register(
             mlflow.log_metrics({f"{prefix}{k}": float(v) for k, v in values.items()})
         for fname, fig in figures.items():
             mlflow.log_figure(fig, f"plots/{fname}")
+        mlflow.log_text(review_report(name, table, tags, figures), "review.md")
         for fname, text in (extra_text or {}).items():
             mlflow.log_text(text, fname)
         mlflow.set_tags(dict(tags))
@@ -114,7 +160,10 @@ def log_and_register(
     client.update_model_version(
         name,
         version.version,
-        description=f"## Metrics on the held-out test window\n\n{metrics_table(metrics)}\n",
+        description=(
+            f"## Metrics on the held-out test window\n\n{metrics_table(table)}\n\n"
+            "Review report: artifact `review.md`; plots under `plots/`."
+        ),
     )
     alias = CHAMPION if current_alias_version(client, name, CHAMPION) is None else CHALLENGER
     client.set_registered_model_alias(name, alias, version.version)
