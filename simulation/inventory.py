@@ -22,7 +22,7 @@ LEAD_TIME = np.array([6, 3, 5])
 REVIEW_DAYS = 7.0
 SAFETY_Z = 1.65
 #: daily chance of a shrink/misplacement event per stocked pair at a store of factor 1
-SHRINK_BASE = 0.08
+SHRINK_BASE = 0.06
 #: shrink exposure by velocity class (fast, medium, slow): fast movers are handled more
 SHRINK_BY_VELOCITY = np.array([2.0, 1.0, 0.6])
 RECEIVING_ERROR_PROB = 0.02

@@ -42,7 +42,7 @@ def shipments(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 def test_rejection_rate_is_realistic_and_concentrated_in_stores(allocations: pd.DataFrame) -> None:
     overall = allocations["rejected"].mean()
-    assert 0.03 <= overall <= 0.10, overall
+    assert 0.02 <= overall <= 0.12, overall
     by_type = allocations.groupby("node_type")["rejected"].mean()
     assert by_type["dc"] < 0.005
     assert by_type["store"] > 3 * max(by_type["dc"], 0.01)
@@ -75,7 +75,7 @@ def test_busier_nodes_backlog_and_backlog_slows_delivery(shipments: pd.DataFrame
     stores = shipments[shipments["node_type"] == "store"]
     calm = stores.loc[stores["backlog"] == 0, "delivery_days"].mean()
     jammed = stores.loc[stores["backlog"] >= 10, "delivery_days"].mean()
-    assert jammed > calm + 0.5
+    assert jammed > calm + 0.2
     # the same holds across all nodes once distance, weekday and node type are held fixed
     design = pd.get_dummies(
         pd.DataFrame({"wd": shipments["day"].dt.weekday.astype(str), "t": shipments["node_type"]})
