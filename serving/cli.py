@@ -274,6 +274,19 @@ def inventory_check(
     raise typer.Exit(1 if report.drifted and not repair else 0)
 
 
+@inventory_app.command("labels")
+def inventory_labels(
+    out: Annotated[
+        Path, typer.Option(help="Parquet file in the canonical allocations format")
+    ] = Path("allocation_labels.parquet"),
+) -> None:
+    """Export ledger allocations and node rejections as stockout-risk training labels."""
+    from serving.label_export import export_labels
+
+    n = export_labels(_ledger_engine(), out)
+    console.print(f"wrote {n} labelled allocations to {out}")
+
+
 @app.command()
 def train() -> None:
     """Train both models; the first versions become champion, later ones challenger."""

@@ -226,6 +226,14 @@ def test_rejection_reroutes_to_the_next_node(api: tuple[TestClient, Any]) -> Non
     assert len(live) == 1 and live[0]["node_id"] != first_node and live[0]["qty"] == 2
     levels = {n["node_id"]: n for n in client.get(f"/v1/inventory/{sku}").json()["nodes"]}
     assert levels[first_node]["available"] == 0
+    # the rejection is a training label in the canonical allocations format
+    from serving.label_export import allocation_labels
+
+    labels = allocation_labels(runtime.engine)
+    mine = labels[labels["order_id"] == order_id]
+    rejected = mine[mine["rejected"]]
+    assert list(rejected["node_id"]) == [first_node] and list(rejected["reason"]) == ["not_in_stock"]
+    assert (~mine["rejected"]).sum() == 1
 
 
 def test_ship_and_cancel_move_stock(api: tuple[TestClient, Any]) -> None:
