@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +33,12 @@ class TrainResult:
     n_rows: dict[str, int] = field(default_factory=dict)
 
 
-def _tags(split: Split, service: str, features: tuple[str, ...]) -> dict[str, str]:
+def _tags(
+    split: Split,
+    service: str,
+    features: tuple[str, ...],
+    extra: Mapping[str, str] | None = None,
+) -> dict[str, str]:
     start, end = split.window
     return {
         "data_window_start": start,
@@ -41,11 +46,19 @@ def _tags(split: Split, service: str, features: tuple[str, ...]) -> dict[str, st
         "feature_service": service,
         "features": ",".join(features),
         "code_revision": code_revision(),
+        **(extra or {}),
     }
 
 
 def _sizes(split: Split) -> dict[str, int]:
     return {"train": len(split.train), "valid": len(split.valid), "test": len(split.test)}
+
+
+def stockout_split(store: FeatureStore, raw_dir: Path, *, max_rows: int | None) -> Split:
+    """The stockout training set, shared by single-machine and Dask training."""
+    return build_training_set(
+        store, stockout_entities(raw_dir), catalog.SERVICE_STOCKOUT, max_rows=max_rows
+    )
 
 
 def train_stockout(
@@ -58,14 +71,30 @@ def train_stockout(
     num_boost_round: int = 400,
 ) -> TrainResult:
     """Rejection-risk classifier beside the on-hand rule and a logistic regression."""
-    features = catalog.STOCKOUT_FEATURES
-    split = build_training_set(
-        store, stockout_entities(raw_dir), catalog.SERVICE_STOCKOUT, max_rows=max_rows
-    )
-    y_tr, y_va, y_te = (s["label"].to_numpy(int) for s in (split.train, split.valid, split.test))
+    split = stockout_split(store, raw_dir, max_rows=max_rows)
+    y_tr, y_va = (s["label"].to_numpy(int) for s in (split.train, split.valid))
     model = StockoutRiskModel(
-        features, monotone=catalog.STOCKOUT_MONOTONE, num_boost_round=num_boost_round
+        catalog.STOCKOUT_FEATURES,
+        monotone=catalog.STOCKOUT_MONOTONE,
+        num_boost_round=num_boost_round,
     ).fit(split.train, y_tr, split.valid, y_va)
+    return evaluate_stockout(split, model, client, name=name)
+
+
+def evaluate_stockout(
+    split: Split,
+    model: StockoutRiskModel,
+    client: MlflowClient | None,
+    *,
+    name: str = STOCKOUT_MODEL,
+    extra_tags: Mapping[str, str] | None = None,
+) -> TrainResult:
+    """Score a fitted classifier beside the baselines on the test window, then register it.
+
+    Separate from fitting so every trainer (single machine, Dask) is judged and logged alike.
+    """
+    features = catalog.STOCKOUT_FEATURES
+    y_tr, y_te = (s["label"].to_numpy(int) for s in (split.train, split.test))
     rule = baselines.OnHandRule().fit(split.train, y_tr)
     logit = baselines.LogisticBaseline(features).fit(split.train, y_tr)
     probs = {
@@ -85,13 +114,20 @@ def train_stockout(
             output_example=pd.DataFrame({"p_stockout": model.predict_proba(example)}),
             metrics=metrics,
             params={"num_boost_round": model.best_iteration_, **_sizes(split)},
-            tags=_tags(split, catalog.SERVICE_STOCKOUT, features),
+            tags=_tags(split, catalog.SERVICE_STOCKOUT, features, extra_tags),
             figures={
                 "reliability.png": plots.reliability(y_te, probs),
                 "importance.png": plots.importance(model.feature_importance()),
             },
         )
     return result
+
+
+def delivery_split(store: FeatureStore, raw_dir: Path, *, max_rows: int | None) -> Split:
+    """The delivery training set, shared by single-machine and Dask training."""
+    return build_training_set(
+        store, delivery_entities(raw_dir), catalog.SERVICE_DELIVERY, max_rows=max_rows
+    )
 
 
 def train_delivery(
@@ -104,14 +140,30 @@ def train_delivery(
     num_boost_round: int = 400,
 ) -> TrainResult:
     """P50/P90 delivery-days boosters beside the lane median and a distance rule."""
-    features = catalog.DELIVERY_FEATURES
-    split = build_training_set(
-        store, delivery_entities(raw_dir), catalog.SERVICE_DELIVERY, max_rows=max_rows
-    )
-    y_tr, y_va, y_te = (s["label"].to_numpy(float) for s in (split.train, split.valid, split.test))
+    split = delivery_split(store, raw_dir, max_rows=max_rows)
+    y_tr, y_va = (s["label"].to_numpy(float) for s in (split.train, split.valid))
     model = DeliveryQuantileModel(
-        features, monotone=catalog.DELIVERY_MONOTONE, num_boost_round=num_boost_round
+        catalog.DELIVERY_FEATURES,
+        monotone=catalog.DELIVERY_MONOTONE,
+        num_boost_round=num_boost_round,
     ).fit(split.train, y_tr, split.valid, y_va)
+    return evaluate_delivery(split, model, client, name=name)
+
+
+def evaluate_delivery(
+    split: Split,
+    model: DeliveryQuantileModel,
+    client: MlflowClient | None,
+    *,
+    name: str = DELIVERY_MODEL,
+    extra_tags: Mapping[str, str] | None = None,
+) -> TrainResult:
+    """Score fitted quantile boosters beside the baselines on the test window, then register.
+
+    Separate from fitting so every trainer (single machine, Dask) is judged and logged alike.
+    """
+    features = catalog.DELIVERY_FEATURES
+    y_tr, y_te = (s["label"].to_numpy(float) for s in (split.train, split.test))
     p50, p90 = model.predict_quantiles(split.test)
     lane = baselines.LaneMedian().fit(split.train, y_tr)
     dist = baselines.DistanceRule().fit(split.train, y_tr)
@@ -142,7 +194,7 @@ def train_delivery(
                 "best_iteration_p90": model.best_iterations_[0.9],
                 **_sizes(split),
             },
-            tags=_tags(split, catalog.SERVICE_DELIVERY, features),
+            tags=_tags(split, catalog.SERVICE_DELIVERY, features, extra_tags),
             figures={
                 "residuals.png": plots.residuals(y_te, p50, p90),
                 "importance.png": plots.importance(model.feature_importance()),
