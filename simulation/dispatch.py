@@ -14,7 +14,6 @@ import numpy as np
 import numpy.typing as npt
 
 from simulation.assortment import Catalog
-from simulation.geography import haversine_np
 from simulation.inventory import Inventory
 from simulation.network import Network
 from simulation.orders import OrderLines
@@ -62,13 +61,18 @@ def grouped_cumsum(values: IntArray, keys: IntArray) -> IntArray:
 
 
 def dispatch(
-    rng: np.random.Generator, lines: OrderLines, net: Network, catalog: Catalog, inv: Inventory
+    rng: np.random.Generator,
+    lines: OrderLines,
+    net: Network,
+    catalog: Catalog,
+    inv: Inventory,
+    dist: npt.NDArray[np.floating],
 ) -> Dispatch:
-    """Route every line of the day; mutates ``inv`` (picks, spot counts)."""
+    """Route every line of the day; mutates ``inv`` (picks, spot counts).
+
+    ``dist`` is line × node great-circle km.
+    """
     n_lines, n_nodes, n_skus = len(lines), len(net), len(catalog)
-    dist = haversine_np(
-        lines.dest_lat[:, None], lines.dest_lon[:, None], net.lat[None, :], net.lon[None, :]
-    )
     noise = rng.lognormal(0.0, ROUTE_NOISE_SIGMA, (lines.n_orders, n_nodes))[lines.order]
     score = (dist + ROUTE_DISTANCE_FLOOR_KM) * noise * TYPE_BIAS[net.node_type][None, :]
     excluded = ~(

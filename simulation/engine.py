@@ -19,7 +19,7 @@ import pandas as pd
 from simulation.assortment import PRODUCT_GROUPS, Catalog, make_catalog
 from simulation.carriers import CARRIERS, WEST, Parcels, deliver
 from simulation.dispatch import REJECT_REASON, Dispatch, dispatch
-from simulation.geography import haversine_np, sample_destinations
+from simulation.geography import haversine_np, sample_destinations, zip_table
 from simulation.inventory import Inventory, initial_inventory
 from simulation.network import DC, STORE, TPL, Network, make_network
 from simulation.orders import LINES_P, QTY_P, OrderLines, draw_orders
@@ -129,6 +129,11 @@ class Simulator:
         self._burn_days = 0
         self._serial = {"order": 0, "allocation": 0, "shipment": 0}
         self._pair_node, self._pair_sku = np.nonzero(self.net.stocked)
+        zips = zip_table()
+        # every customer ZIP to every node, once: routing then only gathers rows
+        self._zip_dist = haversine_np(
+            zips.lat[:, None], zips.lon[:, None], self.net.lat[None, :], self.net.lon[None, :]
+        ).astype(np.float32)
         self._node_ids = self.net.node_id.astype(object)
         self._skus = self.catalog.sku.astype(object)
         self._states = np.array([c.state for c in self.net.cities])
@@ -207,7 +212,7 @@ class Simulator:
         morning = rng.binomial(wanted, MORNING_SHARE)
         sold = inv.sell(morning)
         lines = draw_orders(rng, cat, self.cfg.online_orders_per_day, weekday, lift)
-        routed = dispatch(rng, lines, net, cat, inv)
+        routed = dispatch(rng, lines, net, cat, inv, self._zip_dist[lines.dest_zip])
         sold += inv.sell(wanted - morning)
 
         ok = routed.line_node >= 0

@@ -28,6 +28,8 @@ class OrderLines:
     hour: FloatArray
     sku: IntArray
     qty: IntArray
+    #: index into geography.zip_table()
+    dest_zip: IntArray
     dest_state: npt.NDArray[np.str_]
     dest_lat: FloatArray
     dest_lon: FloatArray
@@ -59,6 +61,7 @@ def draw_orders(
         hour=hours[order],
         sku=sku.astype(np.int64),
         qty=qty.astype(np.int64),
+        dest_zip=dest.zip_index[order],
         dest_state=dest.state[order],
         dest_lat=dest.lat[order],
         dest_lon=dest.lon[order],

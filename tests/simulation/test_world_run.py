@@ -79,3 +79,11 @@ def test_history_days_treats_naive_end_as_utc() -> None:
 def test_bad_arguments_are_rejected(tmp_path: Path, kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         generate_world(tmp_path, end=END, **kwargs)  # type: ignore[arg-type]
+
+
+def test_progress_bar_counts_simulated_days(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    generate_world(tmp_path, seed=5, end=END, days=3, progress=True)
+    err = capsys.readouterr().err
+    assert "simulating small world" in err and "3/3" in err
