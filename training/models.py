@@ -51,6 +51,34 @@ def _pinball_objective(alpha: float) -> Any:
     return objective
 
 
+def fit_calibration(raw: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """Isotonic with enough held-out rows and positives, Platt (sigmoid) otherwise.
+
+    Both maps are non-decreasing, so the booster's monotone constraints survive.
+    """
+    from sklearn.isotonic import IsotonicRegression
+    from sklearn.linear_model import LogisticRegression
+
+    y = np.asarray(y, dtype=int)
+    if len(y) >= 1000 and y.sum() >= 50:
+        iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y)
+        return {
+            "method": "isotonic",
+            "x": np.asarray(iso.X_thresholds_, float),
+            "y": np.asarray(iso.y_thresholds_, float),
+        }
+    logit = np.log(np.clip(raw, 1e-6, 1 - 1e-6) / np.clip(1 - raw, 1e-6, 1)).reshape(-1, 1)
+    lr = LogisticRegression(C=1e6, max_iter=1000).fit(logit, y)
+    return {"method": "sigmoid", "a": float(lr.coef_[0, 0]), "b": float(lr.intercept_[0])}
+
+
+def apply_calibration(cal: Mapping[str, Any], raw: np.ndarray) -> np.ndarray:
+    if cal["method"] == "isotonic":
+        return np.asarray(np.interp(raw, cal["x"], cal["y"]), dtype=np.float64)
+    logit = np.log(np.clip(raw, 1e-6, 1 - 1e-6) / np.clip(1 - raw, 1e-6, 1))
+    return np.asarray(1.0 / (1.0 + np.exp(-(cal["a"] * logit + cal["b"]))), dtype=np.float64)
+
+
 def _booster(model_str: str) -> lgb.Booster:
     return lgb.Booster(model_str=model_str)
 
@@ -90,9 +118,17 @@ class StockoutRiskModel:
         )
         callbacks: list[Any] = []
         sets: list[lgb.Dataset] = []
+        x_cal = y_cal = None
         if valid is not None and y_valid is not None:
-            sets = [lgb.Dataset(_matrix(valid, self.features), label=y_valid, reference=dtrain)]
+            # Time-ordered validation: the first half stops boosting, the second half
+            # (never seen by the booster) calibrates its probabilities.
+            x_val = _matrix(valid, self.features)
+            y_val = np.asarray(y_valid)
+            half = len(y_val) // 2 if len(y_val) >= 400 else len(y_val)
+            sets = [lgb.Dataset(x_val[:half], label=y_val[:half], reference=dtrain)]
             callbacks = [lgb.early_stopping(40, verbose=False)]
+            if half < len(y_val):
+                x_cal, y_cal = x_val[half:], y_val[half:]
         booster = lgb.train(
             params, dtrain, self.num_boost_round, valid_sets=sets, callbacks=callbacks
         )
@@ -100,10 +136,18 @@ class StockoutRiskModel:
         self.booster_ = _booster(self.model_str_)
         self.feature_names_ = self.features
         self.best_iteration_ = int(booster.best_iteration or self.num_boost_round)
+        self.calibration_ = None
+        if x_cal is not None and y_cal is not None and len(np.unique(y_cal)) == 2:
+            self.calibration_ = fit_calibration(self._raw(x_cal), y_cal)
         return self
 
-    def predict_array(self, x: np.ndarray) -> np.ndarray:
+    def _raw(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self.booster_.predict(x, num_threads=1), dtype=np.float64)
+
+    def predict_array(self, x: np.ndarray) -> np.ndarray:
+        raw = self._raw(x)
+        cal = getattr(self, "calibration_", None)
+        return raw if cal is None else apply_calibration(cal, raw)
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         return self.predict_array(_matrix(frame, self.feature_names_))

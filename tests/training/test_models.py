@@ -104,3 +104,19 @@ def test_missing_feature_column_is_named() -> None:
     f, y = _stockout_frame(100)
     with pytest.raises(KeyError, match="on_hand"):
         StockoutRiskModel(catalog.STOCKOUT_FEATURES).fit(f.drop(columns=["on_hand"]), y)
+
+
+def test_calibration_on_unseen_rows_keeps_monotonicity() -> None:
+    from training.metrics import expected_calibration_error
+
+    f, y = _stockout_frame(6000, seed=11)
+    train, valid, test = f.iloc[:3000], f.iloc[3000:5000], f.iloc[5000:]
+    m = StockoutRiskModel(catalog.STOCKOUT_FEATURES, monotone=catalog.STOCKOUT_MONOTONE, num_boost_round=80)
+    m.fit(train, y[:3000], valid, y[3000:5000])
+    assert m.calibration_ is not None and m.calibration_["method"] in {"isotonic", "sigmoid"}
+    p = m.predict_proba(test)
+    assert np.all((p >= 0) & (p <= 1))
+    assert expected_calibration_error(y[5000:], p) < 0.06
+    lower = m.predict_proba(test.assign(on_hand=0.0))
+    higher = m.predict_proba(test.assign(on_hand=20.0))
+    assert np.all(lower >= higher - 1e-12)
