@@ -16,6 +16,9 @@ from serving.settings import Settings, get_settings
 app = typer.Typer(help="routecast: predictive order routing.", no_args_is_help=True)
 features_app = typer.Typer(help="Feature store: build tables, feast apply, materialize.")
 app.add_typer(features_app, name="features")
+from serving.cli_eval import eval_app  # noqa: E402
+
+app.add_typer(eval_app, name="eval")
 console = Console(stderr=True)
 
 

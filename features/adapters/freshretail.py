@@ -59,7 +59,7 @@ class HourlyAvailability(pa.DataFrameModel):
         coerce = True
 
     @pa.dataframe_check
-    def one_row_per_series_and_hour(cls, df: pd.DataFrame) -> bool:
+    def one_row_per_series_and_hour(cls, df: pd.DataFrame) -> bool:  # type: ignore[misc]
         return not df.duplicated(["node_id", "sku", "event_timestamp"]).any()
 
 

@@ -58,7 +58,7 @@ class ShipmentFacts(pa.DataFrameModel):
         coerce = True
 
     @pa.dataframe_check
-    def delivered_after_purchase(cls, df: pd.DataFrame) -> pd.Series:
+    def delivered_after_purchase(cls, df: pd.DataFrame) -> pd.Series:  # type: ignore[misc]
         return df["delivered_at"] >= df["purchased_at"]
 
 

@@ -33,11 +33,15 @@ def state_code(states: pd.Series) -> pd.Series:
     return states.astype(str).str.upper().map(lookup).fillna(-1).astype(np.int64)
 
 
+def _days(delta: pd.Series) -> pd.Series:
+    return delta.dt.total_seconds() / 86400.0
+
+
 def _history(shipments: pd.DataFrame, facts: pd.DataFrame) -> pd.DataFrame:
     frame = shipments.merge(facts, on="shipment_id", how="inner", validate="one_to_one")
     return frame.assign(
-        handling_days=((frame["carrier_at"] - frame["approved_at"]) / _DAY).clip(lower=0.0),
-        carrier_days=((frame["delivered_at"] - frame["carrier_at"]) / _DAY).clip(lower=0.0),
+        handling_days=_days(frame["carrier_at"] - frame["approved_at"]).clip(lower=0.0),
+        carrier_days=_days(frame["delivered_at"] - frame["carrier_at"]).clip(lower=0.0),
         late=(frame["delivered_at"] > frame["estimated_at"] + _DAY).astype(float),
     )
 

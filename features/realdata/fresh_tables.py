@@ -1,0 +1,108 @@
+"""FreshRetailNet daily feature tables from the adapter's hourly availability table.
+
+Day d's row is stamped at its close (midnight starting d+1): a point-in-time join at that
+instant sees day d and earlier, never d+1. Rolling windows end at d and include it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+#: Trading hours whose stock-outs count, for features and for the label (08:00-21:59).
+OPEN_HOURS = range(8, 22)
+PROFILE_EPOCH = pd.Timestamp("2000-01-01", tz="UTC")
+_DAY = pd.Timedelta(days=1)
+
+SERIES_DAILY = "fresh_series_daily"
+NODE_DAILY = "fresh_node_daily"
+SKU_DAILY = "fresh_sku_daily"
+SKU_PROFILE = "fresh_sku_profile"
+KEYS = ["node_id", "sku"]
+
+
+def open_hours_share(hourly: pd.DataFrame) -> pd.DataFrame:
+    """Share of trading hours out of stock per series and day (the label's quantity too)."""
+    open_ = hourly[hourly["hour"].isin(OPEN_HOURS)]
+    return (
+        open_.groupby([*KEYS, "day"], sort=True)["stockout"]
+        .agg(so_share="mean", open_hours="size")
+        .reset_index()
+    )
+
+
+def _series_daily(hourly: pd.DataFrame) -> pd.DataFrame:
+    hourly = hourly.assign(
+        is_open=hourly["hour"].isin(OPEN_HOURS),
+        open_sales=hourly["sales"].where(hourly["hour"].isin(OPEN_HOURS), 0.0),
+        instock_open=((hourly["stockout"] == 0) & hourly["hour"].isin(OPEN_HOURS)).astype(float),
+        so_close=hourly["stockout"].where(hourly["hour"].between(18, 21)),
+        so_last=hourly["stockout"].where(hourly["hour"] == hourly["hour"].max()),
+        so_hour=hourly["hour"].where((hourly["stockout"] == 1) & hourly["hour"].isin(OPEN_HOURS)),
+    )
+    daily = (
+        hourly.groupby([*KEYS, "day"], sort=True)
+        .agg(
+            so_share_all=("stockout", "mean"),
+            so_close=("so_close", "mean"),
+            so_last=("so_last", "max"),
+            first_so_hour=("so_hour", "min"),
+            sales=("sales", "sum"),
+            open_sales=("open_sales", "sum"),
+            instock_hours=("instock_open", "sum"),
+            discount=("discount", "mean"),
+            activity=("activity", "max"),
+        )
+        .reset_index()
+    )
+    daily = daily.merge(open_hours_share(hourly), on=[*KEYS, "day"], how="left")
+    daily["first_so_hour"] = daily["first_so_hour"].fillna(max(OPEN_HOURS) + 1)
+    daily["sales_per_instock_hour"] = daily["open_sales"] / daily["instock_hours"].clip(lower=1)
+    daily["so_day"] = (daily["so_share"] >= 0.5).astype(float)
+    grouped = daily.groupby(KEYS, sort=False)
+    for window in (3, 7, 28):
+        daily[f"so_share_{window}d"] = grouped["so_share"].transform(
+            lambda s, w=window: s.rolling(w, min_periods=1).mean()
+        )
+    daily["so_days_7d"] = grouped["so_day"].transform(lambda s: s.rolling(7, min_periods=1).sum())
+    daily["sales_7d"] = grouped["sales"].transform(lambda s: s.rolling(7, min_periods=1).mean())
+    daily["sales_ratio_7d"] = daily["sales"] / (daily["sales_7d"] + 1e-3)
+    daily["demand_rate_7d"] = grouped["sales_per_instock_hour"].transform(
+        lambda s: s.rolling(7, min_periods=1).mean()
+    )
+    # Consecutive stock-out days ending at d: runs reset whenever a day is mostly in stock.
+    run_id = grouped["so_day"].transform(lambda s: (s == 0).cumsum())
+    daily["so_streak"] = daily.groupby([*KEYS, run_id], sort=False)["so_day"].cumsum()
+    daily["event_timestamp"] = daily["day"] + _DAY
+    return daily.drop(columns=["day", "so_day", "open_hours"])
+
+
+def _mean_by(daily: pd.DataFrame, key: str, prefix: str) -> pd.DataFrame:
+    agg = (
+        daily.groupby([key, "event_timestamp"], sort=True)["so_share"]
+        .mean()
+        .rename(f"{prefix}_so_share")
+        .reset_index()
+    )
+    agg[f"{prefix}_so_share_7d"] = agg.groupby(key, sort=False)[f"{prefix}_so_share"].transform(
+        lambda s: s.rolling(7, min_periods=1).mean()
+    )
+    return agg
+
+
+def _sku_profile(hourly: pd.DataFrame) -> pd.DataFrame:
+    profile = hourly.drop_duplicates("sku")[["sku", "category_1", "category_2", "category_3"]]
+    return profile.assign(event_timestamp=PROFILE_EPOCH).astype(
+        {"category_1": np.int64, "category_2": np.int64, "category_3": np.int64}
+    )
+
+
+def build_tables(hourly: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Every FreshRetailNet feature table of one data side (a city, or a set of stores)."""
+    series = _series_daily(hourly)
+    return {
+        SERIES_DAILY: series.reset_index(drop=True),
+        NODE_DAILY: _mean_by(series, "node_id", "node"),
+        SKU_DAILY: _mean_by(series, "sku", "sku"),
+        SKU_PROFILE: _sku_profile(hourly).reset_index(drop=True),
+    }

@@ -1,0 +1,93 @@
+"""FreshRetailNet feature views over the tables of ``fresh_tables``.
+
+Daily views expire after two days so a gap in the data yields missing values rather than
+a stale day; the product profile never expires.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from feast import FeatureService, FeatureView, Field, FileSource
+from feast.types import Float64, Int64
+
+from features.realdata import entities
+from features.realdata import fresh_tables as t
+
+SERVICE = "fresh_stockout_v1"
+_DAILY_TTL = timedelta(days=2)
+
+SERIES_FEATURES = (
+    "so_share",
+    "so_share_all",
+    "so_close",
+    "so_last",
+    "first_so_hour",
+    "sales",
+    "open_sales",
+    "instock_hours",
+    "sales_per_instock_hour",
+    "discount",
+    "activity",
+    "so_share_3d",
+    "so_share_7d",
+    "so_share_28d",
+    "so_days_7d",
+    "sales_7d",
+    "sales_ratio_7d",
+    "demand_rate_7d",
+    "so_streak",
+)
+NODE_FEATURES = ("node_so_share", "node_so_share_7d")
+SKU_FEATURES = ("sku_so_share", "sku_so_share_7d")
+PROFILE_FEATURES = ("category_1", "category_2", "category_3")
+
+
+def _source(table_dir: Path, name: str) -> FileSource:
+    return FileSource(
+        name=f"{name}_source",
+        path=str((table_dir / f"{name}.parquet").resolve()),
+        timestamp_field="event_timestamp",
+    )
+
+
+def feature_views(table_dir: Path) -> dict[str, FeatureView]:
+    return {
+        t.SERIES_DAILY: FeatureView(
+            name=t.SERIES_DAILY,
+            entities=[entities.node, entities.sku],
+            ttl=_DAILY_TTL,
+            schema=[Field(name=n, dtype=Float64) for n in SERIES_FEATURES],
+            source=_source(table_dir, t.SERIES_DAILY),
+        ),
+        t.NODE_DAILY: FeatureView(
+            name=t.NODE_DAILY,
+            entities=[entities.node],
+            ttl=_DAILY_TTL,
+            schema=[Field(name=n, dtype=Float64) for n in NODE_FEATURES],
+            source=_source(table_dir, t.NODE_DAILY),
+        ),
+        t.SKU_DAILY: FeatureView(
+            name=t.SKU_DAILY,
+            entities=[entities.sku],
+            ttl=_DAILY_TTL,
+            schema=[Field(name=n, dtype=Float64) for n in SKU_FEATURES],
+            source=_source(table_dir, t.SKU_DAILY),
+        ),
+        t.SKU_PROFILE: FeatureView(
+            name=t.SKU_PROFILE,
+            entities=[entities.sku],
+            ttl=timedelta(0),
+            schema=[Field(name=n, dtype=Int64) for n in PROFILE_FEATURES],
+            source=_source(table_dir, t.SKU_PROFILE),
+        ),
+    }
+
+
+def definitions(table_dir: Path) -> list[Any]:
+    """Everything ``feast apply`` needs for a FreshRetailNet repository."""
+    views = feature_views(table_dir)
+    service = FeatureService(name=SERVICE, features=list(views.values()))
+    return [*entities.ALL, *views.values(), service]

@@ -1,0 +1,95 @@
+"""Post-hoc calibration fitted on data the booster did not see.
+
+``ProbabilityCalibrator`` maps classifier scores to probabilities (isotonic when the
+held-out set is large enough to estimate a step function, Platt's sigmoid otherwise);
+``ConformalUpper`` widens an upper quantile until it reaches its nominal coverage on a
+held-out slice (split-conformal), which also absorbs drift between training and now.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import numpy as np
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+
+Method = Literal["auto", "isotonic", "sigmoid"]
+#: Below this many held-out rows (or 50 of the rarer class) isotonic steps overfit.
+MIN_ISOTONIC_ROWS = 1000
+MIN_ISOTONIC_MINORITY = 50
+_EPS = 1e-6
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=float), _EPS, 1 - _EPS)
+    return np.log(p / (1 - p))
+
+
+class ProbabilityCalibrator:
+    """Monotone map from raw scores to calibrated probabilities."""
+
+    def __init__(self, method: Method = "auto") -> None:
+        self.method = method
+
+    def fit(self, scores: np.ndarray, y: np.ndarray) -> ProbabilityCalibrator:
+        scores = np.asarray(scores, dtype=float)
+        y = np.asarray(y, dtype=int)
+        if len(np.unique(y)) < 2:
+            raise ValueError("calibration needs both classes in the held-out set")
+        minority = int(min(y.sum(), len(y) - y.sum()))
+        method = self.method
+        if method == "auto":
+            big = len(y) >= MIN_ISOTONIC_ROWS and minority >= MIN_ISOTONIC_MINORITY
+            method = "isotonic" if big else "sigmoid"
+        self.method_: Literal["isotonic", "sigmoid"] = method
+        if method == "isotonic":
+            self.isotonic_ = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+            self.isotonic_.fit(scores, y)
+        else:
+            self.sigmoid_ = LogisticRegression(C=1e6, max_iter=1000)
+            self.sigmoid_.fit(_logit(scores).reshape(-1, 1), y)
+        self.n_ = len(y)
+        return self
+
+    def predict(self, scores: np.ndarray) -> np.ndarray:
+        scores = np.asarray(scores, dtype=float)
+        if self.method_ == "isotonic":
+            out = self.isotonic_.predict(scores)
+        else:
+            out = self.sigmoid_.predict_proba(_logit(scores).reshape(-1, 1))[:, 1]
+        return np.clip(np.asarray(out, dtype=float), 0.0, 1.0)
+
+
+class ConformalUpper:
+    """Split-conformal correction of an upper quantile prediction.
+
+    ``additive`` shifts by a constant number of days; ``multiplicative`` scales, which
+    suits targets whose spread grows with their level (delivery days).
+    """
+
+    def __init__(
+        self, coverage: float = 0.9, mode: Literal["additive", "multiplicative"] = "additive"
+    ) -> None:
+        if not 0.0 < coverage < 1.0:
+            raise ValueError("coverage must lie in (0, 1)")
+        self.coverage = coverage
+        self.mode = mode
+
+    def fit(self, y: np.ndarray, upper: np.ndarray) -> ConformalUpper:
+        y = np.asarray(y, dtype=float)
+        upper = np.asarray(upper, dtype=float)
+        if len(y) == 0:
+            raise ValueError("conformal calibration needs at least one held-out row")
+        scores = y - upper if self.mode == "additive" else y / np.clip(upper, _EPS, None)
+        n = len(scores)
+        level = min(1.0, math.ceil((n + 1) * self.coverage) / n)
+        self.correction_ = float(np.quantile(scores, level, method="higher"))
+        return self
+
+    def predict(self, upper: np.ndarray) -> np.ndarray:
+        upper = np.asarray(upper, dtype=float)
+        if self.mode == "additive":
+            return upper + self.correction_
+        return upper * self.correction_
