@@ -34,4 +34,5 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     metrics.install(app)
     for module in (health, models, route, skus, orders, inventory, nodes):
         app.include_router(module.router)
+    app.include_router(nodes.policy_router)
     return app

@@ -90,7 +90,7 @@ def decide(
         if reasons or stock_m is None or deliv_m is None or runtime.snapshot is None:
             mode = "cost"
         else:
-            pairs = candidate_pairs(order, network, None, now)
+            pairs = candidate_pairs(order, network, runtime.policy, now)
             by_line = {ln.line_id: ln for ln in order.lines}
             cands = [
                 Candidate(line_id=lid, node_id=nid, sku=by_line[lid].sku, qty=by_line[lid].qty)
@@ -109,7 +109,9 @@ def decide(
             )
     t2 = time.perf_counter()
     try:
-        plan = route(order, network, mode=mode, predictions=predictions, now=now)
+        plan = route(
+            order, network, mode=mode, policy=runtime.policy, predictions=predictions, now=now
+        )
     except ValueError as exc:
         raise BadRequestMode(str(exc), field="mode") from exc
     t3 = time.perf_counter()

@@ -15,7 +15,15 @@ from typing import Any
 
 import pandas as pd
 
-from routing import Closure, Network, Node, NodeCalendar, calendar_from_dict
+from routing import (
+    Closure,
+    Network,
+    Node,
+    NodeCalendar,
+    Policy,
+    calendar_from_dict,
+    policy_from_dict,
+)
 from routing import StockRow as RouteStock
 from serving.feature_snapshot import FeatureSnapshot
 from serving.key_store import SqlKeyStore
@@ -106,6 +114,9 @@ class Runtime:
         self.ledger = Ledger(self.engine, max_rejections=settings.max_rejections)
         self.keys = SqlKeyStore(self.engine)
         self.nodes: tuple[Node, ...] = ()
+        self.policy: Policy = Policy.default()
+        self.policy_error: str | None = None
+        self._policy_mtime: float | None = None
         self._orders_today: dict[str, int] = {}
         self._orders_today_at = 0.0
         self.skus: dict[str, SkuRecord] = {}
@@ -195,6 +206,29 @@ class Runtime:
         except Exception:
             log.exception("model refresh failed")
 
+    # -- policy ---------------------------------------------------------------------------
+    def reload_policy(self) -> bool:
+        """(Re)load the policy file when it changed; a bad file keeps the last good policy."""
+        import yaml
+
+        path = self.settings.policy_file
+        if path is None:
+            return False
+        try:
+            mtime = path.stat().st_mtime
+            if mtime == self._policy_mtime:
+                return False
+            doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            self.policy = policy_from_dict(doc)
+        except (OSError, ValueError, yaml.YAMLError) as exc:
+            self.policy_error = f"policy {path}: {exc}; still using version {self.policy.version}"
+            log.error(self.policy_error)
+            return False
+        self._policy_mtime = mtime
+        self.policy_error = None
+        log.info("policy %s loaded from %s", self.policy.version, path)
+        return True
+
     # -- network from the ledger ---------------------------------------------------------
     def reload_nodes(self) -> None:
         """Merge the ledger's operational node state (enabled, calendar, capacity, closures)
@@ -254,6 +288,7 @@ class Runtime:
         zip_index()  # build the postal-code index now, not on the first order
         create_schema(self.engine)
         self.load_catalogue()
+        self.reload_policy()
         seed_ledger(self.ledger, self.settings.raw_dir)
         self.reload_nodes()
         self.refresh_models()
@@ -271,6 +306,7 @@ class Runtime:
         tick = min(s.model_reload_seconds, s.snapshot_refresh_seconds, 5.0)
         while not self._stop.wait(tick):
             clock += tick
+            self.reload_policy()
             if clock >= next_models:
                 self.refresh_models()
                 next_models = clock + s.model_reload_seconds

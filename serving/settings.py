@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="Ledger database; default SQLite file under home."
     )
+    policy_file: Path | None = Field(
+        default=None, description="Routing policy YAML; reloaded when the file changes."
+    )
     auth_enabled: bool = True
     max_rejections: int = 3
 

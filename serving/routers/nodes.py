@@ -78,3 +78,20 @@ def put_capacity(
     runtime.ledger.upsert_nodes([rec])
     runtime.reload_nodes()
     return _view(rec)
+
+
+policy_router = APIRouter(prefix="/v1/policy", tags=["policy"])
+
+
+@policy_router.get("")
+def get_policy(runtime: RuntimeDep, _: AdminScope) -> dict[str, Any]:
+    """The routing policy in force (file named by ROUTECAST_POLICY_FILE, reloaded on change)."""
+    from routing import policy_to_dict
+
+    return {
+        "source": str(runtime.settings.policy_file)
+        if runtime.settings.policy_file
+        else "built-in default",
+        "error": runtime.policy_error,
+        "policy": policy_to_dict(runtime.policy),
+    }
