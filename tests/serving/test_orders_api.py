@@ -232,7 +232,9 @@ def test_rejection_reroutes_to_the_next_node(api: tuple[TestClient, Any]) -> Non
     labels = allocation_labels(runtime.engine)
     mine = labels[labels["order_id"] == order_id]
     rejected = mine[mine["rejected"]]
-    assert list(rejected["node_id"]) == [first_node] and list(rejected["reason"]) == ["not_in_stock"]
+    assert list(rejected["node_id"]) == [first_node] and list(rejected["reason"]) == [
+        "not_in_stock"
+    ]
     assert (~mine["rejected"]).sum() == 1
 
 

@@ -111,7 +111,9 @@ def test_calibration_on_unseen_rows_keeps_monotonicity() -> None:
 
     f, y = _stockout_frame(6000, seed=11)
     train, valid, test = f.iloc[:3000], f.iloc[3000:5000], f.iloc[5000:]
-    m = StockoutRiskModel(catalog.STOCKOUT_FEATURES, monotone=catalog.STOCKOUT_MONOTONE, num_boost_round=80)
+    m = StockoutRiskModel(
+        catalog.STOCKOUT_FEATURES, monotone=catalog.STOCKOUT_MONOTONE, num_boost_round=80
+    )
     m.fit(train, y[:3000], valid, y[3000:5000])
     assert m.calibration_ is not None and m.calibration_["method"] in {"isotonic", "sigmoid"}
     p = m.predict_proba(test)
