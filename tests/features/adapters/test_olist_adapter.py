@@ -49,5 +49,5 @@ def test_only_delivered_orders_and_days_from_timestamps(olist_dir: Path) -> None
 
 
 def test_missing_file_names_the_layout(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="olist_geolocation_by_zip_prefix.csv"):
+    with pytest.raises(FileNotFoundError, match=r"olist_geolocation_by_zip_prefix\.csv"):
         load_olist(tmp_path)
