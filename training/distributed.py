@@ -230,22 +230,20 @@ def _pinball(y: np.ndarray, alpha: float) -> Callable[[np.ndarray], float]:
     return loss
 
 
-class PinballObjective:
+def pinball_objective(alpha: float) -> Callable[..., tuple[np.ndarray, np.ndarray]]:
     """Pinball-loss gradient with a unit hessian, in the scikit-learn objective signature.
 
-    A class rather than a closure so it pickles to worker processes with plain ``pickle``.
+    A nested function on purpose: Dask ships it to the workers by value (cloudpickle), so
+    an existing cluster needs only lightgbm and numpy, not routecast, on its workers.
     """
 
-    def __init__(self, alpha: float) -> None:
-        self.alpha = alpha
-
-    def __call__(
-        self, y_true: np.ndarray | None, y_pred: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def objective(y_true: np.ndarray | None, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if y_true is None:
             raise ValueError("the pinball objective needs labels")
-        grad = np.where(y_true > y_pred, -self.alpha, 1.0 - self.alpha)
+        grad = np.where(y_true > y_pred, -alpha, 1.0 - alpha)
         return grad, np.ones_like(grad)
+
+    return objective
 
 
 def fit_stockout_dask(
@@ -355,7 +353,7 @@ def fit_delivery_dask(
             init = float(np.quantile(labels, alpha))
             estimator = lgb.DaskLGBMRegressor(
                 client=client,
-                objective=PinballObjective(alpha),
+                objective=pinball_objective(alpha),
                 n_estimators=num_boost_round,
                 **{
                     **_params(model.params, model.features, directions),

@@ -259,3 +259,31 @@ def test_a_client_passed_in_stays_open(scheduler: str) -> None:
         with dask_client(client) as used:
             assert used is client
         assert client.status == "running"
+
+
+def test_pinball_objective_reaches_workers_without_routecast() -> None:
+    """Workers of an existing cluster may lack routecast: the objective travels by value."""
+    import subprocess
+    import sys
+
+    from distributed.protocol import pickle as dask_pickle
+
+    blob = dask_pickle.dumps(distributed.pinball_objective(0.9))
+    code = (
+        "import sys, importlib.abc\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] in ('training', 'features', 'routing', 'serving'):\n"
+        "            raise ImportError(name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import numpy as np\n"
+        "from distributed.protocol import pickle as dask_pickle\n"
+        "objective = dask_pickle.loads(sys.stdin.buffer.read())\n"
+        "grad, hess = objective(np.array([1.0, 3.0]), np.array([2.0, 2.0]))\n"
+        "print(*np.round(grad, 6), *hess)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], input=blob, capture_output=True, cwd="/", check=True
+    )
+    # Label below the prediction pushes down by 1 - alpha, above it pushes up by alpha.
+    assert [float(v) for v in out.stdout.split()] == [0.1, -0.9, 1.0, 1.0]
