@@ -11,6 +11,8 @@ from serving.demo import DemoReport, build_demo
 from serving.settings import Settings
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+# Two test workers share two cores: one LightGBM thread each avoids OpenMP oversubscription.
+os.environ.setdefault("ROUTECAST_LGBM_THREADS", "1")
 
 
 def _reachable(host: str, port: int) -> bool:

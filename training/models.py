@@ -6,6 +6,7 @@ Both models expose ``predict_array`` on a float matrix whose columns follow
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,7 +23,8 @@ BASE_PARAMS: dict[str, Any] = {
     "bagging_freq": 1,
     "lambda_l2": 1.0,
     "verbose": -1,
-    "num_threads": 2,
+    # Training threads; the test suite sets 1 so parallel test workers do not oversubscribe.
+    "num_threads": int(os.environ.get("ROUTECAST_LGBM_THREADS", "2")),
     "seed": 7,
     "deterministic": True,
     "force_row_wise": True,
