@@ -8,10 +8,10 @@ import socket
 # Two test workers share two cores: one LightGBM thread each avoids OpenMP oversubscription.
 os.environ.setdefault("ROUTECAST_LGBM_THREADS", "1")
 
-import pytest  # noqa: E402
+import pytest
 
-from serving.demo import DemoReport, build_demo  # noqa: E402
-from serving.settings import Settings  # noqa: E402
+from serving.demo import DemoReport, build_demo
+from serving.settings import Settings
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
