@@ -62,6 +62,7 @@ STOCKOUT_PATIENCE = 40
 DELIVERY_PATIENCE = 60
 #: A worker with fewer rows than this adds network rounds but no useful histogram mass.
 MIN_ROWS_PER_WORKER = 200
+SHUFFLE_SEED = 7
 
 HOW_TO_START = (
     "Start a cluster with `dask scheduler` (it prints its address, e.g. tcp://HOST:8786) "
@@ -171,10 +172,15 @@ def _fit_on_cluster(
     features: Sequence[str],
     init_score: np.ndarray | None = None,
 ) -> lgb.Booster:
-    """Scatter the rows, boost on the workers, and bring back a local booster."""
+    """Scatter the rows, boost on the workers, and bring back a local booster.
+
+    Rows are shuffled (seeded) first: training frames are time-ordered, and each worker
+    proposes bin edges and bags from its own block, so every block should look alike.
+    """
+    order = np.random.default_rng(SHUFFLE_SEED).permutation(len(y))
     blocks = _blocks(client, len(y))
-    dx, dy = _scatter(client, x, blocks), _scatter(client, y, blocks)
-    dinit = None if init_score is None else _scatter(client, init_score, blocks)
+    dx, dy = _scatter(client, x[order], blocks), _scatter(client, y[order], blocks)
+    dinit = None if init_score is None else _scatter(client, init_score[order], blocks)
     # lightgbm.dask waits on futures through distributed's *current* client; ours is not
     # registered as the global default, so make it current for the duration of the fit.
     with client.as_current(), warnings.catch_warnings():
