@@ -291,7 +291,12 @@ def inventory_labels(
 
 
 @app.command()
-def train() -> None:
+def train(
+    dask: Annotated[
+        str | None,
+        typer.Option(help="Scheduler of an existing Dask cluster, e.g. tcp://10.0.0.5:8786"),
+    ] = None,
+) -> None:
     """Train both models; the first versions become champion, later ones challenger."""
     from serving.demo import open_feature_store
     from training.pipeline import summary_rows, train_all
@@ -299,9 +304,21 @@ def train() -> None:
 
     s = _settings()
     client = configure(s.tracking_uri, s.artifact_dir)
-    results = train_all(
-        open_feature_store(s), s.raw_dir, client, on_step=lambda n: console.print(f"training {n}…")
-    )
+    store = open_feature_store(s)
+
+    def step(n: str) -> None:
+        console.print(f"training {n}…")
+
+    if dask:
+        from training.distributed import DaskClusterError, train_all_dask
+
+        try:
+            results = train_all_dask(store, s.raw_dir, client, scheduler=dask, on_step=step)
+        except DaskClusterError as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from None
+    else:
+        results = train_all(store, s.raw_dir, client, on_step=step)
     table = Table(title="test-window metrics")
     for col in ("model", "candidate", "metric", "value"):
         table.add_column(col)
