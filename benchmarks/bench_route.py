@@ -66,7 +66,7 @@ def run(home: Path, n: int) -> dict[str, object]:
     results: dict[str, object] = {"machine": machine(), "orders": n, "nodes": len(rt._nodes)}
     for mode in ("predictive", "cost", "priority"):
         lat: list[float] = []
-        stages: dict[str, list[float]] = {"validate": [], "score": [], "route": []}
+        stages: dict[str, list[float]] = {"validate": [], "stock": [], "score": [], "route": []}
         for o in orders:
             body = o.model_copy(update={"mode": mode})
             t0 = time.perf_counter()

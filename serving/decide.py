@@ -79,6 +79,7 @@ def decide(
     order = to_order(body, runtime)
     if exclude:
         order = replace(order, excluded_nodes=frozenset(exclude))
+    t_valid = time.perf_counter()
     network = runtime.network_for([ln.sku for ln in order.lines])
     mode = body.mode or runtime.settings.default_mode
     reasons: list[str] = []
@@ -124,7 +125,8 @@ def decide(
         degraded_reasons=reasons,
         models=runtime.models.versions() if predictions is not None else {},
         timings_ms={
-            "validate": round((t1 - t0) * 1000, 3),
+            "validate": round((t_valid - t0) * 1000, 3),
+            "stock": round((t1 - t_valid) * 1000, 3),
             "score": round((t2 - t1) * 1000, 3),
             "route": round((t3 - t2) * 1000, 3),
         },
