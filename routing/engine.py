@@ -160,25 +160,9 @@ def route(
         for nid, qty in sorted(parts_by_line[lc.index], key=lambda t: t[0]):
             if qty <= EPS:
                 continue
-            t = ratings[(lc.index, nid)].terms(qty)
             served += qty
             allocs.append(
-                Allocation(
-                    line.line_id,
-                    line.sku,
-                    nid,
-                    qty,
-                    t.shipping,
-                    t.handling,
-                    t.stockout_risk_cost,
-                    t.late_cost,
-                    t.total,
-                    t.p_stockout,
-                    t.days_p50,
-                    t.days_p90,
-                    t.p_late,
-                    t.distance_km,
-                )
+                Allocation(line.line_id, line.sku, nid, qty, ratings[(lc.index, nid)].terms(qty))
             )
         if line.qty - served > EPS:
             missing.append(Unallocated(line.line_id, line.sku, line.qty - served))

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from routing.domain import Mode
+from routing.ratings import Terms
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,16 +20,11 @@ class Allocation:
     sku: str
     node_id: str
     qty: float
-    shipping: float
-    handling: float
-    stockout_risk_cost: float
-    late_cost: float
-    total: float
-    p_stockout: float
-    days_p50: float
-    days_p90: float
-    p_late: float
-    distance_km: float | None
+    terms: Terms
+
+    @property
+    def total(self) -> float:
+        return self.terms.total
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,21 +116,22 @@ def _r(x: float | None, nd: int = 4) -> float | None:
 
 
 def _alloc(a: Allocation) -> dict[str, Any]:
+    t = a.terms
     return {
         "line_id": a.line_id,
         "sku": a.sku,
         "node_id": a.node_id,
         "qty": a.qty,
-        "shipping": _r(a.shipping),
-        "handling": _r(a.handling),
-        "stockout_risk_cost": _r(a.stockout_risk_cost),
-        "late_cost": _r(a.late_cost),
-        "total": _r(a.total),
-        "p_stockout": _r(a.p_stockout),
-        "days_p50": _r(a.days_p50),
-        "days_p90": _r(a.days_p90),
-        "p_late": _r(a.p_late),
-        "distance_km": _r(a.distance_km, 1),
+        "shipping": _r(t.shipping),
+        "handling": _r(t.handling),
+        "stockout_risk_cost": _r(t.stockout_risk_cost),
+        "late_cost": _r(t.late_cost),
+        "total": _r(t.total),
+        "p_stockout": _r(t.p_stockout),
+        "days_p50": _r(t.days_p50),
+        "days_p90": _r(t.days_p90),
+        "p_late": _r(t.p_late),
+        "distance_km": _r(t.distance_km, 1),
     }
 
 
