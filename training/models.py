@@ -85,8 +85,8 @@ def _booster(model_str: str) -> lgb.Booster:
     return lgb.Booster(model_str=model_str)
 
 
-class StockoutRiskModel:
-    """Binary classifier of 'the node rejects this allocation'; outputs probabilities."""
+class _LightGBMEstimator:
+    """Shared constructor: the column order, monotone directions and boosting budget."""
 
     def __init__(
         self,
@@ -100,6 +100,10 @@ class StockoutRiskModel:
         self.monotone = dict(monotone or {})
         self.num_boost_round = num_boost_round
         self.params = {**BASE_PARAMS, **(params or {})}
+
+
+class StockoutRiskModel(_LightGBMEstimator):
+    """Binary classifier of 'the node rejects this allocation'; outputs probabilities."""
 
     def fit(
         self,
@@ -169,23 +173,10 @@ class StockoutRiskModel:
             self.booster_ = _booster(state["model_str_"])
 
 
-class DeliveryQuantileModel:
+class DeliveryQuantileModel(_LightGBMEstimator):
     """Delivery days as two quantile boosters (P50, P90); predictions never cross."""
 
     quantiles = (0.5, 0.9)
-
-    def __init__(
-        self,
-        features: Sequence[str],
-        *,
-        monotone: Mapping[str, int] | None = None,
-        num_boost_round: int = 400,
-        params: Mapping[str, Any] | None = None,
-    ) -> None:
-        self.features = tuple(features)
-        self.monotone = dict(monotone or {})
-        self.num_boost_round = num_boost_round
-        self.params = {**BASE_PARAMS, **(params or {})}
 
     def fit(
         self,
