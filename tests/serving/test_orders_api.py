@@ -20,7 +20,7 @@ from serving.demo import DemoReport
 from serving.settings import Settings
 from tests.conftest import require_service
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("demo")]
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("orders")]
 
 
 def _postgres_db() -> Iterator[str]:
