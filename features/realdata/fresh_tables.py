@@ -19,6 +19,10 @@ NODE_DAILY = "fresh_node_daily"
 SKU_DAILY = "fresh_sku_daily"
 SKU_PROFILE = "fresh_sku_profile"
 KEYS = ["node_id", "sku"]
+#: Hours whose state at the close of d says most about the restock before d+1 opens.
+MORNING_HOURS = range(8, 12)
+EVENING_HOURS = range(18, 24)
+PROFILE_DAYS = 7
 
 
 def open_hours_share(hourly: pd.DataFrame) -> pd.DataFrame:
@@ -56,6 +60,7 @@ def _series_daily(hourly: pd.DataFrame) -> pd.DataFrame:
         .reset_index()
     )
     daily = daily.merge(open_hours_share(hourly), on=[*KEYS, "day"], how="left")
+    daily = daily.merge(_restock_daily(hourly), on=[*KEYS, "day"], how="left")
     daily["first_so_hour"] = daily["first_so_hour"].fillna(max(OPEN_HOURS) + 1)
     daily["sales_per_instock_hour"] = daily["open_sales"] / daily["instock_hours"].clip(lower=1)
     daily["so_day"] = (daily["so_share"] >= 0.5).astype(float)
@@ -75,6 +80,65 @@ def _series_daily(hourly: pd.DataFrame) -> pd.DataFrame:
     daily["so_streak"] = daily.groupby([*KEYS, run_id], sort=False)["so_day"].cumsum()
     daily["event_timestamp"] = daily["day"] + _DAY
     return daily.drop(columns=["day", "so_day", "open_hours"])
+
+
+def _trailing_run(flags: np.ndarray) -> np.ndarray:
+    """Length of the run of ones that ends at each row's last column (hours still empty at close)."""
+    run = np.zeros(len(flags))
+    alive = np.ones(len(flags), dtype=bool)
+    for col in range(flags.shape[1] - 1, -1, -1):
+        alive &= flags[:, col] == 1
+        run += alive
+    return run
+
+
+def _restock_daily(hourly: pd.DataFrame) -> pd.DataFrame:
+    """Within-day shape of d: restocks, the state at close and the last week's hourly profile.
+
+    A series whose shelf was refilled during d, or that sold into the evening, behaves
+    differently the next morning from one that emptied at noon and stayed empty; the
+    7-day profile of the trading hours says whether the shelf is usually empty by day.
+    """
+    grid = hourly.pivot_table(
+        index=[*KEYS, "day"], columns="hour", values="stockout", aggfunc="max", sort=True
+    )
+    flags = grid.to_numpy(dtype=float)
+    hours = grid.columns.to_numpy()
+    filled = np.nan_to_num(flags, nan=0.0)
+    is_open = np.isin(hours, list(OPEN_HOURS))
+    instock_open = np.where(is_open, (filled == 0) & ~np.isnan(flags), False)
+    last_instock = np.where(
+        instock_open.any(axis=1),
+        hours[::-1][np.argmax(instock_open[:, ::-1], axis=1)],
+        min(OPEN_HOURS) - 1,
+    )
+    out = pd.DataFrame(
+        {
+            "so_trail_hours": _trailing_run(filled),
+            "last_instock_hour": last_instock.astype(float),
+            "restocks": ((filled[:, :-1] == 1) & (filled[:, 1:] == 0)).sum(axis=1).astype(float),
+            "so_morning": np.nanmean(flags[:, np.isin(hours, list(MORNING_HOURS))], axis=1),
+        },
+        index=grid.index,
+    ).reset_index()
+    late = hourly[hourly["hour"].isin(EVENING_HOURS)]
+    evening = late.groupby([*KEYS, "day"], sort=True)["sales"].sum().rename("evening_sales")
+    out = out.merge(evening.reset_index(), on=[*KEYS, "day"], how="left")
+    # Hour-of-day profile over the last week: share of trading hours usually empty.
+    open_cols = [h for h in hours if h in OPEN_HOURS]
+    profile = (
+        grid[open_cols]
+        .groupby(level=KEYS, sort=False)
+        .transform(lambda s: s.rolling(PROFILE_DAYS, min_periods=1).mean())
+    )
+    out["profile_hours_empty_7d"] = (profile.to_numpy() >= 0.5).mean(axis=1)
+    out["profile_morning_7d"] = (
+        profile[[h for h in open_cols if h in MORNING_HOURS]].mean(axis=1).to_numpy()
+    )
+    out["restocks_7d"] = out.groupby(KEYS, sort=False)["restocks"].transform(
+        lambda s: s.rolling(PROFILE_DAYS, min_periods=1).mean()
+    )
+    return out
 
 
 def _mean_by(daily: pd.DataFrame, key: str, prefix: str) -> pd.DataFrame:

@@ -39,6 +39,14 @@ SERIES_FEATURES = (
     "sales_ratio_7d",
     "demand_rate_7d",
     "so_streak",
+    "so_trail_hours",
+    "last_instock_hour",
+    "restocks",
+    "so_morning",
+    "evening_sales",
+    "profile_hours_empty_7d",
+    "profile_morning_7d",
+    "restocks_7d",
 )
 NODE_FEATURES = ("node_so_share", "node_so_share_7d")
 SKU_FEATURES = ("sku_so_share", "sku_so_share_7d")

@@ -48,9 +48,13 @@ class FreshSettings:
     num_boost_round: int = 800
     params: dict[str, Any] = field(
         default_factory=lambda: {
-            "learning_rate": 0.05,
+            "learning_rate": 0.03,
             "num_leaves": 31,
             "min_data_in_leaf": 100,
+            # Column subsampling: the new restock and profile features overlap with the
+            # stock-out shares; chosen on held-out training series (mean AUC gap over
+            # persistence 0.059 → 0.064 across two series splits).
+            "feature_fraction": 0.7,
             "num_threads": 1,
         }
     )
