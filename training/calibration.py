@@ -77,15 +77,31 @@ class ConformalUpper:
         self.coverage = coverage
         self.mode = mode
 
-    def fit(self, y: np.ndarray, upper: np.ndarray) -> ConformalUpper:
+    def fit(
+        self, y: np.ndarray, upper: np.ndarray, weights: np.ndarray | None = None
+    ) -> ConformalUpper:
+        """Fit the correction; ``weights`` (e.g. recency) make it a weighted conformal quantile.
+
+        With weights, the new point counts with the largest weight (it is the most recent),
+        as in weighted split-conformal prediction under drift (Barber et al., 2023).
+        """
         y = np.asarray(y, dtype=float)
         upper = np.asarray(upper, dtype=float)
         if len(y) == 0:
             raise ValueError("conformal calibration needs at least one held-out row")
         scores = y - upper if self.mode == "additive" else y / np.clip(upper, _EPS, None)
         n = len(scores)
-        level = min(1.0, math.ceil((n + 1) * self.coverage) / n)
-        self.correction_ = float(np.quantile(scores, level, method="higher"))
+        if weights is None:
+            level = min(1.0, math.ceil((n + 1) * self.coverage) / n)
+            self.correction_ = float(np.quantile(scores, level, method="higher"))
+            return self
+        w = np.asarray(weights, dtype=float)
+        if w.shape != scores.shape or (w < 0).any() or not w.any():
+            raise ValueError("weights must be non-negative, one per row, not all zero")
+        order = np.argsort(scores, kind="stable")
+        mass = np.cumsum(w[order]) / (w.sum() + w.max())
+        reached = np.flatnonzero(mass >= self.coverage)
+        self.correction_ = float(scores[order][reached[0] if len(reached) else -1])
         return self
 
     def predict(self, upper: np.ndarray) -> np.ndarray:

@@ -70,6 +70,10 @@ class OlistSettings:
     valid_days: int = 42
     target: Target = "ratio"
     conformal: Literal["additive", "multiplicative"] = "multiplicative"
+    #: Which quantile the conformal score scales: the P90 booster, or the P50 (a ratio band).
+    conformal_base: Literal["p90", "p50"] = "p50"
+    #: Recency half-life of the conformal weights in days (None: all held-out rows equal).
+    conformal_half_life: float | None = 7.0
     coverage: float = 0.9
     num_boost_round: int = 600
     params: dict[str, Any] = field(
@@ -185,12 +189,24 @@ class OlistDeliveryModel:
         y_early = early["label"].to_numpy() / self._level(early)
         y_late = late["label"].to_numpy() / self._level(late)
         first = self._booster().fit(early, y_early, late, y_late)
+        # The booster shifts its own P90 on the slice it early-stopped on, but the refit
+        # below has no slice and so no shift: calibrate the raw P90 so the correction
+        # learned here is the one applied to the refit.
+        first.p90_offset_ = 0.0
         p50_late, p90_late = self._raw(first, late)
+        age = (late["event_timestamp"].max() - late["event_timestamp"]).dt.total_seconds()
+        weights = (
+            None
+            if s.conformal_half_life is None
+            else np.power(0.5, age.to_numpy() / 86400.0 / s.conformal_half_life)
+        )
         self.conformal_ = ConformalUpper(s.coverage, s.conformal).fit(
-            late["label"].to_numpy(), p90_late
+            late["label"].to_numpy(), self._base(p50_late, p90_late), weights
         )
         self.validation_ = quantile_metrics(
-            late["label"].to_numpy(), p50_late, self.conformal_.predict(p90_late)
+            late["label"].to_numpy(),
+            p50_late,
+            self.conformal_.predict(self._base(p50_late, p90_late)),
         )
         rounds = max(first.best_iterations_.values())
         refit = DeliveryQuantileModel(
@@ -200,9 +216,12 @@ class OlistDeliveryModel:
         self.rounds_ = rounds
         return self
 
+    def _base(self, p50: np.ndarray, p90: np.ndarray) -> np.ndarray:
+        return p50 if self.settings.conformal_base == "p50" else p90
+
     def predict(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         p50, p90 = self._raw(self.model_, frame)
-        return p50, np.maximum(self.conformal_.predict(p90), p50)
+        return p50, np.maximum(self.conformal_.predict(self._base(p50, p90)), p50)
 
 
 def baselines(train: pd.DataFrame, test: pd.DataFrame) -> dict[str, dict[str, float]]:

@@ -45,3 +45,33 @@ def test_conformal_upper_reaches_coverage_on_new_draws(mode: str) -> None:
     conformal = ConformalUpper(0.9, mode).fit(y[:2000], upper[:2000])  # type: ignore[arg-type]
     coverage = np.mean(y[2000:] <= conformal.predict(upper[2000:]))
     assert 0.87 <= coverage <= 0.93
+
+
+def test_weighted_conformal_follows_the_recent_rows() -> None:
+    rng = np.random.default_rng(5)
+    old, recent = rng.gamma(4.0, 1.0, 3000), rng.gamma(4.0, 3.0, 3000)
+    y = np.concatenate([old, recent])
+    weights = np.concatenate([np.full(3000, 1e-3), np.ones(3000)])
+    upper = np.ones(len(y))
+    weighted = ConformalUpper(0.9, "multiplicative").fit(y, upper, weights)
+    assert abs(weighted.correction_ - np.quantile(recent, 0.9)) < 0.05 * np.quantile(recent, 0.9)
+    pooled = ConformalUpper(0.9, "multiplicative").fit(y, upper)
+    assert weighted.correction_ > pooled.correction_
+
+
+def test_equal_weights_give_the_split_conformal_order_statistic() -> None:
+    y = np.random.default_rng(6).gamma(4.0, 2.0, 999)
+    upper = np.full(len(y), 2.0)
+    equal = ConformalUpper(0.9).fit(y, upper, np.ones(len(y)))
+    k = int(np.ceil(0.9 * (len(y) + 1)))  # the k-th smallest score of n held-out rows
+    assert equal.correction_ == np.sort(y - upper)[k - 1]
+    plain = ConformalUpper(0.9).fit(y, upper)
+    assert abs(plain.correction_ - equal.correction_) < 0.05
+
+
+def test_bad_conformal_weights_are_refused() -> None:
+    y, upper = np.ones(3), np.ones(3)
+    with pytest.raises(ValueError, match="weights"):
+        ConformalUpper(0.9).fit(y, upper, np.array([1.0, -1.0, 1.0]))
+    with pytest.raises(ValueError, match="weights"):
+        ConformalUpper(0.9).fit(y, upper, np.ones(2))
