@@ -42,9 +42,9 @@ def write_olist_sample(directory: Path, *, n_orders: int = 400, seed: int = 0) -
     sellers = pd.DataFrame(
         {
             "seller_id": [f"seller{i}" for i in range(6)],
-            "seller_zip_code_prefix": places["prefix"].iloc[[0, 0, 1, 2, 3, 5]].to_numpy(),
+            "seller_zip_code_prefix": places["prefix"].to_numpy()[[0, 0, 1, 2, 3, 5]],
             "seller_city": "city",
-            "seller_state": places["state"].iloc[[0, 0, 1, 2, 3, 5]].to_numpy(),
+            "seller_state": places["state"].to_numpy()[[0, 0, 1, 2, 3, 5]],
         }
     )
     sellers.to_csv(directory / "olist_sellers_dataset.csv", index=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from typer.testing import CliRunner
 
@@ -13,11 +14,11 @@ from serving.cli import app
 runner = CliRunner()
 
 
-def _json(args: list[str]) -> dict[str, object]:
+def _json(args: list[str]) -> dict[str, Any]:
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     start = result.stdout.index("{")
-    return json.loads(result.stdout[start:])  # type: ignore[no-any-return]
+    return json.loads(result.stdout[start:])
 
 
 def test_eval_olist_prints_the_report(tmp_path: Path) -> None:
@@ -31,7 +32,7 @@ def test_eval_olist_prints_the_report(tmp_path: Path) -> None:
     assert set(baselines["promised_date"]) == {"mae", "coverage", "mean_days"}
     assert set(baselines["lane_median"]) == {"mae"}
     assert report["n_train"] > 0 and report["n_test"] > 0
-    assert 0.0 <= float(report["p90_coverage"]) <= 1.0  # type: ignore[arg-type]
+    assert 0.0 <= float(report["p90_coverage"]) <= 1.0
 
 
 def test_eval_freshretail_prints_the_report_for_two_cities(tmp_path: Path) -> None:
@@ -42,10 +43,10 @@ def test_eval_freshretail_prints_the_report_for_two_cities(tmp_path: Path) -> No
     report = _json(["eval", "freshretail", "--train", str(a), "--test", str(b)])
     for key in ("n_train", "n_test", "auc", "pr_auc", "brier", "ece"):
         assert key in report
-    persistence = report["baselines"]["persistence"]  # type: ignore[index]
+    persistence = report["baselines"]["persistence"]
     assert set(persistence) == {"auc", "pr_auc", "brier", "ece"}
     assert report["split"] == "files"
-    assert not set(report["train_stores"]) & set(report["test_stores"])  # type: ignore[arg-type]
+    assert not set(report["train_stores"]) & set(report["test_stores"])
 
 
 def test_eval_olist_reports_a_missing_directory(tmp_path: Path) -> None:
