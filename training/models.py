@@ -101,9 +101,32 @@ class _LightGBMEstimator:
         self.num_boost_round = num_boost_round
         self.params = {**BASE_PARAMS, **(params or {})}
 
+    # Boosters are rebuilt from their model strings after unpickling, never pickled.
+    _transient: tuple[str, ...] = ()
+    feature_names_: tuple[str, ...]
+
+    def _importance_booster(self) -> lgb.Booster:
+        raise NotImplementedError
+
+    def _restore(self) -> None:
+        """Rebuild transient boosters from the fitted model strings."""
+
+    def feature_importance(self) -> dict[str, float]:
+        gains = self._importance_booster().feature_importance(importance_type="gain")
+        return {n: float(g) for n, g in zip(self.feature_names_, gains, strict=True)}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in self._transient}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._restore()
+
 
 class StockoutRiskModel(_LightGBMEstimator):
     """Binary classifier of 'the node rejects this allocation'; outputs probabilities."""
+
+    _transient = ("booster_",)
 
     def fit(
         self,
@@ -158,23 +181,18 @@ class StockoutRiskModel(_LightGBMEstimator):
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         return self.predict_array(_matrix(frame, self.feature_names_))
 
-    def feature_importance(self) -> dict[str, float]:
-        gains = self.booster_.feature_importance(importance_type="gain")
-        return {n: float(g) for n, g in zip(self.feature_names_, gains, strict=True)}
+    def _importance_booster(self) -> lgb.Booster:
+        return self.booster_
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state.pop("booster_", None)
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        if "model_str_" in state:
-            self.booster_ = _booster(state["model_str_"])
+    def _restore(self) -> None:
+        if "model_str_" in self.__dict__:
+            self.booster_ = _booster(self.model_str_)
 
 
 class DeliveryQuantileModel(_LightGBMEstimator):
     """Delivery days as two quantile boosters (P50, P90); predictions never cross."""
+
+    _transient = ("boosters_",)
 
     quantiles = (0.5, 0.9)
 
@@ -257,16 +275,9 @@ class DeliveryQuantileModel(_LightGBMEstimator):
     def predict_quantiles(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         return self.predict_array(_matrix(frame, self.feature_names_))
 
-    def feature_importance(self) -> dict[str, float]:
-        gains = self.boosters_[0.5].feature_importance(importance_type="gain")
-        return {n: float(g) for n, g in zip(self.feature_names_, gains, strict=True)}
+    def _importance_booster(self) -> lgb.Booster:
+        return self.boosters_[0.5]
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state.pop("boosters_", None)
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        if "model_strs_" in state:
+    def _restore(self) -> None:
+        if "model_strs_" in self.__dict__:
             self._load_boosters()
