@@ -63,7 +63,7 @@ def run(home: Path, n: int) -> dict[str, object]:
     now = datetime.now(UTC)
     for o in orders[:50]:  # warm-up
         decide(o, rt, now=now)
-    results: dict[str, object] = {"machine": machine(), "orders": n, "nodes": len(rt._nodes)}
+    results: dict[str, object] = {"machine": machine(), "orders": n, "nodes": len(rt.nodes)}
     for mode in ("predictive", "cost", "priority"):
         lat: list[float] = []
         stages: dict[str, list[float]] = {"validate": [], "stock": [], "score": [], "route": []}

@@ -49,7 +49,7 @@ def open_feature_store(settings: Settings) -> Any:
     return open_store(
         settings.feature_dir,
         online=settings.online_store,
-        redis_url=settings.redis_url.removeprefix("redis://").split("/")[0],
+        redis_url=settings.redis_url,  # open_store understands redis://host:port/db
         project=settings.feast_project,
     )
 

@@ -120,7 +120,7 @@ class Runtime:
         self._orders_today: dict[str, int] = {}
         self._orders_today_at = 0.0
         self.skus: dict[str, SkuRecord] = {}
-        self._nodes: list[dict[str, Any]] = []
+        self._catalogue_nodes: dict[str, tuple[frozenset[str] | None, float]] = {}
         self._node_skus: list[tuple[str, str]] = []
         self._store: Any = None
         self._stop = threading.Event()
@@ -142,21 +142,14 @@ class Runtime:
             )
             for r in skus.to_dict(orient="records")
         }
-        self._nodes = [
-            {
-                "id": str(r["node_id"]),
-                "type": str(r["node_type"]),
-                "enabled": bool(r["enabled"]),
-                "priority": int(r["priority"]),
-                "lat": float(r["lat"]),
-                "lon": float(r["lon"]),
-                "timezone": str(r["timezone"]),
-                "handling_cost": float(r["handling_cost"]),
-                "daily_capacity": int(r["daily_capacity"]),
-                "ships_groups": [g for g in str(r["ships_groups"]).split(",") if g],
-            }
+        # Catalogue attributes the ledger does not hold; operational state comes from the ledger.
+        self._catalogue_nodes = {
+            str(r["node_id"]): (
+                frozenset(g for g in str(r["ships_groups"]).split(",") if g) or None,
+                float(r["handling_cost"]),
+            )
             for r in nodes.to_dict(orient="records")
-        ]
+        }
         inv = pd.read_parquet(raw / "inventory_snapshots.parquet", columns=["node_id", "sku"])
         pairs = inv.drop_duplicates()
         self._node_skus = list(
@@ -165,15 +158,9 @@ class Runtime:
 
     def open_feature_store(self) -> Any:
         if self._store is None:
-            from features.store import open_store
+            from serving.demo import open_feature_store
 
-            s = self.settings
-            self._store = open_store(
-                s.feature_dir,
-                online=s.online_store,
-                redis_url=s.redis_url.removeprefix("redis://").split("/")[0],
-                project=s.feast_project,
-            )
+            self._store = open_feature_store(self.settings)
         return self._store
 
     def refresh_features(self) -> None:
@@ -182,7 +169,7 @@ class Runtime:
 
         try:
             store = self.open_feature_store()
-            node_ids = [n["id"] for n in self._nodes]
+            node_ids = list(self._catalogue_nodes)
             lanes = [(n, r) for n in node_ids for r in US_REGIONS]
             online = read_online_snapshot(store, node_ids, self._node_skus, lanes)
             snap = FeatureSnapshot.from_online(
@@ -233,10 +220,9 @@ class Runtime:
     def reload_nodes(self) -> None:
         """Merge the ledger's operational node state (enabled, calendar, capacity, closures)
         with catalogue attributes (type, groups, handling cost) into routing nodes."""
-        static = {n["id"]: n for n in self._nodes}
         built = []
         for rec in self.ledger.nodes():
-            cat = static.get(rec.node_id, {})
+            groups, handling = self._catalogue_nodes.get(rec.node_id, (None, 0.0))
             built.append(
                 Node(
                     node_id=rec.node_id,
@@ -245,10 +231,8 @@ class Runtime:
                     lon=rec.lon,
                     enabled=rec.enabled,
                     priority=rec.priority,
-                    ships_groups=frozenset(cat["ships_groups"])
-                    if cat.get("ships_groups")
-                    else None,
-                    handling_cost=float(cat.get("handling_cost", 0.0)),
+                    ships_groups=groups,
+                    handling_cost=handling,
                     timezone=rec.timezone,
                     daily_capacity=rec.daily_capacity or None,
                     calendar=node_calendar(rec),
