@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from feast import FeatureStore
-from features.store import training_frame
 
 from features import catalog
+from features.store import training_frame
 
 
 @dataclass(frozen=True)
