@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from features.realdata.survival import kaplan_meier_quantile
+
 #: Brazil's 27 federative units; the code is the position (stable across datasets).
 STATES = (
     "AC", "AL", "AM", "AP", "BA", "CE", "DF", "ES", "GO", "MA", "MG", "MS", "MT", "PA",
@@ -26,6 +28,7 @@ NODE_DELIVERY = "olist_node_delivery"
 LANE_DELIVERY = "olist_lane_delivery"
 DEST_RECENT = "olist_dest_recent"
 NETWORK_RECENT = "olist_network_recent"
+NETWORK_COHORT = "olist_network_cohort"
 
 
 def state_code(states: pd.Series) -> pd.Series:
@@ -201,6 +204,45 @@ def network_recent(history: pd.DataFrame, window: str = "14D") -> pd.DataFrame:
     return _last_per_stamp(out, [])
 
 
+def network_cohort(history: pd.DataFrame, window_days: int = 28) -> pd.DataFrame:
+    """Network delivery-time quantiles of the last ``window_days`` of *purchases*.
+
+    One row per day, stamped at its close T: purchases before T, each either arrived by
+    T (its delivery days) or still travelling (at least T − purchase days), combined by
+    Kaplan–Meier. Tracks a speed change weeks before arrival-based levels do.
+    """
+    purchased = _days(history["purchased_at"] - PROFILE_EPOCH).to_numpy()
+    delivered = _days(history["delivered_at"] - PROFILE_EPOCH).to_numpy()
+    order = np.argsort(purchased, kind="stable")
+    purchased, delivered = purchased[order], delivered[order]
+    first, last = np.floor(purchased.min()) + 1, np.floor(delivered.max()) + 1
+    closes = np.arange(first, last + 1)
+    lo = np.searchsorted(purchased, closes - window_days, side="left")
+    hi = np.searchsorted(purchased, closes, side="left")
+    rows = []
+    for close, a, b in zip(closes, lo, hi, strict=True):
+        bought, arrived = purchased[a:b], delivered[a:b]
+        known = arrived <= close
+        durations = np.where(known, arrived, close) - bought
+        rows.append(
+            (
+                kaplan_meier_quantile(durations, known, 0.5),
+                kaplan_meier_quantile(durations, known, 0.9),
+                float(b - a),
+            )
+        )
+    values = np.array(rows, dtype=float).reshape(-1, 3)
+    out = pd.DataFrame(
+        {
+            "event_timestamp": PROFILE_EPOCH + pd.to_timedelta(closes, unit="D"),
+            f"net_cohort_days_p50_{window_days}d": values[:, 0],
+            f"net_cohort_days_p90_{window_days}d": values[:, 1],
+            f"net_cohort_orders_{window_days}d": values[:, 2],
+        }
+    )
+    return _with_sentinels(out, [])
+
+
 def build_tables(
     nodes: pd.DataFrame, shipments: pd.DataFrame, facts: pd.DataFrame
 ) -> dict[str, pd.DataFrame]:
@@ -213,4 +255,5 @@ def build_tables(
         LANE_DELIVERY: lane_delivery(history),
         DEST_RECENT: dest_recent(history),
         NETWORK_RECENT: network_recent(history),
+        NETWORK_COHORT: network_cohort(history),
     }

@@ -103,6 +103,15 @@ def feature_views(table_dir: Path) -> dict[str, FeatureView]:
             ),
             source=_source(table_dir, t.NETWORK_RECENT),
         ),
+        t.NETWORK_COHORT: FeatureView(
+            name=t.NETWORK_COHORT,
+            entities=[],
+            ttl=_HISTORY_TTL,
+            schema=_floats(
+                "net_cohort_days_p50_28d", "net_cohort_days_p90_28d", "net_cohort_orders_28d"
+            ),
+            source=_source(table_dir, t.NETWORK_COHORT),
+        ),
     }
 
 

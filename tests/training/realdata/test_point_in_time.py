@@ -10,6 +10,7 @@ import pytest
 
 from features.adapters import load_freshretail, load_olist
 from features.adapters.samples import write_freshretail_sample, write_olist_sample
+from features.realdata.survival import kaplan_meier_quantile
 from training.realdata import fresh_eval, olist_eval
 
 
@@ -39,6 +40,31 @@ def test_olist_seller_history_counts_only_arrivals_before_the_purchase_day(
         ]
         expected = float(len(seen)) if len(seen) else np.nan
         assert row["node_deliveries"] == pytest.approx(expected, nan_ok=True)
+
+
+def test_olist_cohort_level_uses_only_purchases_and_arrivals_before_the_day(
+    olist_frames: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
+) -> None:
+    train, test = olist_frames
+    both = pd.concat([train, test], ignore_index=True)
+    facts = load_olist(write_olist_sample(tmp_path, n_orders=200, seed=5)).facts
+    checked = 0
+    for _, row in both.iterrows():
+        close = row["event_timestamp"].floor("D")
+        cohort = facts[
+            (facts["purchased_at"] >= close - pd.Timedelta(days=28))
+            & (facts["purchased_at"] < close)
+        ]
+        arrived = cohort["delivered_at"] <= close
+        seen = cohort["delivered_at"].where(arrived, close) - cohort["purchased_at"]
+        expected = kaplan_meier_quantile(
+            seen.dt.total_seconds().to_numpy() / 86400.0, arrived.to_numpy(), 0.5
+        )
+        orders = row["net_cohort_orders_28d"]
+        assert orders == len(cohort) or (np.isnan(orders) and cohort.empty)
+        assert row["net_cohort_days_p50_28d"] == pytest.approx(expected, nan_ok=True)
+        checked += int(np.isfinite(expected))
+    assert checked > len(both) // 2
 
 
 def test_olist_split_respects_the_cut(olist_frames: tuple[pd.DataFrame, pd.DataFrame]) -> None:
