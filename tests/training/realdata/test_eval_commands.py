@@ -35,6 +35,18 @@ def test_eval_olist_prints_the_report(tmp_path: Path) -> None:
     assert 0.0 <= float(report["p90_coverage"]) <= 1.0
 
 
+def test_eval_olist_backtest_scores_each_pseudo_cut(tmp_path: Path) -> None:
+    data = write_olist_sample(tmp_path / "a", n_orders=400, seed=4)
+    report = _json(
+        ["eval", "olist-backtest", "--data", str(data), "--cuts", "2018-01-01,2018-02-01"]
+    )
+    assert [f["cut"] for f in report["folds"]] == ["2018-01-01", "2018-02-01"]
+    for fold in report["folds"]:
+        assert fold["n_train"] > 0 and fold["n_test"] > 0
+        assert fold["mean_p90_days"] > 0 and 0.0 <= fold["p90_coverage"] <= 1.0
+    assert report["mean_pinball_p90"] > 0
+
+
 def test_eval_freshretail_prints_the_report_for_two_cities(tmp_path: Path) -> None:
     a = write_freshretail_sample(tmp_path / "a.parquet", stores=3, products=8, days=40, seed=1)
     b = write_freshretail_sample(
