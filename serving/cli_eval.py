@@ -48,14 +48,20 @@ def olist(
 def olist_backtest(
     data: Annotated[Path, typer.Option(help="Olist CSV directory.")],
     cuts: Annotated[
-        str, typer.Option(help="Comma-separated pseudo-cuts, all before the real cut.")
-    ] = "2017-11-01,2018-01-01,2018-02-01",
+        str | None,
+        typer.Option(
+            help="Comma-separated pseudo-cuts, all before the real cut "
+            "(default: the three the model was tuned on)."
+        ),
+    ] = None,
     horizon: Annotated[int, typer.Option(help="Days scored after each pseudo-cut.")] = 56,
 ) -> None:
     """Backtests inside the training period: how the Olist modelling choices were made."""
-    from training.realdata.olist_eval import backtest_olist
+    from training.realdata.olist_eval import BACKTEST_CUTS, backtest_olist
 
-    chosen = tuple(c.strip() for c in cuts.split(",") if c.strip())
+    chosen = (
+        BACKTEST_CUTS if cuts is None else tuple(c.strip() for c in cuts.split(",") if c.strip())
+    )
     try:
         _emit(backtest_olist(data, cuts=chosen, horizon_days=horizon))
     except (FileNotFoundError, ValueError) as exc:
