@@ -21,7 +21,7 @@ import numpy as np
 from benchmarks.machine import machine
 from serving.decide import decide
 from serving.runtime import Runtime
-from serving.schemas import OrderIn
+from serving.schemas.order import OrderIn
 from serving.settings import Settings
 
 POSTAL = ["10001", "94103", "60601", "73301", "33101", "98101", "02108", "30301", "80202", "85001"]

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from features import catalog
-from features.contracts import validate
-from features.feature_contracts import validate_features
+from features.contracts.feature_tables import validate_features
+from features.contracts.raw import validate
 from features.progress import stage
 
 WINDOW_SHORT = 7

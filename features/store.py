@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import urlparse
 
 import pandas as pd
@@ -27,6 +27,7 @@ __all__ = [
     "apply_definitions",
     "history_start",
     "materialize",
+    "open_feature_store",
     "open_store",
     "redis_connection_string",
     "teardown",
@@ -86,6 +87,29 @@ def open_store(
     (feature_dir / "feature_store.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     with quiet_feast(True):
         return FeatureStore(repo_path=str(feature_dir))
+
+
+class StoreSettings(Protocol):
+    """Where the store lives: satisfied by the service settings, without importing them."""
+
+    @property
+    def feature_dir(self) -> Path: ...
+    @property
+    def online_store(self) -> Literal["sqlite", "redis"]: ...
+    @property
+    def redis_url(self) -> str: ...
+    @property
+    def feast_project(self) -> str: ...
+
+
+def open_feature_store(settings: StoreSettings) -> FeatureStore:
+    """The store the service, training and the CLI share, as configured in the settings."""
+    return open_store(
+        settings.feature_dir,
+        online=settings.online_store,
+        redis_url=settings.redis_url,  # open_store understands redis://host:port/db
+        project=settings.feast_project,
+    )
 
 
 def apply_definitions(store: FeatureStore, feature_dir: Path) -> list[str]:

@@ -5,7 +5,6 @@ No I/O and no pandas/Feast/MLflow/FastAPI: the server and the CLI call these fun
 
 from routing.calendar import Closure, NodeCalendar, calendar_from_dict
 from routing.domain import MODES, Mode, Network, Node, Order, OrderLine, Prediction, StockRow
-from routing.engine import route
 from routing.errors import (
     InvalidNetwork,
     InvalidOrder,
@@ -27,6 +26,7 @@ from routing.plan import (
     plan_to_dict,
 )
 from routing.policy import GroupPolicy, Policy, policy_from_dict, policy_to_dict
+from routing.route import route
 
 __all__ = [
     "MODES",

@@ -17,8 +17,8 @@ from serving.destinations import locate
 from serving.metrics import record_decision
 from serving.problems import BadRequestMode, NotReady, TooManyLines, UnknownSku
 from serving.runtime import Runtime
-from serving.schemas import OrderIn
-from serving.scoring import Candidate, score
+from serving.schemas.order import OrderIn
+from serving.scoring import ScoringPair, score
 
 log = logging.getLogger("routecast.decisions")
 
@@ -94,7 +94,7 @@ def decide(
             pairs = candidate_pairs(order, network, runtime.policy, now)
             by_line = {ln.line_id: ln for ln in order.lines}
             cands = [
-                Candidate(line_id=lid, node_id=nid, sku=by_line[lid].sku, qty=by_line[lid].qty)
+                ScoringPair(line_id=lid, node_id=nid, sku=by_line[lid].sku, qty=by_line[lid].qty)
                 for lid, nid in pairs
             ]
             assert order.dest_lat is not None and order.dest_lon is not None

@@ -43,17 +43,6 @@ def _save_state(settings: Settings, state: dict[str, Any]) -> None:
     _state_path(settings).write_text(json.dumps(state, indent=2, default=str))
 
 
-def open_feature_store(settings: Settings) -> Any:
-    from features.store import open_store
-
-    return open_store(
-        settings.feature_dir,
-        online=settings.online_store,
-        redis_url=settings.redis_url,  # open_store understands redis://host:port/db
-        project=settings.feast_project,
-    )
-
-
 def build_demo(
     settings: Settings,
     *,
@@ -64,7 +53,7 @@ def build_demo(
 ) -> DemoReport:
     """Build (or refresh) everything the API needs under ``settings.home``."""
     from features.compute import build_feature_tables
-    from features.store import apply_definitions, materialize
+    from features.store import apply_definitions, materialize, open_feature_store
     from simulation import generate_world
     from training.pipeline import train_all
     from training.registry import CHAMPION, configure, current_alias_version

@@ -8,7 +8,7 @@ from functools import lru_cache
 import zipcodes
 
 from serving.problems import UnresolvableDestination
-from serving.schemas import Destination
+from serving.schemas.order import Destination
 
 
 @dataclass(frozen=True, slots=True)

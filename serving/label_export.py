@@ -9,10 +9,10 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine, select
 
-from features.contracts import validate
+from features.contracts.raw import validate
 from serving.destinations import locate
 from serving.ledger.tables import order_allocations, orders
-from serving.schemas import Destination
+from serving.schemas.order import Destination
 
 
 def allocation_labels(engine: Engine) -> pd.DataFrame:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from serving.ledger import Ledger, NodeRecord, StockRow
+from serving.ledger import InitialStock, Ledger, NodeRecord
 
 
 def seed_ledger(ledger: Ledger, raw_dir: Path) -> int:
@@ -37,7 +37,7 @@ def seed_ledger(ledger: Ledger, raw_dir: Path) -> int:
     latest = inv[inv["event_timestamp"] == inv["event_timestamp"].max()]
     event_time = latest["event_timestamp"].max().to_pydatetime()
     rows = [
-        StockRow(node_id=str(n), sku=str(s), on_hand=int(q))
+        InitialStock(node_id=str(n), sku=str(s), on_hand=int(q))
         for n, s, q in zip(latest["node_id"], latest["sku"], latest["on_hand"], strict=True)
     ]
     return ledger.load_stock(rows, event_time=event_time)

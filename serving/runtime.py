@@ -21,10 +21,10 @@ from routing import (
     Node,
     NodeCalendar,
     Policy,
+    StockRow,
     calendar_from_dict,
     policy_from_dict,
 )
-from routing import StockRow as RouteStock
 from serving.feature_snapshot import FeatureSnapshot
 from serving.key_store import SqlKeyStore
 from serving.ledger import Ledger, NodeRecord, create_schema, make_engine
@@ -158,7 +158,7 @@ class Runtime:
 
     def open_feature_store(self) -> Any:
         if self._store is None:
-            from serving.demo import open_feature_store
+            from features.store import open_feature_store
 
             self._store = open_feature_store(self.settings)
         return self._store
@@ -259,7 +259,7 @@ class Runtime:
         ]
         known = {n.node_id for n in nodes}
         stock = [
-            RouteStock(lvl.node_id, lvl.sku, float(lvl.available), lvl.available > 0)
+            StockRow(lvl.node_id, lvl.sku, float(lvl.available), lvl.available > 0)
             for lvl in self.ledger.availability(skus)
             if lvl.node_id in known
         ]

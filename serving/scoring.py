@@ -13,7 +13,7 @@ from serving.feature_snapshot import FeatureSnapshot, haversine_km_vec
 
 
 @dataclass(frozen=True, slots=True)
-class Candidate:
+class ScoringPair:
     line_id: str
     node_id: str
     sku: str
@@ -21,7 +21,7 @@ class Candidate:
 
 
 def score(
-    candidates: Sequence[Candidate],
+    candidates: Sequence[ScoringPair],
     snapshot: FeatureSnapshot,
     *,
     stockout_model: object,

@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 from simulation.assortment import Catalog
 from simulation.inventory import Inventory
-from simulation.network import Network
+from simulation.network import WorldNetwork
 from simulation.orders import OrderLines
 
 IntArray = npt.NDArray[np.int64]
@@ -63,7 +63,7 @@ def grouped_cumsum(values: IntArray, keys: IntArray) -> IntArray:
 def dispatch(
     rng: np.random.Generator,
     lines: OrderLines,
-    net: Network,
+    net: WorldNetwork,
     catalog: Catalog,
     inv: Inventory,
     dist: npt.NDArray[np.floating],

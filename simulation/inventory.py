@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from simulation.network import DC, STORE, TPL, Network
+from simulation.network import DC, STORE, TPL, WorldNetwork
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -74,7 +74,7 @@ class Inventory:
         self.true += np.maximum(arriving + error, 0)
         self.recorded += arriving
 
-    def shrink(self, rng: np.random.Generator, net: Network, velocity_class: IntArray) -> None:
+    def shrink(self, rng: np.random.Generator, net: WorldNetwork, velocity_class: IntArray) -> None:
         """Theft, damage and misplacement: true stock falls, the books do not notice."""
         p = SHRINK_BASE * net.shrink_factor[:, None] * SHRINK_BY_VELOCITY[velocity_class][None, :]
         hit = self.stocked & (self.true > 0) & (rng.random(self.true.shape) < p)
@@ -88,7 +88,7 @@ class Inventory:
         self.recorded = np.maximum(self.recorded - sold, 0)
         return sold
 
-    def count(self, rng: np.random.Generator, net: Network, spot_counted: IntArray) -> None:
+    def count(self, rng: np.random.Generator, net: WorldNetwork, spot_counted: IntArray) -> None:
         """End-of-day cycle counts (a random slice per node) set the books to the truth.
 
         ``spot_counted`` are flat keys already recounted after a rejection today.
@@ -114,7 +114,9 @@ class Inventory:
         self.demand_rate = (1 - DEMAND_EWMA) * self.demand_rate + DEMAND_EWMA * units
 
 
-def initial_inventory(rng: np.random.Generator, net: Network, prior_rate: FloatArray) -> Inventory:
+def initial_inventory(
+    rng: np.random.Generator, net: WorldNetwork, prior_rate: FloatArray
+) -> Inventory:
     """Shelves start accurate, between reorder point and order-up-to; counts staggered."""
     n, s = net.stocked.shape
     lead = LEAD_TIME[net.node_type].astype(np.int64)

@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from features.contracts import NODE_TYPES
+from features.contracts.raw import NODE_TYPES
 from simulation.assortment import PRODUCT_GROUPS, Catalog
 from simulation.geography import City, haversine_np, postal_code, us_cities
 from simulation.scales import ScaleConfig
@@ -28,7 +28,7 @@ IntArray = npt.NDArray[np.int64]
 
 
 @dataclass
-class Network:
+class WorldNetwork:
     """Column arrays, one entry per node (index = position in ``node_id``)."""
 
     node_id: npt.NDArray[np.str_]
@@ -104,7 +104,7 @@ def _weighted_without_replacement(
     return [pool[i] for i in idx]
 
 
-def make_network(rng: np.random.Generator, cfg: ScaleConfig, catalog: Catalog) -> Network:
+def make_network(rng: np.random.Generator, cfg: ScaleConfig, catalog: Catalog) -> WorldNetwork:
     """Place DCs, ship-from-stores and 3PLs; decide what each ships and carries."""
     cities = us_cities()
     big = [c for c in cities if c.population >= 150_000]
@@ -168,7 +168,7 @@ def make_network(rng: np.random.Generator, cfg: ScaleConfig, catalog: Catalog) -
     lag[is_store] = 0.5 * rng.uniform(0.6, 1.4, is_store.sum())
     handling = np.select([ntype == DC, ntype == TPL], [1.2, 2.0], 3.0) + rng.uniform(0.0, 0.8, n)
 
-    return Network(
+    return WorldNetwork(
         node_id=np.array(ids),
         node_type=ntype,
         name=names,

@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from features.contracts import validate
+from features.contracts.raw import validate
 
 _TS = pa.timestamp("ns", tz="UTC")
 ARROW_SCHEMAS: dict[str, pa.Schema] = {

@@ -2,7 +2,7 @@
 
 Layout under ``out_dir``::
 
-    raw/<table>.parquet          one per features.contracts.TABLES, validated
+    raw/<table>.parquet          one per features.contracts.raw.TABLES, validated
     raw/_world.json              what produced them (scale, seed, last day, counts)
     truth/true_inventory.parquet true shelf stock; never read by features or training
 """
@@ -17,9 +17,9 @@ from typing import Any, Literal
 
 from tqdm import tqdm
 
-from features.contracts import TABLES, validate
-from simulation.engine import SNAPSHOT_HOUR, Simulator
+from features.contracts.raw import TABLES, validate
 from simulation.scales import scale_config
+from simulation.simulator import SNAPSHOT_HOUR, Simulator
 from simulation.sink import TableSink
 
 MANIFEST = "_world.json"

@@ -17,7 +17,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from features.contracts import validate
+from features.contracts.raw import validate
 
 ORDERS = "olist_orders_dataset.csv"
 ITEMS = "olist_order_items_dataset.csv"

@@ -1,6 +1,6 @@
 """Transactional inventory ledger: the source of truth for availability and reservations."""
 
-from serving.ledger.engine import create_schema, make_engine
+from serving.ledger.db import create_schema, make_engine
 from serving.ledger.errors import (
     AllocationNotFound,
     IdempotencyInFlight,
@@ -24,6 +24,7 @@ from serving.ledger.records import (
     DriftReport,
     DriftRow,
     IdemState,
+    InitialStock,
     InventoryEvent,
     NodeRecord,
     OrderView,
@@ -31,7 +32,6 @@ from serving.ledger.records import (
     RerouteLine,
     Reservation,
     StockLevel,
-    StockRow,
 )
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "IdemState",
     "IdempotencyInFlight",
     "IdempotencyMismatch",
+    "InitialStock",
     "InsufficientStock",
     "InvalidLedgerRequest",
     "InventoryEvent",
@@ -61,7 +62,6 @@ __all__ = [
     "Reservation",
     "Shortage",
     "StockLevel",
-    "StockRow",
     "UnknownNode",
     "create_schema",
     "default_response",

@@ -20,7 +20,7 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Connection
 
 from serving.ledger.errors import InvalidLedgerRequest, UnknownNode
-from serving.ledger.records import AdjustOutcome, AdjustResult, InventoryEvent, StockRow
+from serving.ledger.records import AdjustOutcome, AdjustResult, InitialStock, InventoryEvent
 from serving.ledger.stock_ops import (
     StockState,
     chunks,
@@ -162,7 +162,7 @@ def adjust(
 
 
 def load_stock(
-    conn: Connection, rows: Sequence[StockRow], *, event_time: datetime, at: datetime
+    conn: Connection, rows: Sequence[InitialStock], *, event_time: datetime, at: datetime
 ) -> int:
     """Set on-hand for many node×SKUs as a count at ``event_time``; returns rows changed.
 

@@ -34,6 +34,7 @@ from serving.ledger.records import (
     DecisionRecord,
     DriftReport,
     IdemState,
+    InitialStock,
     InventoryEvent,
     NodeRecord,
     OrderView,
@@ -41,7 +42,6 @@ from serving.ledger.records import (
     RejectResult,
     Reservation,
     StockLevel,
-    StockRow,
 )
 from serving.ledger.stock_ops import chunks
 from serving.ledger.tables import nodes, order_allocations, stock
@@ -186,7 +186,7 @@ class Ledger:
 
         return self._read(work)
 
-    def load_stock(self, rows: Sequence[StockRow], *, event_time: datetime) -> int:
+    def load_stock(self, rows: Sequence[InitialStock], *, event_time: datetime) -> int:
         """Bulk-set on-hand (initial load) as a count at ``event_time``; returns rows set."""
         at = self.clock()
         return self._write(

@@ -30,7 +30,7 @@ class NodeRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class StockRow:
+class InitialStock:
     """Initial load: on-hand for one node×SKU."""
 
     node_id: str

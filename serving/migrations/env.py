@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from serving.ledger.engine import make_engine
+from serving.ledger.db import make_engine
 from serving.ledger.tables import metadata
 
 config = context.config

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 
 from serving.deps import RuntimeDep
 from serving.ledger import InventoryEvent
-from serving.order_schemas import AdjustmentsIn
+from serving.schemas.operations import AdjustmentsIn
 from serving.security import InventoryScope
 
 router = APIRouter(prefix="/v1/inventory", tags=["inventory"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from serving.deps import RuntimeDep
-from serving.schemas import ModelInfo
+from serving.schemas.catalogue import ModelInfo
 
 router = APIRouter(prefix="/v1", tags=["models"])
 

@@ -10,8 +10,8 @@ from fastapi import APIRouter
 from routing import calendar_from_dict
 from serving.deps import RuntimeDep
 from serving.ledger import NodeRecord
-from serving.order_schemas import CalendarIn, CapacityIn
 from serving.problems import RoutecastError
+from serving.schemas.operations import CalendarIn, CapacityIn
 from serving.security import AdminScope
 
 router = APIRouter(prefix="/v1/nodes", tags=["nodes"])

@@ -15,11 +15,11 @@ from serving import metrics
 from serving.decide import decide
 from serving.deps import RuntimeDep
 from serving.ledger import AllocationRequest, InsufficientStock, OrderView, Reservation
-from serving.order_schemas import RejectionIn, ShipmentIn
 from serving.problems import RoutecastError
 from serving.routers.route import audit
 from serving.runtime import Runtime
-from serving.schemas import OrderIn
+from serving.schemas.operations import RejectionIn, ShipmentIn
+from serving.schemas.order import OrderIn
 from serving.security import OrdersScope
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])

@@ -11,7 +11,7 @@ from serving.decide import decide
 from serving.deps import RuntimeDep
 from serving.problems import DecisionNotFound
 from serving.runtime import Runtime
-from serving.schemas import OrderIn, RouteResponse
+from serving.schemas.order import OrderIn, RouteResponse
 from serving.security import RouteScope
 
 router = APIRouter(prefix="/v1", tags=["routing"])

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from serving.deps import RuntimeDep
-from serving.schemas import SkuInfo
+from serving.schemas.catalogue import SkuInfo
 from serving.security import RouteScope
 
 router = APIRouter(prefix="/v1", tags=["catalogue"])

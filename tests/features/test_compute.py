@@ -11,7 +11,7 @@ import pytest
 
 from features import catalog
 from features.compute import build_feature_tables, day_close, lane_performance, load_raw, node_ops
-from features.feature_contracts import validate_features
+from features.contracts.feature_tables import validate_features
 
 Raw = tuple[Path, dict[str, pd.DataFrame]]
 Tables = tuple[Path, dict[str, Path]]

@@ -15,7 +15,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from sim_world import DAYS, END  # noqa: E402
 
-from features.contracts import TABLES  # noqa: E402
+from features.contracts.raw import TABLES  # noqa: E402
 from simulation import WorldSummary, generate_world  # noqa: E402
 
 

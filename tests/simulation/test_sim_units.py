@@ -14,11 +14,11 @@ from routing.geo import haversine_km
 from simulation.assortment import PRODUCT_GROUPS, make_catalog
 from simulation.carriers import Parcels, deliver, promised_business_days
 from simulation.dispatch import grouped_cumsum
-from simulation.engine import pack_schedule
 from simulation.geography import NON_CONTIGUOUS, haversine_np, postal_code, us_cities, zip_table
 from simulation.inventory import LEAD_TIME, initial_inventory
 from simulation.network import DC, STORE, TPL, make_network
 from simulation.scales import SCALES, scale_config
+from simulation.simulator import pack_schedule
 
 
 @given(st.floats(-89, 89), st.floats(-179, 179), st.floats(-89, 89), st.floats(-179, 179))

@@ -9,7 +9,7 @@ import pandera.errors
 import pytest
 from sim_world import DAYS, END
 
-from features.contracts import SCHEMAS, TABLES, validate
+from features.contracts.raw import SCHEMAS, TABLES, validate
 from simulation import WorldSummary
 
 TRUTH_COLUMNS = {"true_on_hand", "true", "shrink", "velocity_class", "count_interval"}

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from sim_world import END
 
-from features.contracts import TABLES
+from features.contracts.raw import TABLES
 from simulation import generate_world, history_days
 from simulation.world import MANIFEST
 

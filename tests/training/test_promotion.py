@@ -11,7 +11,8 @@ import pytest
 from mlflow import MlflowClient
 
 from features import catalog
-from serving.demo import DemoReport, open_feature_store
+from features.store import open_feature_store
+from serving.demo import DemoReport
 from serving.settings import Settings
 from training.datasets import build_training_set, stockout_entities
 from training.metrics import classification_metrics

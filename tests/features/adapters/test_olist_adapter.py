@@ -9,7 +9,7 @@ import pytest
 
 from features.adapters import load_olist
 from features.adapters.samples import write_olist_sample
-from features.contracts import validate
+from features.contracts.raw import validate
 
 
 @pytest.fixture(scope="module")

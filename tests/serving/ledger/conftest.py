@@ -6,8 +6,6 @@ After each test the ledger-wide invariants must hold.
 
 from __future__ import annotations
 
-import os
-import socket
 import sys
 import uuid
 from collections.abc import Iterator
@@ -28,49 +26,20 @@ if getattr(sys.modules.get("serving"), "__file__", "") is None:
 from ledger_testkit import T0, Clock  # noqa: E402
 
 from serving.ledger import (  # noqa: E402
+    InitialStock,
     Ledger,
     NodeRecord,
-    StockRow,
     create_schema,
     make_engine,
 )
-
-PG_HOST, PG_PORT = "127.0.0.1", 5432
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-def _postgres_reachable() -> bool:
-    try:
-        with socket.create_connection((PG_HOST, PG_PORT), timeout=1.0):
-            return True
-    except OSError:
-        return False
-
-
-def _admin() -> object:
-    import psycopg
-
-    return psycopg.connect(
-        f"host={PG_HOST} port={PG_PORT} user=postgres dbname=postgres", autocommit=True
-    )
+from tests.support.services import PG_HOST, PG_PORT, postgres_database  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
     """One throwaway database per session; each test gets its own schema inside it."""
-    if not _postgres_reachable():
-        message = f"PostgreSQL is not reachable on {PG_HOST}:{PG_PORT}"
-        if IN_CI:
-            pytest.fail(f"{message} (CI=true requires it)")
-        pytest.skip(f"{message}; start it to run the PostgreSQL half of the ledger tests")
-    name = f"routecast_ledger_{uuid.uuid4().hex[:12]}"
-    admin = _admin()
-    admin.execute(f'CREATE DATABASE "{name}"')  # type: ignore[attr-defined]
-    try:
+    with postgres_database("routecast_ledger") as name:
         yield name
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[attr-defined]
-        admin.close()  # type: ignore[attr-defined]
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -131,10 +100,10 @@ def ledger(engine: Engine, clock: Clock) -> Iterator[Ledger]:
     )
     led.load_stock(
         [
-            StockRow("dc1", "A", 10),
-            StockRow("dc1", "B", 5),
-            StockRow("st1", "A", 3),
-            StockRow("st2", "B", 7),
+            InitialStock("dc1", "A", 10),
+            InitialStock("dc1", "B", 5),
+            InitialStock("st1", "A", 3),
+            InitialStock("st2", "B", 7),
         ],
         event_time=T0 - timedelta(days=1),
     )

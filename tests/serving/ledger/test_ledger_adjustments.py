@@ -10,12 +10,12 @@ from ledger_testkit import T0, Clock, level
 from sqlalchemy import Engine, update
 
 from serving.ledger import (
+    InitialStock,
     InsufficientStock,
     InvalidLedgerRequest,
     InventoryEvent,
     Ledger,
     OrderStateError,
-    StockRow,
     UnknownNode,
 )
 from serving.ledger.tables import stock
@@ -97,13 +97,14 @@ def test_new_sku_at_a_node_gets_a_row(ledger: Ledger) -> None:
 def test_load_respects_newer_counts(ledger: Ledger) -> None:
     ledger.adjust([_count("c", 5, 12)])
     changed = ledger.load_stock(
-        [StockRow("dc1", "A", 1), StockRow("dc1", "C", 9)], event_time=T0 + timedelta(hours=1)
+        [InitialStock("dc1", "A", 1), InitialStock("dc1", "C", 9)],
+        event_time=T0 + timedelta(hours=1),
     )
     assert changed == 1
     assert level(ledger, "dc1", "A").on_hand == 12
     assert level(ledger, "dc1", "C").on_hand == 9
     with pytest.raises(UnknownNode):
-        ledger.load_stock([StockRow("ghost", "A", 1)], event_time=T0)
+        ledger.load_stock([InitialStock("ghost", "A", 1)], event_time=T0)
 
 
 def test_availability_filters_by_sku_and_node(ledger: Ledger) -> None:

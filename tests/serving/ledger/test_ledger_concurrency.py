@@ -12,7 +12,7 @@ from typing import Any
 from ledger_testkit import level
 from sqlalchemy import Engine, func, select
 
-from serving.ledger import InsufficientStock, InventoryEvent, Ledger, StockRow
+from serving.ledger import InitialStock, InsufficientStock, InventoryEvent, Ledger
 from serving.ledger.tables import orders
 
 
@@ -53,7 +53,7 @@ def test_fifty_buyers_for_ten_units_reserve_exactly_ten(
 
 def test_multi_row_orders_in_opposite_orders_do_not_deadlock(ledger: Ledger) -> None:
     ledger.load_stock(
-        [StockRow("st1", "B", 20), StockRow("dc1", "A", 20)], event_time=ledger.clock()
+        [InitialStock("st1", "B", 20), InitialStock("dc1", "A", 20)], event_time=ledger.clock()
     )
     rng = random.Random(5)
     plans = []

@@ -91,21 +91,3 @@ class RouteResponse(BaseModel):
     ranking: Any = None
     models: dict[str, str]
     timings_ms: dict[str, float] = {}
-
-
-class ModelInfo(BaseModel):
-    name: str
-    alias: str
-    version: str | None
-    run_id: str | None = None
-    loaded_at: str | None = None
-    status: str
-
-
-class SkuInfo(BaseModel):
-    sku: str
-    product_group: str
-    weight_kg: float
-    price: float
-    nodes_in_stock: int
-    units_available: float

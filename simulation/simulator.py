@@ -21,7 +21,7 @@ from simulation.carriers import CARRIERS, WEST, Parcels, deliver
 from simulation.dispatch import REJECT_REASON, Dispatch, dispatch
 from simulation.geography import haversine_np, sample_destinations, zip_table
 from simulation.inventory import Inventory, initial_inventory
-from simulation.network import DC, STORE, TPL, Network, make_network
+from simulation.network import DC, STORE, TPL, WorldNetwork, make_network
 from simulation.orders import LINES_P, QTY_P, OrderLines, draw_orders
 from simulation.scales import ScaleConfig
 
@@ -109,7 +109,7 @@ class Simulator:
             np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)
         )
         self.catalog: Catalog = make_catalog(cat_rng, cfg.n_skus)
-        self.net: Network = make_network(net_rng, cfg, self.catalog)
+        self.net: WorldNetwork = make_network(net_rng, cfg, self.catalog)
         self.rng = dyn_rng
         n = len(self.net)
         is_store = (self.net.node_type == STORE)[:, None]

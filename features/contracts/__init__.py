@@ -1,0 +1,1 @@
+"""Table contracts (pandera): canonical raw-event tables and the daily feature tables."""

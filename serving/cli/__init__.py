@@ -1,0 +1,20 @@
+"""The ``routecast`` command: one module per command group, assembled here."""
+
+from __future__ import annotations
+
+import typer
+
+from serving.cli import eval, features, inventory, keys, models, service
+
+app = typer.Typer(help="routecast: predictive order routing.", no_args_is_help=True)
+app.command()(service.demo)
+app.command()(service.serve)
+app.command("route")(service.route_cmd)
+app.command()(models.train)
+app.command()(models.promote)
+app.add_typer(features.app, name="features")
+app.add_typer(eval.eval_app, name="eval")
+app.add_typer(keys.app, name="keys")
+app.add_typer(inventory.app, name="inventory")
+
+__all__ = ["app"]

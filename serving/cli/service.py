@@ -1,0 +1,152 @@
+"""Top-level service commands: build the demo, serve the API, route one order."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from serving.cli.common import console, read_json, settings
+
+
+def demo(
+    force: Annotated[bool, typer.Option(help="Rebuild everything from scratch.")] = False,
+) -> None:
+    """Build the embedded demo: world, features, models and registry (idempotent)."""
+    from serving.demo import build_demo
+
+    cfg = settings()
+    console.print(f"[bold]routecast demo[/bold] in {cfg.home.resolve()} (scale {cfg.scale})")
+    with console.status("starting") as status:
+        report = build_demo(cfg, force=force, on_step=lambda s: status.update(f"[cyan]{s}…"))
+    table = Table(title="demo build")
+    table.add_column("step")
+    table.add_column("seconds", justify="right")
+    table.add_column("result")
+    for s in report.steps:
+        table.add_row(s.name, f"{s.seconds:.1f}", s.note[:90])
+    console.print(table)
+    for name, metrics in report.metrics.items():
+        mt = Table(title=f"{name}: test-window metrics")
+        keys = [k for k in next(iter(metrics.values())) if k != "n"]
+        mt.add_column("candidate")
+        for k in keys:
+            mt.add_column(k, justify="right")
+        for cand, values in metrics.items():
+            mt.add_row(cand, *(f"{values.get(k, float('nan')):.3f}" for k in keys))
+        console.print(mt)
+    console.print(f"MLflow UI: mlflow ui --backend-store-uri {cfg.tracking_uri}")
+    if cfg.demo_key_file.exists():
+        console.print(
+            f"demo API key (all scopes): [bold]{cfg.demo_key_file.read_text().strip()}[/bold]"
+        )
+        console.print(f'  e.g. curl -H "Authorization: Bearer $(cat {cfg.demo_key_file})" ...')
+
+
+def serve(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+    workers: Annotated[int, typer.Option(help="Uvicorn worker processes.")] = 1,
+) -> None:
+    """Serve the HTTP API (docs at /docs)."""
+    import uvicorn
+
+    console.print(f"serving on http://{host}:{port}  (OpenAPI docs: http://{host}:{port}/docs)")
+    uvicorn.run(
+        "serving.main:app",
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+    )
+
+
+def route_cmd(
+    order_file: Annotated[
+        Path | None, typer.Argument(help="ORDER.json in the API's order format.")
+    ] = None,
+    order: Annotated[
+        Path | None, typer.Option("--order", help="ORDER.json (same as the argument).")
+    ] = None,
+    network: Annotated[
+        Path | None, typer.Option(help="NETWORK.json: route standalone, without server or store.")
+    ] = None,
+    mode: Annotated[
+        str | None,
+        typer.Option(
+            help="predictive|cost|priority|distance|high_stock (standalone default: cost)"
+        ),
+    ] = None,
+    policy: Annotated[Path | None, typer.Option(help="POLICY.yaml")] = None,
+) -> None:
+    """Route one order and print the plan as JSON (nothing is reserved)."""
+    from datetime import UTC, datetime
+
+    order = order or order_file
+    if order is None:
+        console.print(
+            "[red]give the order: routecast route ORDER.json (or --order ORDER.json)[/red]"
+        )
+        raise typer.Exit(2)
+    order_doc = read_json(order, "order")
+    if network is not None:
+        import yaml
+
+        from routing import (
+            network_from_dict,
+            order_from_dict,
+            plan_to_dict,
+            policy_from_dict,
+            route,
+        )
+        from routing.errors import PredictionsRequired
+
+        pol = None
+        if policy is not None:
+            pol = policy_from_dict(yaml.safe_load(policy.read_text(encoding="utf-8")) or {})
+        try:
+            plan = route(
+                order_from_dict(order_doc),
+                network_from_dict(read_json(network, "network")),
+                mode=mode or "cost",  # type: ignore[arg-type]
+                policy=pol,
+                predictions=None,
+                now=datetime.now(UTC),
+            )
+        except PredictionsRequired as exc:
+            console.print(
+                f"[red]{exc}[/red]\npredictive mode needs the trained models and live features: "
+                "run it through the API (`routecast serve`) or without --network after `routecast demo`, "
+                "or pick --mode cost|priority|distance|high_stock"
+            )
+            raise typer.Exit(2) from None
+        except ValueError as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from None
+        sys.stdout.write(json.dumps(plan_to_dict(plan), indent=2) + "\n")
+        return
+    from pydantic import ValidationError
+
+    from serving.decide import decide
+    from serving.problems import RoutecastError
+    from serving.runtime import Runtime
+    from serving.schemas.order import OrderIn
+
+    try:
+        body = OrderIn.model_validate({**order_doc, **({"mode": mode} if mode else {})})
+    except ValidationError as exc:
+        console.print(f"[red]invalid order:[/red] {exc}")
+        raise typer.Exit(2) from None
+    runtime = Runtime(settings())
+    try:
+        runtime.start(background=False)
+        answer = decide(body, runtime)
+    except (RoutecastError, FileNotFoundError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    sys.stdout.write(json.dumps(answer, indent=2, default=str) + "\n")

@@ -1,0 +1,1 @@
+"""HTTP bodies: the order and its plan, operational inputs, catalogue answers."""
