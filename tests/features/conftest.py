@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.contracts import validate
+from features.contracts.raw import validate
+from tests.support.services import require_redis
 
 NODES = ("N1", "N2", "N3")
 SKUS = ("A", "B", "C")
@@ -141,12 +141,5 @@ def feature_tables(
 @pytest.fixture
 def redis_project() -> Iterator[str]:
     """A unique Feast project name (the Redis key suffix); skips when Redis is down unless CI."""
-    import redis
-
-    try:
-        redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=1).ping()
-    except Exception as exc:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip(f"Redis not reachable on 127.0.0.1:6379: {exc}")
+    require_redis()
     yield f"rc_test_{uuid.uuid4().hex[:10]}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,25 +19,9 @@ from fastapi.testclient import TestClient
 from serving.app import create_app
 from serving.demo import DemoReport
 from serving.settings import Settings
-from tests.conftest import require_service
+from tests.support.services import postgres_database
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("orders")]
-
-
-def _postgres_db() -> Iterator[str]:
-    require_service("PostgreSQL", "127.0.0.1", 5432)
-    import psycopg
-
-    name = f"rc_api_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(
-            "postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True
-        ) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -46,22 +31,19 @@ def api(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[TestClient, Any]]:
     settings, _ = demo_home
-    if request.param == "sqlite":
-        gen: Iterator[str] = iter([f"sqlite:///{tmp_path_factory.mktemp('ledger') / 'ledger.db'}"])
-    else:
-        gen = _postgres_db()
-    url = next(gen)
-    app = create_app(settings.model_copy(update={"database_url": url}), background=False)
-    try:
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path_factory.mktemp('ledger') / 'ledger.db'}"
+        else:
+            name = stack.enter_context(postgres_database("rc_api"))
+            url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+        app = create_app(settings.model_copy(update={"database_url": url}), background=False)
         with TestClient(app) as client:
             runtime = app.state.runtime
             client.headers["Authorization"] = "Bearer " + runtime.keys.create(
                 {"route", "orders", "inventory", "admin"}, "tests"
             )
             yield client, runtime
-    finally:
-        for _ in gen:  # drop the PostgreSQL database
-            pass
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,1 @@
+"""Helpers shared across the test packages (one copy each)."""
