@@ -42,6 +42,12 @@ REJECTIONS = Counter(
     ["reason"],
     registry=REGISTRY,
 )
+DELIVERIES = Counter(
+    "routecast_deliveries_total",
+    "Delivery confirmations received, by outcome (applied, duplicate, already_delivered)",
+    ["outcome"],
+    registry=REGISTRY,
+)
 REROUTES = Counter(
     "routecast_reroutes_total",
     "Reroutes after a rejection, by outcome",

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from serving.ledger import adjustments, audit, drift, idempotency, invariants
+from serving.ledger import adjustments, audit, deliveries, drift, idempotency, invariants
 from serving.ledger import orders as order_ops
 from serving.ledger.errors import (
     IdempotencyInFlight,
@@ -32,6 +32,8 @@ from serving.ledger.records import (
     AdjustResult,
     AllocationRequest,
     DecisionRecord,
+    DeliveryEvent,
+    DeliveryResult,
     DriftReport,
     IdemState,
     InitialStock,
@@ -393,10 +395,41 @@ class Ledger:
         at = self.clock()
         return self._write(lambda conn: order_ops.cancel(conn, order_id, at=at))
 
-    def ship_order(self, order_id: str, lines: Sequence[str] | None = None) -> OrderView:
-        """Deduct reserved stock for all (or the given) lines: on_hand and reserved drop."""
+    def ship_order(
+        self,
+        order_id: str,
+        lines: Sequence[str] | None = None,
+        *,
+        carrier: str | None = None,
+        tracking_number: str | None = None,
+        shipped_at: datetime | None = None,
+    ) -> OrderView:
+        """Deduct reserved stock for all (or the given) lines: on_hand and reserved drop.
+
+        One shipment per node is recorded with ``carrier`` and ``tracking_number``;
+        ``shipped_at`` is when it left (the sender's clock), defaulting to now.
+        """
         at = self.clock()
-        return self._write(lambda conn: order_ops.ship(conn, order_id, lines, at=at))
+        return self._write(
+            lambda conn: order_ops.ship(
+                conn,
+                order_id,
+                lines,
+                at=at,
+                carrier=carrier,
+                tracking_number=tracking_number,
+                shipped_at=shipped_at,
+            )
+        )
+
+    def confirm_deliveries(
+        self, order_id: str, events: Sequence[DeliveryEvent]
+    ) -> list[DeliveryResult]:
+        """Mark shipments delivered from carrier events; idempotent per ``event_id``."""
+        if not events:
+            raise InvalidLedgerRequest("deliveries: send at least one delivery", field="deliveries")
+        at = self.clock()
+        return self._write(lambda conn: deliveries.confirm(conn, order_id, events, at=at))
 
     def reject_allocation(
         self, order_id: str, node_id: str, line_ids: Sequence[str], reason: RejectReason

@@ -11,6 +11,7 @@ AllocationStatus = Literal["reserved", "shipped", "released", "rejected"]
 RejectReason = Literal["not_in_stock", "damaged", "capacity"]
 AdjustKind = Literal["count", "delta"]
 AdjustOutcome = Literal["applied", "duplicate", "stale"]
+DeliveryOutcome = Literal["applied", "duplicate", "already_delivered"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,20 @@ class AllocationView:
     qty: int
     status: AllocationStatus
     reason: str | None = None
+    shipment_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ShipmentView:
+    """A parcel that left one node: its carrier, tracking number and (once confirmed) delivery."""
+
+    shipment_id: str
+    node_id: str
+    line_ids: list[str]
+    carrier: str | None
+    tracking_number: str | None
+    shipped_at: datetime
+    delivered_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +94,7 @@ class OrderView:
     rejections: int
     created_at: datetime
     allocations: list[AllocationView]
+    shipments: list[ShipmentView] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +163,32 @@ class AdjustResult:
     reserved: int
     available: int
     shortfall: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryEvent:
+    """A carrier's delivery confirmation for one shipment of an order.
+
+    The shipment is named by ``shipment_id`` or by its ``tracking_number``; an order with a
+    single shipment needs neither.
+    """
+
+    event_id: str
+    delivered_at: datetime
+    shipment_id: str | None = None
+    carrier: str | None = None
+    tracking_number: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    """``applied``: the shipment is now delivered; ``duplicate``: this event id was seen before;
+    ``already_delivered``: another event confirmed the shipment first (its time is kept)."""
+
+    event_id: str
+    shipment_id: str
+    outcome: DeliveryOutcome
+    delivered_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
