@@ -304,42 +304,27 @@ def _model(day: BoundDay) -> _Model:
             np.full(len(shared), -np.inf),
             np.zeros(len(shared)),
         )
-    # parcels per node within capacity
-    ship_node = ship_key % n_nodes
-    per_node = np.bincount(ship_node, minlength=n_nodes)
-    tight = np.flatnonzero((day.capacity != UNLIMITED) & (per_node > day.capacity))
-    cap_row = np.full(n_nodes, -1, dtype=np.int64)
-    cap_row[tight] = r + np.arange(len(tight))
-    if len(tight):
-        pos = np.full(n_nodes, -1, dtype=np.int64)
+
+    def cap_rows(group: IntArray, n_groups: int, cap: IntArray) -> IntArray:
+        """``Σ parcels of a group <= cap`` where the group could exceed it; row per group."""
+        count = np.bincount(group, minlength=n_groups)
+        tight = np.flatnonzero((cap != UNLIMITED) & (count > cap))
+        pos = np.full(n_groups, -1, dtype=np.int64)
         pos[tight] = np.arange(len(tight))
-        m = pos[ship_node] >= 0
+        out = np.where(pos >= 0, pos + r, -1)
+        m = pos[group] >= 0
         block(
-            pos[ship_node[m]],
+            pos[group[m]],
             ship_ind[m],
             np.ones(int(m.sum())),
             np.full(len(tight), -np.inf),
-            day.capacity[tight].astype(float),
+            cap[tight].astype(float),
         )
-    # parcels per order within the policy's cap
-    ship_order = ship_key // n_nodes
-    per_order = np.bincount(ship_order, minlength=day.n_orders)
-    capped = np.flatnonzero(
-        (day.order_max_shipments != UNLIMITED) & (per_order > day.order_max_shipments)
-    )
-    order_cap_row = np.full(day.n_orders, -1, dtype=np.int64)
-    order_cap_row[capped] = r + np.arange(len(capped))
-    if len(capped):
-        pos = np.full(day.n_orders, -1, dtype=np.int64)
-        pos[capped] = np.arange(len(capped))
-        m = pos[ship_order] >= 0
-        block(
-            pos[ship_order[m]],
-            ship_ind[m],
-            np.ones(int(m.sum())),
-            np.full(len(capped), -np.inf),
-            day.order_max_shipments[capped].astype(float),
-        )
+        return out
+
+    # parcels per node within capacity, per order within the policy's cap
+    cap_row = cap_rows(ship_key % n_nodes, n_nodes, day.capacity)
+    order_cap_row = cap_rows(ship_key // n_nodes, day.n_orders, day.order_max_shipments)
 
     a = sparse.csr_array(
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(r, n_var)
