@@ -55,6 +55,13 @@ REROUTES = Counter(
     registry=REGISTRY,
 )
 
+SHADOW = Counter(
+    "routecast_shadow_total",
+    "Shadow plans, by outcome (stored, skipped, dropped when the queue is full, error)",
+    ["outcome"],
+    registry=REGISTRY,
+)
+
 
 def _route_template(request: Request) -> str:
     for route in request.app.router.routes:

@@ -35,6 +35,7 @@ from serving.ledger.records import (
     RejectResult,
     RerouteLine,
     Reservation,
+    ShadowRecord,
     ShipmentView,
     StockLevel,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "RejectResult",
     "RerouteLine",
     "Reservation",
+    "ShadowRecord",
     "ShipmentNotFound",
     "ShipmentView",
     "Shortage",

@@ -43,6 +43,7 @@ from serving.ledger.records import (
     RejectReason,
     RejectResult,
     Reservation,
+    ShadowRecord,
     StockLevel,
 )
 from serving.ledger.stock_ops import chunks
@@ -495,6 +496,17 @@ class Ledger:
 
     def get_decision(self, decision_id: str) -> DecisionRecord | None:
         return self._read(lambda conn: audit.fetch(conn, decision_id))
+
+    def record_shadow(self, rec: ShadowRecord) -> bool:
+        """Store a decision's shadow plan (never a reservation); ``False`` if already stored."""
+        return self._write(lambda conn: audit.record_shadow(conn, rec))
+
+    def get_shadow(self, decision_id: str) -> ShadowRecord | None:
+        return self._read(lambda conn: audit.fetch_shadow(conn, decision_id))
+
+    def shadows_since(self, since: datetime | None = None) -> list[ShadowRecord]:
+        """Stored shadow records of audited decisions made at or after ``since``, oldest first."""
+        return self._read(lambda conn: audit.shadows_since(conn, since))
 
     def invariant_violations(self) -> list[str]:
         return invariants.violations(self.engine)

@@ -226,3 +226,16 @@ class DecisionRecord:
     model_versions: dict[str, Any]
     mode: str
     degraded: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowRecord:
+    """A shadow plan stored beside a live decision (``plan`` is None when it failed)."""
+
+    decision_id: str
+    created_at: datetime
+    live_mode: str
+    mode: str
+    plan: dict[str, Any] | None
+    comparison: dict[str, Any] | None
+    error: str | None

@@ -239,6 +239,20 @@ decisions = Table(
 )
 Index("ix_decisions_order_id", decisions.c.order_id)
 
+# The plan a second (shadow) routing mode made beside a live decision; never reserved.
+decision_shadows = Table(
+    "decision_shadows",
+    metadata,
+    Column("decision_id", String(128), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("live_mode", String(32), nullable=False),
+    Column("mode", String(32), nullable=False),
+    Column("plan", _json(), nullable=True),
+    Column("comparison", _json(), nullable=True),
+    Column("error", Text, nullable=True),
+)
+Index("ix_decision_shadows_created_at", decision_shadows.c.created_at)
+
 api_keys = Table(
     "api_keys",
     metadata,

@@ -218,7 +218,13 @@ def confirm_deliveries(
 
 
 @router.post("/{order_id}/rejections")
-def reject(order_id: str, body: RejectionIn, runtime: RuntimeDep, _: OrdersScope) -> dict[str, Any]:
+def reject(
+    order_id: str,
+    body: RejectionIn,
+    runtime: RuntimeDep,
+    _: OrdersScope,
+    tasks: BackgroundTasks,
+) -> dict[str, Any]:
     """A node refused lines: release them, learn from the reason, reroute elsewhere."""
     result = runtime.ledger.reject_allocation(order_id, body.node_id, body.line_ids, body.reason)
     metrics.REJECTIONS.labels(body.reason).inc()
@@ -244,6 +250,7 @@ def reject(order_id: str, body: RejectionIn, runtime: RuntimeDep, _: OrdersScope
     }
     reroute_body = original.model_copy(update={"lines": lines})
     answer = decide(reroute_body, runtime, exclude=excluded)
+    tasks.add_task(audit, runtime, reroute_body, answer, order_id)
     if not answer["shippable"]:
         metrics.REROUTES.labels("unfillable").inc()
         return {
