@@ -62,6 +62,64 @@ def test_since_accepts_times_and_ages() -> None:
         parse_since("yesterday")
 
 
+def _rec(mode: str, live: tuple[list[str], float], shadow: tuple[list[str], float] | None) -> Any:
+    from serving.ledger import ShadowRecord
+
+    def side(nodes: list[str], cost: float) -> dict[str, Any]:
+        return {
+            "nodes": nodes,
+            "cost": cost,
+            "shipments": len(nodes),
+            "shippable": True,
+            "unallocated_units": 0.0,
+            "p_stockout": 0.1 * len(nodes),
+            "p_late": 0.2,
+        }
+
+    comparison = None
+    if shadow is not None:
+        a, b = side(*live), side(*shadow)
+        comparison = {
+            "basis": "model",
+            "live": a,
+            "shadow": b,
+            "same_nodes": a["nodes"] == b["nodes"],
+            "delta": {k: b[k] - a[k] for k in ("cost", "shipments", "p_stockout", "p_late")},
+        }
+    return ShadowRecord(
+        "d",
+        datetime.now(UTC),
+        "predictive",
+        mode,
+        {} if shadow else None,
+        comparison,
+        None if shadow else "skipped",
+    )
+
+
+def test_summary_aggregates_per_shadow_mode() -> None:
+    from serving.shadow import summarize
+
+    out = summarize(
+        [
+            _rec("cost", (["A"], 10.0), (["A"], 10.0)),
+            _rec("cost", (["A"], 10.0), (["B"], 7.0)),
+            _rec("cost", (["A"], 10.0), (["A", "B"], 16.0)),
+            _rec("cost", (["A"], 10.0), None),
+            _rec("distance", (["A"], 10.0), (["C"], 12.0)),
+        ]
+    )
+    assert out["decisions"] == 5 and set(out["modes"]) == {"cost", "distance"}
+    cost = out["modes"]["cost"]
+    assert (cost["decisions"], cost["compared"], cost["failed"]) == (4, 3, 1)
+    assert cost["different_nodes"] == 2 and cost["different_nodes_share"] == pytest.approx(2 / 3)
+    assert cost["cost"]["delta_total"] == pytest.approx(3.0)
+    assert cost["cost"]["delta_mean"] == pytest.approx(1.0)
+    assert cost["shipments_per_order"]["shadow_mean"] == pytest.approx(4 / 3)
+    assert cost["p_stockout"]["delta_mean"] == pytest.approx(0.1 / 3, abs=1e-6)
+    assert out["modes"]["distance"]["cost"]["delta_total"] == pytest.approx(2.0)
+
+
 # -- the service ------------------------------------------------------------------------------
 
 
