@@ -119,9 +119,7 @@ def test_queue_leases_retries_and_dead_letters(evented: Ledger, clock: Clock) ->
     replayed = evented.redeliver(event.event_id, ["erp"])
     assert replayed is not None
     assert (replayed.deliveries[0].status, replayed.deliveries[0].attempts) == ("pending", 0)
-    assert [d.event_id for d in evented.claim_deliveries(["erp"], lease=lease)] == [
-        event.event_id
-    ]
+    assert [d.event_id for d in evented.claim_deliveries(["erp"], lease=lease)] == [event.event_id]
     evented.record_delivery(event.event_id, "erp", ok=True, next_attempt_at=None, http_status=204)
     assert evented.get_event(event.event_id).deliveries[0].status == "delivered"  # type: ignore[union-attr]
     assert evented.redeliver("evt_missing", ["erp"]) is None
