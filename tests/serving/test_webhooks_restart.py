@@ -34,8 +34,10 @@ def _free_port() -> int:
 
 def _start(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "serving.main:app", "--host", "127.0.0.1"]
-        + ["--port", str(port), "--log-level", "warning"],
+        [
+            *(sys.executable, "-m", "uvicorn", "serving.main:app"),
+            *("--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"),
+        ],
         env=env,
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
