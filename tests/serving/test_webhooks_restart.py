@@ -42,7 +42,7 @@ def _start(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"server exited: {log.read_text()[-2000:]}")
