@@ -4,6 +4,7 @@ receiver, bad input named, scopes enforced."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import pytest
@@ -12,8 +13,9 @@ from fastapi.testclient import TestClient
 from serving.app import create_app
 from serving.demo import DemoReport
 from serving.settings import Settings, WebhookEndpoint
-from tests.serving.test_orders_api import _dc_ids, _fresh_sku, _order, _postgres_db, _set_stock
+from tests.serving.test_orders_api import _dc_ids, _fresh_sku, _order, _set_stock
 from tests.serving.webhook_receiver import Receiver
+from tests.support.services import postgres_database
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("orders")]
 
@@ -25,12 +27,12 @@ def evented(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[TestClient, Any, Receiver]]:
     settings, _ = demo_home
-    if request.param == "sqlite":
-        gen: Iterator[str] = iter([f"sqlite:///{tmp_path_factory.mktemp('ev') / 'ledger.db'}"])
-    else:
-        gen = _postgres_db()
-    url = next(gen)
-    with Receiver() as receiver:
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path_factory.mktemp('ev') / 'ledger.db'}"
+        else:
+            url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{stack.enter_context(postgres_database('rc_ev'))}"
+        receiver = stack.enter_context(Receiver())
         app = create_app(
             settings.model_copy(
                 update={
@@ -40,16 +42,12 @@ def evented(
             ),
             background=False,  # the tests run dispatch passes themselves
         )
-        try:
-            with TestClient(app) as client:
-                runtime = app.state.runtime
-                client.headers["Authorization"] = "Bearer " + runtime.keys.create(
-                    {"route", "orders", "inventory", "admin"}, "tests"
-                )
-                yield client, runtime, receiver
-        finally:
-            for _ in gen:
-                pass
+        with TestClient(app) as client:
+            runtime = app.state.runtime
+            client.headers["Authorization"] = "Bearer " + runtime.keys.create(
+                {"route", "orders", "inventory", "admin"}, "tests"
+            )
+            yield client, runtime, receiver
 
 
 def test_order_events_are_listed_and_delivered(evented: tuple[TestClient, Any, Receiver]) -> None:

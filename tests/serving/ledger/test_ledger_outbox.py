@@ -123,3 +123,26 @@ def test_queue_leases_retries_and_dead_letters(evented: Ledger, clock: Clock) ->
     evented.record_delivery(event.event_id, "erp", ok=True, next_attempt_at=None, http_status=204)
     assert evented.get_event(event.event_id).deliveries[0].status == "delivered"  # type: ignore[union-attr]
     assert evented.redeliver("evt_missing", ["erp"]) is None
+
+
+def test_shipment_and_delivery_events_carry_the_parcel(evented: Ledger, clock: Clock) -> None:
+    from serving.ledger.records import DeliveryEvent
+
+    evented.reserve_order("o9", [("l1", "dc1", "A", 1)], request_hash="h", plan={})
+    evented.ship_order("o9", carrier="ups", tracking_number="1Z999")
+    clock.advance(days=2)
+    delivery = DeliveryEvent("car-1", clock.now, tracking_number="1Z999")
+    evented.confirm_deliveries("o9", [delivery])
+    evented.confirm_deliveries("o9", [delivery])  # a replayed carrier event: no second event
+    _, shipped, delivered = evented.events(order_id="o9")
+    assert shipped.type == "shipment.created"
+    assert {
+        k: shipped.payload["data"][k] for k in ("shipment_id", "carrier", "tracking_number")
+    } == {
+        "shipment_id": "o9-S1",
+        "carrier": "ups",
+        "tracking_number": "1Z999",
+    }
+    assert (delivered.type, delivered.sequence) == ("delivery.confirmed", 3)
+    assert delivered.payload["data"]["shipment_id"] == "o9-S1"
+    assert delivered.payload["data"]["delivered_at"] == clock.now.isoformat()
