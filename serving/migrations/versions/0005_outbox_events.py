@@ -1,8 +1,8 @@
 """Transactional outbox: events written with each state change, and one delivery row per
 (event, webhook endpoint) that the dispatcher works through.
 
-Revision ID: 0004_outbox_events
-Revises: 0003_shipments_deliveries
+Revision ID: 0005_outbox_events
+Revises: 0004_decision_shadows
 Create Date: 2026-12-01
 """
 
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0004_outbox_events"
-down_revision: str | None = "0003_shipments_deliveries"
+revision: str = "0005_outbox_events"
+down_revision: str | None = "0004_decision_shadows"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
