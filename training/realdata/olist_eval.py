@@ -242,12 +242,28 @@ def evaluate_olist(
     work_dir: Path | None = None,
     settings: OlistSettings | None = None,
 ) -> dict[str, Any]:
-    """Run the whole evaluation and return the report (JSON-ready)."""
+    """Run the whole evaluation on two Olist directories and return the report (JSON-ready)."""
     started = time.perf_counter()
-    cut_ts = pd.Timestamp(cut, tz="UTC")
     train_tables = load_olist(train_dir)
     same = Path(train_dir).resolve() == Path(test_dir).resolve()
     test_tables = train_tables if same else load_olist(test_dir)
+    return evaluate_delivery(
+        train_tables, test_tables, cut=cut, work_dir=work_dir, settings=settings, started=started
+    )
+
+
+def evaluate_delivery(
+    train_tables: OlistTables,
+    test_tables: OlistTables,
+    *,
+    cut: str = DEFAULT_CUT,
+    work_dir: Path | None = None,
+    settings: OlistSettings | None = None,
+    started: float | None = None,
+) -> dict[str, Any]:
+    """The evaluation on canonical delivery tables (from the Olist adapter or an import)."""
+    started = time.perf_counter() if started is None else started
+    cut_ts = pd.Timestamp(cut, tz="UTC")
     with tempfile.TemporaryDirectory(prefix="routecast-olist-") as tmp:
         train, test = feature_frames(train_tables, test_tables, cut_ts, work_dir or Path(tmp))
     if train.empty or test.empty:
