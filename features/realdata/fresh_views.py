@@ -19,6 +19,18 @@ from features.realdata import fresh_tables as t
 SERVICE = "fresh_stockout_v1"
 _DAILY_TTL = timedelta(days=2)
 
+#: Point-in-time target encodings (share of days at least half empty so far), by level.
+TARGET_ENCODINGS = (
+    "te_series_all",
+    "te_sku_28d",
+    "te_sku_all",
+    "te_node_28d",
+    "te_node_all",
+    "te_node_cat2_28d",
+    "te_node_cat2_all",
+    "te_cat3_28d",
+    "te_cat3_all",
+)
 SERIES_FEATURES = (
     "so_share",
     "so_share_all",
@@ -58,15 +70,7 @@ SERIES_FEATURES = (
     "am_sales_share",
     "am_sales_vs_usual",
     "so_open_hours_14d",
-    "te_series_all",
-    "te_sku_28d",
-    "te_sku_all",
-    "te_node_28d",
-    "te_node_all",
-    "te_node_cat2_28d",
-    "te_node_cat2_all",
-    "te_cat3_28d",
-    "te_cat3_all",
+    *TARGET_ENCODINGS,
 )
 #: Features whose direction is known: more empty history never lowers tomorrow's risk.
 MONOTONE = {
@@ -81,15 +85,7 @@ MONOTONE = {
         "so_trail_hours",
         "profile_hours_empty_7d",
         "so_open_hours_14d",
-        "te_series_all",
-        "te_sku_28d",
-        "te_sku_all",
-        "te_node_28d",
-        "te_node_all",
-        "te_node_cat2_28d",
-        "te_node_cat2_all",
-        "te_cat3_28d",
-        "te_cat3_all",
+        *TARGET_ENCODINGS,
         "sku_so_share_7d",
         "node_so_share_7d",
     )
