@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +31,7 @@ from serving.key_store import SqlKeyStore
 from serving.ledger import Ledger, NodeRecord, create_schema, make_engine
 from serving.ledger.outbox import OutboxConfig
 from serving.ledger_seed import seed_ledger
+from serving.live_features import LiveFeatureFeed
 from serving.model_store import ModelStore
 from serving.settings import Settings
 from serving.shadow import ShadowWorker
@@ -104,7 +106,7 @@ class SkuRecord:
 class Runtime:
     """Owns the refreshable state; one instance per process."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, clock: Callable[[], datetime] | None = None) -> None:
         self.settings = settings
         self.models = ModelStore(
             settings.tracking_uri,
@@ -138,6 +140,11 @@ class Runtime:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.started_at = datetime.now(UTC)
+        self.live = LiveFeatureFeed(
+            self,
+            interval_seconds=settings.live_features_seconds,
+            **({"clock": clock} if clock else {}),
+        )
 
     # -- loading ---------------------------------------------------------------------------
     def load_catalogue(self) -> None:
@@ -290,12 +297,20 @@ class Runtime:
         self.refresh_models()
         self.refresh_features()
         self.shadow.start()
+        self.live.prime()
+        if self.settings.bring_forward_stale_features:
+            try:
+                self.live.bring_forward_if_stale()
+            except Exception:  # serve degraded rather than not at all
+                log.exception("bringing stale features forward failed")
         if background:
             self.dispatcher.start(self.settings.webhook_poll_seconds)
             self._thread = threading.Thread(
                 target=self._loop, name="routecast-refresh", daemon=True
             )
             self._thread.start()
+            if self.settings.live_features_seconds > 0:
+                self.live.start()
 
     def _loop(self) -> None:
         s = self.settings
@@ -314,6 +329,7 @@ class Runtime:
                 next_features = clock + s.snapshot_refresh_seconds
 
     def stop(self) -> None:
+        self.live.stop()
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
