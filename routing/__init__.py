@@ -25,12 +25,13 @@ from routing.plan import (
     Unallocated,
     plan_to_dict,
 )
-from routing.policy import GroupPolicy, Policy, policy_from_dict, policy_to_dict
-from routing.route import route
+from routing.policy import ChannelPolicy, GroupPolicy, Policy, policy_from_dict, policy_to_dict
+from routing.route import reroute_order, route
 
 __all__ = [
     "MODES",
     "Allocation",
+    "ChannelPolicy",
     "Closure",
     "Explanation",
     "GroupPolicy",
@@ -61,5 +62,6 @@ __all__ = [
     "plan_to_dict",
     "policy_from_dict",
     "policy_to_dict",
+    "reroute_order",
     "route",
 ]

@@ -117,8 +117,12 @@ class Order:
     allow_partial: bool = False
     promise_days: float | None = None
     excluded_nodes: frozenset[str] = field(default_factory=frozenset)
+    ship_complete: bool = False  # one shipment with every line, or none
+    max_shipments: int | None = None  # this order's own cap, on top of the policy's
 
     def __post_init__(self) -> None:
+        if self.max_shipments is not None and self.max_shipments < 1:
+            raise ValueError(f"order {self.order_id!r}: max_shipments must be at least 1")
         seen: set[str] = set()
         for ln in self.lines:
             if ln.line_id in seen:
@@ -126,6 +130,27 @@ class Order:
             if not ln.qty > 0:
                 raise ValueError(f"order {self.order_id!r}: line {ln.line_id!r} qty must be > 0")
             seen.add(ln.line_id)
+
+    def partial_ok(self, policy_allows: bool) -> bool:
+        """Whether a plan may leave lines unserved; ``ship_complete`` never does."""
+        return (self.allow_partial or policy_allows) and not self.ship_complete
+
+    def shipment_cap(self, *policy_caps: int | None) -> int | None:
+        """The tightest shipment cap of the policy's and this order's own."""
+        own = (self.max_shipments, 1 if self.ship_complete else None)
+        caps = [c for c in (*policy_caps, *own) if c is not None]
+        return min(caps) if caps else None
+
+    def preferences(self) -> tuple[str, ...]:
+        """The order's own fulfilment preferences, as the explanation states them."""
+        out = []
+        if self.ship_complete:
+            out.append("ship complete (one shipment or none)")
+        if self.max_shipments is not None:
+            out.append(f"at most {self.max_shipments} shipment(s)")
+        if self.pickup_node_id is not None:
+            out.append(f"pickup at {self.pickup_node_id}")
+        return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)

@@ -103,9 +103,10 @@ def node_distance(node: Node, order: Order) -> float | None:
     return haversine_km(node.lat, node.lon, order.dest_lat, order.dest_lon)
 
 
-def line_splittable(line: OrderLine, rules: GroupRules, policy: Policy) -> bool:
+def line_splittable(line: OrderLine, rules: GroupRules, policy: Policy, channel: str) -> bool:
     return (
         policy.allow_line_split
+        and not policy.channel(channel).never_split
         and not rules.never_split
         and not rules.ship_together
         and not policy.sku_never_splits(line.sku)
@@ -115,13 +116,13 @@ def line_splittable(line: OrderLine, rules: GroupRules, policy: Policy) -> bool:
 def evaluate(order: Order, network: Network, policy: Policy, now: datetime) -> list[LineCandidates]:
     """Every stocked node for every line, fenced or not, in node-id order."""
     allowed = policy.allowed_types(order.channel)
-    partial_ok = order.allow_partial or policy.allow_partial
+    partial_ok = order.partial_ok(policy.allow_partial)
     node_memo: dict[str, tuple[tuple[str, str] | None, float | None]] = {}
     smap = policy.safety_map()
     out: list[LineCandidates] = []
     for i, line in enumerate(order.lines):
         rules = policy.rules(line.product_group)
-        splittable = line_splittable(line, rules, policy)
+        splittable = line_splittable(line, rules, policy, order.channel)
         cands: list[Candidate] = []
         for row in network.stock_for(line.sku):
             node = network.nodes[row.node_id]

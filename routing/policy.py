@@ -108,6 +108,24 @@ class ShadowPolicy(_Strict):
     mode: Mode = Field(..., description="routing mode of the shadow plan")
 
 
+DEFAULT_CHANNELS: tuple[str, ...] = ("web", "app", "marketplace", "pos", "call_centre")
+
+
+class ChannelPolicy(_Strict):
+    """What one sales channel may use and how strictly it ships."""
+
+    node_types: list[Literal["dc", "store", "3pl"]] | None = Field(
+        default=None, description="node types this channel may ship from; null = all"
+    )
+    promise_buffer_days: float = Field(
+        default=0.0,
+        ge=0,
+        description="aim this many days inside the promise (late costs start earlier)",
+    )
+    max_shipments: int | None = Field(default=None, ge=1, description="per order of this channel")
+    never_split: bool = Field(default=False, description="no line of this channel splits")
+
+
 def _default_groups() -> GroupPolicy:
     return GroupPolicy(
         weight_shipping=1.0,
@@ -141,8 +159,14 @@ class Policy(_Strict):
     version: str = POLICY_VERSION
     defaults: GroupPolicy = Field(default_factory=_default_groups)
     groups: dict[str, GroupPolicy] = Field(default_factory=dict)
-    channels: dict[str, list[Literal["dc", "store", "3pl"]]] = Field(
-        default_factory=dict, description="allowed node types per channel; absent = all"
+    channel_names: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_CHANNELS),
+        min_length=1,
+        description="the channel vocabulary: an order naming another channel is refused",
+    )
+    channels: dict[str, ChannelPolicy] = Field(
+        default_factory=dict,
+        description="per-channel policy (a bare list means allowed node types); absent = defaults",
     )
     max_shipments: int | None = Field(default=None, ge=1, description="per order, over all groups")
     allow_partial: bool = False
@@ -175,8 +199,21 @@ class Policy(_Strict):
             return {**_default_groups().model_dump(), **v}
         return v
 
+    @field_validator("channels", mode="before")
+    @classmethod
+    def _channel_shorthand(cls, v: Any) -> Any:
+        """``pos: [store]`` is short for ``pos: {node_types: [store]}``."""
+        if isinstance(v, dict):
+            return {k: {"node_types": c} if isinstance(c, list) else c for k, c in v.items()}
+        return v
+
     @model_validator(mode="after")
     def _check(self) -> Policy:
+        unknown = sorted(set(self.channels) - set(self.channel_names))
+        if unknown:
+            raise ValueError(
+                f"channels: {unknown} are not in channel_names {self.channel_names}; add them there"
+            )
         missing = [k for k, v in self.defaults.model_dump().items() if v is None and k in _REQUIRED]
         if missing:
             raise ValueError(f"defaults must set {', '.join(missing)}")
@@ -258,8 +295,15 @@ class Policy(_Strict):
         return sku.casefold() in self._never_split_skus
 
     def allowed_types(self, channel: str) -> frozenset[str] | None:
-        t = self.channels.get(channel)
+        t = self.channel(channel).node_types
         return None if t is None else frozenset(t)
+
+    def channel(self, name: str) -> ChannelPolicy:
+        """The channel's policy (defaults when the policy says nothing about it)."""
+        return self.channels.get(name) or _NO_CHANNEL_RULES
+
+    def knows_channel(self, name: str) -> bool:
+        return name in self.channel_names
 
     def zone(self, distance_km: float) -> ZoneBand:
         for z in self.zones:
@@ -336,5 +380,6 @@ def policy_to_dict(policy: Policy) -> dict[str, Any]:
     return policy.model_dump(mode="json")
 
 
+_NO_CHANNEL_RULES = ChannelPolicy()
 _DEFAULT = Policy()
 assert math.isfinite(_DEFAULT.capacity_penalty)

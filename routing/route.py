@@ -6,6 +6,7 @@ Pure and deterministic: the clock comes in as ``now``; ties break by node id.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from routing import classic
@@ -46,9 +47,11 @@ def _rate(
 ) -> Ratings:
     ratings: Ratings = {}
     missing: list[tuple[str, str]] = []
+    buffer = policy.channel(order.channel).promise_buffer_days
     for lc in lcs:
         line = lc.line
         promise = order.promise_days if order.promise_days is not None else lc.rules.promise_days
+        promise = max(promise - buffer, 0.5) if buffer else promise
         for c in lc.candidates:
             if c.fence is not None:
                 continue
@@ -95,7 +98,9 @@ def route(
     lcs = evaluate(order, network, pol, now)
     per_ship = max((lc.rules.per_shipment_cost for lc in lcs), default=0.0)
     caps = [lc.rules.max_shipments for lc in lcs if lc.rules.max_shipments is not None]
-    max_ship = min(caps) if caps else pol.max_shipments
+    max_ship = order.shipment_cap(
+        min(caps) if caps else pol.max_shipments, pol.channel(order.channel).max_shipments
+    )
     ratings = _rate(order, lcs, mode, pol, predictions)
 
     fixed: dict[str, float] = {}
@@ -168,7 +173,7 @@ def route(
             missing.append(Unallocated(line.line_id, line.sku, line.qty - served))
 
     shippable = not missing
-    partial_ok = order.allow_partial or pol.allow_partial
+    partial_ok = order.partial_ok(pol.allow_partial)
     actionable = shippable or partial_ok
     final = tuple(allocs) if actionable else ()
     by_node: dict[str, list[str]] = {}
@@ -181,6 +186,8 @@ def route(
 
     ranking = tuple(rank_line(lc, mode, ratings, fixed) for lc in lcs)
     summary = _summary(mode, final, shipments, total, missing, partial_ok)
+    if order.preferences():
+        summary += "; the order asks for " + ", ".join(order.preferences())
     if problem is not None and sol is not None and actionable and final:
         explanation = explain_optimised(problem, sol, lcs, ratings, total, summary)
     else:
@@ -231,3 +238,29 @@ def _classic_explanation(
         "cost": "lowest expected cost without models",
     }[mode]
     return Explanation(summary=f"{summary} ({rule})", chosen_total=total)
+
+
+def reroute_order(
+    order: Order,
+    *,
+    exclude: frozenset[str],
+    shipped_line_ids: frozenset[str] = frozenset(),
+    shipped_nodes: frozenset[str] = frozenset(),
+) -> Order | None:
+    """The order to route again after a rejection or an address change: the unshipped lines,
+    the rejecting nodes excluded, and only the shipment budget the shipped parcels left.
+
+    ``None`` when nothing may be routed: every line shipped, a ship-complete order already
+    (partly) shipped, or ``max_shipments`` used up by the parcels already sent.
+    """
+    lines = tuple(ln for ln in order.lines if ln.line_id not in shipped_line_ids)
+    if not lines or (order.ship_complete and shipped_nodes):
+        return None
+    cap = order.max_shipments
+    if cap is not None and shipped_nodes:
+        cap -= len(shipped_nodes)
+        if cap < 1:
+            return None
+    return replace(
+        order, lines=lines, excluded_nodes=order.excluded_nodes | exclude, max_shipments=cap
+    )

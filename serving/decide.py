@@ -8,15 +8,32 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from routing import Network, Order, OrderLine, Prediction, candidate_pairs, plan_to_dict, route
+from routing import (
+    Network,
+    Order,
+    OrderLine,
+    Prediction,
+    candidate_pairs,
+    plan_to_dict,
+    reroute_order,
+    route,
+)
 from serving.destinations import Located, locate
 from serving.metrics import record_decision
-from serving.problems import BadRequestMode, NotReady, TooManyLines, UnknownSku
+from serving.problems import (
+    BadRequestMode,
+    ConflictingPreferences,
+    NoShipmentBudget,
+    NotReady,
+    TooManyLines,
+    UnknownChannel,
+    UnknownPickupNode,
+    UnknownSku,
+)
 from serving.promises import promise_for
 from serving.runtime import Runtime
 from serving.schemas.order import OrderIn
@@ -31,6 +48,26 @@ def to_order(body: OrderIn, runtime: Runtime, where: Located | None = None) -> O
         raise TooManyLines(
             f"{len(body.lines)} lines; at most {runtime.settings.max_order_lines} per order",
             field="lines",
+        )
+    policy = runtime.policy
+    if not policy.knows_channel(body.channel):
+        raise UnknownChannel(
+            f"channel {body.channel!r} is not one of {policy.channel_names}; "
+            "use one of them or add it to the policy's channel_names",
+            field="channel",
+        )
+    if body.ship_complete and body.allow_partial:
+        raise ConflictingPreferences(
+            "ship_complete asks for every line in one shipment, so the order cannot be partial; "
+            "drop allow_partial or ship_complete",
+            field="ship_complete",
+        )
+    if body.pickup_node_id is not None and body.pickup_node_id not in {
+        n.node_id for n in runtime.nodes
+    }:
+        raise UnknownPickupNode(
+            f"pickup_node_id {body.pickup_node_id!r} is not a node; GET /v1/nodes lists them",
+            field="pickup_node_id",
         )
     lines = []
     for i, line in enumerate(body.lines):
@@ -61,6 +98,8 @@ def to_order(body: OrderIn, runtime: Runtime, where: Located | None = None) -> O
         pickup_node_id=body.pickup_node_id,
         allow_partial=body.allow_partial,
         promise_days=body.promise_days,
+        ship_complete=body.ship_complete,
+        max_shipments=body.max_shipments,
     )
 
 
@@ -99,17 +138,24 @@ def decide(
     *,
     now: datetime | None = None,
     exclude: frozenset[str] = frozenset(),
+    shipped_nodes: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """Route one order against live ledger availability; returns the JSON-ready answer.
 
-    ``exclude`` names nodes that already rejected this order (reroute).
+    ``exclude`` names nodes that already rejected this order (reroute); ``shipped_nodes``
+    the nodes that already shipped parcels of it (they use up its shipment budget).
     """
     with runtime.shadow.live():  # shadow plans wait while a live decision runs
-        return _decide(body, runtime, now=now, exclude=exclude)
+        return _decide(body, runtime, now=now, exclude=exclude, shipped_nodes=shipped_nodes)
 
 
 def _decide(
-    body: OrderIn, runtime: Runtime, *, now: datetime | None, exclude: frozenset[str]
+    body: OrderIn,
+    runtime: Runtime,
+    *,
+    now: datetime | None,
+    exclude: frozenset[str],
+    shipped_nodes: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     t0 = time.perf_counter()
     now = now or datetime.now(UTC)
@@ -117,8 +163,16 @@ def _decide(
         raise NotReady("no fulfilment nodes are loaded; run `routecast demo` or load nodes")
     where = locate(body.destination)
     order = to_order(body, runtime, where)
-    if exclude:
-        order = replace(order, excluded_nodes=frozenset(exclude))
+    if exclude or shipped_nodes:
+        again = reroute_order(order, exclude=exclude, shipped_nodes=shipped_nodes)
+        if again is None:
+            raise NoShipmentBudget(
+                f"order {order.order_id} already shipped from {sorted(shipped_nodes)} and asks for "
+                + ", ".join(order.preferences())
+                + "; its remaining lines cannot ship without breaking that",
+                field="max_shipments" if order.max_shipments is not None else "ship_complete",
+            )
+        order = again
     t_valid = time.perf_counter()
     network = runtime.network_for([ln.sku for ln in order.lines])
     mode = body.mode or runtime.settings.default_mode

@@ -28,6 +28,22 @@ class UnknownSku(RoutecastError):
     status, type, title = 422, "unknown-sku", "Unknown SKU"
 
 
+class UnknownChannel(RoutecastError):
+    status, type, title = 422, "unknown-channel", "Unknown sales channel"
+
+
+class ConflictingPreferences(RoutecastError):
+    status, type, title = 422, "conflicting-preferences", "Order preferences contradict each other"
+
+
+class NoShipmentBudget(RoutecastError):
+    status, type, title = 409, "no-shipment-budget", "The order's shipment limit is used up"
+
+
+class UnknownPickupNode(RoutecastError):
+    status, type, title = 422, "unknown-pickup-node", "Pickup node does not exist"
+
+
 class UnresolvableDestination(RoutecastError):
     status, type, title = 422, "unresolvable-destination", "Destination cannot be located"
 

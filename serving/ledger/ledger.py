@@ -413,6 +413,22 @@ class Ledger:
         view = self._write(lambda conn: order_ops.reallocate(conn, order_id, lines, at=at))
         return Reservation(order_id=view.order_id, status=view.status, allocations=view.allocations)
 
+    def replan(
+        self,
+        order_id: str,
+        allocations: Sequence[AllocationLike],
+        *,
+        why: str,
+        plan: dict[str, Any] | None = None,
+    ) -> Reservation:
+        """Release every open reservation and reserve ``allocations`` instead, atomically."""
+        lines = _allocations(allocations)
+        at = self.clock()
+        view = self._write(
+            lambda conn: order_ops.replan(conn, order_id, lines, at=at, why=why, plan=plan)
+        )
+        return Reservation(order_id=view.order_id, status=view.status, allocations=view.allocations)
+
     def get_order(self, order_id: str) -> OrderView:
         return self._read(lambda conn: order_ops.order_view(conn, order_id))
 

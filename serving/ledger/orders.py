@@ -226,6 +226,50 @@ def reallocate(
     return order_view(conn, order_id)
 
 
+def replan(
+    conn: Connection,
+    order_id: str,
+    allocations: Sequence[AllocationRequest],
+    *,
+    at: datetime,
+    why: str,
+    plan: dict[str, Any] | None = None,
+) -> OrderView:
+    """Swap every open reservation of the order for a new plan in one step, all or nothing.
+
+    Used when the order must be routed again as a whole (its shipment caps span all lines, or
+    its destination changed): release what is reserved, reserve the new allocations, and
+    keep the new request/decision in ``plan`` when given. A shortfall rolls everything back.
+    """
+    row = lock_order(conn, order_id)
+    if row is None:
+        raise OrderNotFound(order_id)
+    if row.status not in OPEN_STATUSES:
+        raise OrderStateError(order_id, row.status, "re-route")
+    reserved = _reserved_allocations(conn, order_id)
+    _release(conn, order_id, reserved, at, note=why)
+    _finish_allocations(conn, reserved, "released", at, reason="replanned")
+    reserve_lines(conn, order_id, allocations, at=at)
+    status = _status_after(conn, order_id, row.status)
+    values: dict[str, Any] = {"status": status, "updated_at": at}
+    if plan is not None:
+        values["plan"] = plan
+    conn.execute(update(orders).where(orders.c.order_id == order_id).values(**values))
+    emit(
+        conn,
+        "order.rerouted",
+        {
+            "status": status,
+            "why": why,
+            "released": lines_json(reserved),
+            "allocations": lines_json(allocations),
+        },
+        at=at,
+        order_id=order_id,
+    )
+    return order_view(conn, order_id)
+
+
 def _reserved_allocations(
     conn: Connection,
     order_id: str,

@@ -11,17 +11,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, BackgroundTasks, Header
 from fastapi.responses import JSONResponse
 
-from serving import metrics
+from serving import lifecycle, metrics
 from serving.decide import decide
 from serving.deps import RuntimeDep
 from serving.ledger import (
-    AllocationRequest,
     DeliveryEvent,
     InsufficientStock,
     OrderView,
     Reservation,
 )
-from serving.problems import RoutecastError
+from serving.problems import NoShipmentBudget, RoutecastError
 from serving.routers.route import audit
 from serving.runtime import Runtime
 from serving.schemas.operations import DeliveriesIn, RejectionIn, ShipmentIn
@@ -60,15 +59,6 @@ def order_json(view: OrderView) -> dict[str, Any]:
     }
 
 
-def _requests(answer: dict[str, Any]) -> list[AllocationRequest]:
-    return [
-        AllocationRequest(
-            line_id=a["line_id"], node_id=a["node_id"], sku=a["sku"], qty=int(a["qty"])
-        )
-        for a in answer["allocations"]
-    ]
-
-
 def _unfillable(answer: dict[str, Any]) -> Unfillable:
     missing = answer.get("unallocated") or []
     what = ", ".join(f"{m['sku']} x{m['qty']:g}" for m in missing) or "some lines"
@@ -99,7 +89,7 @@ def _place(body: OrderIn, runtime: Runtime, key: str | None, digest: str) -> Res
         try:
             res = runtime.ledger.reserve_order(
                 body.order_id,
-                _requests(answer),
+                lifecycle.requests(answer),
                 idempotency_key=key,
                 request_hash=digest,
                 plan={"request": body.model_dump(mode="json"), "decision": answer},
@@ -248,9 +238,36 @@ def reject(
     excluded = frozenset(a.node_id for a in view.allocations if a.status == "rejected") | {
         body.node_id
     }
-    reroute_body = original.model_copy(update={"lines": lines})
-    answer = decide(reroute_body, runtime, exclude=excluded)
-    tasks.add_task(audit, runtime, reroute_body, answer, order_id)
+    try:
+        if lifecycle.has_shipment_caps(original):
+            # the caps span every line: route the whole unshipped order again, atomically
+            answer = lifecycle.route_again(
+                runtime, view, original, exclude=excluded, why=f"rejected:{body.reason}"
+            )
+            tasks.add_task(audit, runtime, original, answer, order_id)
+            if answer["shippable"]:
+                metrics.REROUTES.labels("rerouted").inc()
+                return {
+                    **out,
+                    "rerouted": True,
+                    "decision": answer,
+                    "order": order_json(runtime.ledger.get_order(order_id)),
+                }
+        else:
+            reroute_body = original.model_copy(update={"lines": lines})
+            answer = decide(reroute_body, runtime, exclude=excluded)
+            tasks.add_task(audit, runtime, reroute_body, answer, order_id)
+    except NoShipmentBudget as exc:
+        metrics.REROUTES.labels("unfillable").inc()
+        return {**out, "rerouted": False, "detail": exc.detail, "order": order_json(view)}
+    except InsufficientStock as exc:
+        metrics.REROUTES.labels("conflict").inc()
+        return {
+            **out,
+            "rerouted": False,
+            "missing": exc.extra.get("missing"),
+            "order": order_json(view),
+        }
     if not answer["shippable"]:
         metrics.REROUTES.labels("unfillable").inc()
         return {
@@ -261,7 +278,7 @@ def reject(
             "order": order_json(view),
         }
     try:
-        runtime.ledger.reallocate(order_id, _requests(answer))
+        runtime.ledger.reallocate(order_id, lifecycle.requests(answer))
     except InsufficientStock as exc:
         metrics.REROUTES.labels("conflict").inc()
         return {

@@ -80,7 +80,15 @@ class OrderIn(BaseModel):
     mode: Mode | None = Field(None, description="Override the routing mode for this order")
     allow_partial: bool = False
     promise_days: float | None = Field(None, gt=0)
-    pickup_node_id: str | None = None
+    pickup_node_id: str | None = Field(
+        None, max_length=64, description="Collect at this node: only it may serve the order"
+    )
+    ship_complete: bool = Field(
+        False, description="One shipment with every line, or none (never partial, never split)"
+    )
+    max_shipments: int | None = Field(
+        None, ge=1, le=50, description="At most this many parcels for this order"
+    )
 
     @field_validator("lines")
     @classmethod

@@ -1,4 +1,4 @@
-"""Events over HTTP on SQLite and PostgreSQL: read the outbox, replay an event to a real
+"""The order life over HTTP on SQLite and PostgreSQL: events read and replayed to a real
 receiver, bad input named, scopes enforced."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from serving.app import create_app
 from serving.demo import DemoReport
 from serving.settings import Settings, WebhookEndpoint
-from tests.serving.test_orders_api import _dc_ids, _fresh_sku, _order, _set_stock
+from tests.serving.test_orders_api import _available, _dc_ids, _fresh_sku, _order, _set_stock
 from tests.serving.webhook_receiver import Receiver
 from tests.support.services import postgres_database
 
@@ -105,3 +105,76 @@ def test_scopes(evented: tuple[TestClient, Any, Receiver]) -> None:
     assert client.post("/v1/events/evt_x/redeliver", headers=auth).status_code == 403
     assert client.get("/v1/events", headers={"Authorization": f"Bearer {other}"}).status_code == 403
     assert client.get("/v1/events", headers={"Authorization": "Bearer nope"}).status_code == 401
+
+
+# -- channels and per-order preferences ---------------------------------------------------
+
+
+def test_channel_and_preferences_are_validated(evented: tuple[TestClient, Any, Receiver]) -> None:
+    client, runtime, _ = evented
+    sku = _fresh_sku(client, runtime)
+    _set_stock(client, sku, {_dc_ids(runtime)[0]: 5})
+    cases = [
+        ({"channel": "fax"}, "channel", "unknown-channel"),
+        ({"pickup_node_id": "NOPE"}, "pickup_node_id", "unknown-pickup-node"),
+        (
+            {"ship_complete": True, "allow_partial": True},
+            "ship_complete",
+            "conflicting-preferences",
+        ),
+    ]
+    for extra, field, kind in cases:
+        r = client.post("/v1/orders", json=_order(sku, 1, **extra))
+        assert r.status_code == 422, r.text
+        assert r.json()["field"] == field and r.json()["type"].endswith(kind)
+    r = client.post("/v1/orders", json=_order(sku, 1, max_shipments=0))
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "max_shipments"
+    assert _available(client, sku) == (5, 0)  # nothing reserved by any refusal
+    ok = client.post("/v1/orders", json=_order(sku, 1, channel="marketplace"))
+    assert ok.status_code == 201
+
+
+def test_ship_complete_is_one_parcel_or_none(evented: tuple[TestClient, Any, Receiver]) -> None:
+    client, runtime, _ = evented
+    sku = _fresh_sku(client, runtime)
+    dc = _dc_ids(runtime)
+    _set_stock(client, sku, {dc[0]: 2, dc[1]: 2})
+    r = client.post("/v1/orders", json=_order(sku, 3, ship_complete=True))
+    assert r.status_code == 409 and r.json()["type"].endswith("unfillable")
+    assert _available(client, sku) == (4, 0)
+    split = client.post("/v1/orders", json=_order(sku, 3))
+    assert split.status_code == 201 and split.json()["decision"]["shipments"] == 2
+    client.post(f"/v1/orders/{split.json()['order_id']}/cancel").raise_for_status()
+    one = client.post("/v1/orders", json=_order(sku, 2, ship_complete=True))
+    assert one.status_code == 201
+    decision = one.json()["decision"]
+    assert decision["shipments"] == 1
+    assert "ship complete" in decision["explanation"]["summary"]
+
+
+def test_max_shipments_holds_on_reroute(evented: tuple[TestClient, Any, Receiver]) -> None:
+    """One parcel allowed: a rejection of one line moves the whole order to another node."""
+    client, runtime, _ = evented
+    a, b = _fresh_sku(client, runtime), _fresh_sku(client, runtime)
+    dc = _dc_ids(runtime)[:2]
+    for sku in (a, b):
+        _set_stock(client, sku, {dc[0]: 3, dc[1]: 3})
+    body = _order(a, 1, max_shipments=1)
+    body["lines"].append({"line_id": "2", "sku": b, "qty": 1})
+    placed = client.post("/v1/orders", json=body).json()
+    (first,) = {x["node_id"] for x in placed["allocations"]}
+    r = client.post(
+        f"/v1/orders/{body['order_id']}/rejections",
+        json={"node_id": first, "line_ids": ["1"], "reason": "damaged"},
+    )
+    assert r.status_code == 200 and r.json()["rerouted"] is True, r.text
+    order = client.get(f"/v1/orders/{body['order_id']}").json()
+    live = [x for x in order["allocations"] if x["status"] == "reserved"]
+    assert {x["line_id"] for x in live} == {"1", "2"}
+    assert {x["node_id"] for x in live} == set(dc) - {first}  # both lines, one other node
+    assert _available(client, b)[1] == 1  # line 2's first reservation was released, not doubled
+    types = [
+        e["type"]
+        for e in client.get("/v1/events", params={"order_id": body["order_id"]}).json()["events"]
+    ]
+    assert types == ["order.placed", "allocation.rejected", "order.rerouted"]
