@@ -24,6 +24,7 @@ from pydantic import (
 
 from routing.domain import Mode
 from routing.errors import InvalidPolicy
+from routing.screening import ScreeningRules
 
 POLICY_VERSION = "1"
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -124,6 +125,9 @@ class ChannelPolicy(_Strict):
     )
     max_shipments: int | None = Field(default=None, ge=1, description="per order of this channel")
     never_split: bool = Field(default=False, description="no line of this channel splits")
+    screening: ScreeningRules | None = Field(
+        default=None, description="replaces the policy-wide screening rules for this channel"
+    )
 
 
 def _default_groups() -> GroupPolicy:
@@ -169,6 +173,9 @@ class Policy(_Strict):
         description="per-channel policy (a bare list means allowed node types); absent = defaults",
     )
     max_shipments: int | None = Field(default=None, ge=1, description="per order, over all groups")
+    screening: ScreeningRules = Field(
+        default_factory=ScreeningRules, description="rules that hold an order before release"
+    )
     allow_partial: bool = False
     allow_line_split: bool = True
     never_split_skus: list[str] = Field(default_factory=list)
@@ -301,6 +308,10 @@ class Policy(_Strict):
     def channel(self, name: str) -> ChannelPolicy:
         """The channel's policy (defaults when the policy says nothing about it)."""
         return self.channels.get(name) or _NO_CHANNEL_RULES
+
+    def screening_for(self, channel: str) -> ScreeningRules:
+        """The channel's own screening rules, else the policy-wide ones."""
+        return self.channel(channel).screening or self.screening
 
     def knows_channel(self, name: str) -> bool:
         return name in self.channel_names

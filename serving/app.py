@@ -8,7 +8,19 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from serving import metrics, problems
-from serving.routers import events, health, inventory, models, nodes, orders, route, shadow, skus
+from serving.routers import (
+    edits,
+    events,
+    health,
+    inventory,
+    models,
+    nodes,
+    orders,
+    route,
+    shadow,
+    skus,
+    tracking,
+)
 from serving.runtime import Runtime
 from serving.settings import Settings, get_settings
 
@@ -32,7 +44,8 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     app.state.runtime = runtime
     problems.install(app)
     metrics.install(app)
-    for module in (health, models, route, skus, orders, inventory, nodes, shadow, events):
+    modules = (health, models, route, skus, orders, edits, tracking, inventory, nodes, shadow)
+    for module in (*modules, events):
         app.include_router(module.router)
     app.include_router(nodes.policy_router)
     return app

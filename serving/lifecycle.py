@@ -72,5 +72,29 @@ def route_again(
     plan = None
     if store_request:
         plan = {"request": body.model_dump(mode="json"), "decision": answer}
-    runtime.ledger.replan(view.order_id, requests(answer), why=why, plan=plan)
+    runtime.ledger.replan(
+        view.order_id,
+        requests(answer),
+        why=why,
+        plan=plan,
+        expect_reserved=frozenset(
+            a.allocation_id for a in view.allocations if a.status == "reserved"
+        ),
+    )
     return answer
+
+
+def shrink_request(plan: dict[str, Any], line_id: str, qty: int) -> dict[str, Any]:
+    """The stored plan with ``qty`` fewer units of ``line_id`` in its request (the line goes
+    when none is left), so a later re-route routes only what the customer still wants."""
+    request = dict(plan.get("request") or {})
+    lines = []
+    for ln in request.get("lines") or []:
+        if ln.get("line_id") == line_id:
+            ln = {**ln, "qty": ln["qty"] - qty}
+            if ln["qty"] <= 0:
+                continue
+        lines.append(ln)
+    if lines:
+        request["lines"] = lines
+    return {**plan, "request": request}

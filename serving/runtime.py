@@ -320,6 +320,12 @@ class Runtime:
         while not self._stop.wait(tick):
             clock += tick
             self.reload_policy()
+            try:
+                expired = self.ledger.expire_holds()
+                if expired:
+                    log.info("holds expired, stock released: %s", expired)
+            except Exception:
+                log.exception("expiring holds failed")
             if clock >= next_models:
                 self.refresh_models()
                 next_models = clock + s.model_reload_seconds

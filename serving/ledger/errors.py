@@ -161,3 +161,42 @@ class DeliveryConflict(LedgerError):
 
     def __init__(self, field: str, detail: str, **extra: object) -> None:
         super().__init__(f"{field}: {detail}", field=field, **extra)
+
+
+class LineAlreadyShipped(LedgerError):
+    """The line (or the asked quantity of it) already left a node: it can only be returned."""
+
+    status, type, title = 409, "line-shipped", "Line already shipped"
+
+    def __init__(self, order_id: str, line_id: str, detail: str) -> None:
+        super().__init__(
+            f"order {order_id!r} line {line_id!r}: {detail}; shipped units cannot be cancelled "
+            "or re-routed, create a return (POST /v1/orders/{id}/returns) instead",
+            order_id=order_id,
+            line_id=line_id,
+            field="line_id",
+        )
+
+
+class CancelQtyTooLarge(LedgerError):
+    status, type, title = 422, "cancel-qty-too-large", "More units than are still open"
+
+    def __init__(self, line_id: str, qty: int, open_qty: int) -> None:
+        super().__init__(
+            f"line {line_id!r} has {open_qty} unit(s) not yet shipped; cannot cancel {qty}",
+            field="qty",
+            open_qty=open_qty,
+        )
+
+
+class OrderChanged(LedgerError):
+    """The order's reservations changed while it was being re-routed: nothing was moved."""
+
+    status, type, title = 409, "order-changed", "Order changed meanwhile"
+
+    def __init__(self, order_id: str) -> None:
+        super().__init__(
+            f"order {order_id!r} changed while it was being re-routed (a line shipped, was "
+            "rejected or cancelled); nothing was moved, send the request again",
+            order_id=order_id,
+        )

@@ -45,6 +45,7 @@ from serving.ledger.records import (
     DeliveryEvent,
     DeliveryResult,
     DriftReport,
+    Hold,
     IdemState,
     InitialStock,
     InventoryEvent,
@@ -333,8 +334,14 @@ class Ledger:
         plan: dict[str, Any],
         response_builder: ResponseBuilder | None = None,
         http_status: int = 201,
+        hold: Hold | None = None,
+        customer_id: str | None = None,
+        destination_key: str | None = None,
     ) -> Reservation:
         """Place the order: all allocations reserved, order, movements and key stored, or nothing.
+
+        With ``hold`` the order is ``held``: its stock is reserved but it is not released to
+        nodes until ``release_hold`` (or it is cancelled when the hold expires).
 
         Replays (same key or same order id with the same ``request_hash``) return the
         earlier outcome with ``replayed=True`` and reserve nothing. On failure the key's
@@ -352,7 +359,15 @@ class Ledger:
                 if row is not None and row.status == "done":
                     return self._replay(conn, row, order_id)
             view, existed = order_ops.place(
-                conn, order_id, lines, request_hash=request_hash, plan=plan, at=at
+                conn,
+                order_id,
+                lines,
+                request_hash=request_hash,
+                plan=plan,
+                at=at,
+                hold=hold,
+                customer_id=customer_id,
+                destination_key=destination_key,
             )
             result = Reservation(
                 order_id=order_id,
@@ -420,14 +435,58 @@ class Ledger:
         *,
         why: str,
         plan: dict[str, Any] | None = None,
+        expect_reserved: frozenset[int] | None = None,
     ) -> Reservation:
-        """Release every open reservation and reserve ``allocations`` instead, atomically."""
+        """Release every open reservation and reserve ``allocations`` instead, atomically.
+
+        ``expect_reserved`` (allocation ids) guards against a change since the caller read the
+        order: if the open reservations differ, nothing moves (``OrderChanged``)."""
         lines = _allocations(allocations)
         at = self.clock()
         view = self._write(
-            lambda conn: order_ops.replan(conn, order_id, lines, at=at, why=why, plan=plan)
+            lambda conn: order_ops.replan(
+                conn, order_id, lines, at=at, why=why, plan=plan, expect_reserved=expect_reserved
+            )
         )
         return Reservation(order_id=view.order_id, status=view.status, allocations=view.allocations)
+
+    def cancel_line(
+        self,
+        order_id: str,
+        line_id: str,
+        qty: int | None,
+        *,
+        edit_plan: Callable[[dict[str, Any], str, int], dict[str, Any]],
+    ) -> OrderView:
+        """Cancel open units of one line before it ships (shipped units: ``LineAlreadyShipped``)."""
+        if qty is not None and (isinstance(qty, bool) or qty <= 0):
+            raise InvalidLedgerRequest(f"qty must be a positive integer, got {qty!r}", field="qty")
+        at = self.clock()
+        return self._write(
+            lambda conn: order_ops.cancel_line(
+                conn, order_id, line_id, qty, at=at, edit_plan=edit_plan
+            )
+        )
+
+    def release_hold(self, order_id: str) -> OrderView:
+        """Release a held order to its nodes."""
+        at = self.clock()
+        return self._write(lambda conn: order_ops.release_hold(conn, order_id, at=at))
+
+    def expire_holds(self) -> list[str]:
+        """Cancel holds past their expiry, releasing their stock; returns the order ids."""
+        at = self.clock()
+        return self._write(lambda conn: order_ops.expire_holds(conn, at=at))
+
+    def recent_orders(
+        self, *, customer_id: str | None, destination_key: str | None, since: datetime
+    ) -> tuple[int, int]:
+        """(orders to this destination, orders by this customer) placed since ``since``."""
+        return self._read(
+            lambda conn: order_ops.recent_orders(
+                conn, customer_id=customer_id, destination_key=destination_key, since=since
+            )
+        )
 
     def get_order(self, order_id: str) -> OrderView:
         return self._read(lambda conn: order_ops.order_view(conn, order_id))

@@ -7,18 +7,21 @@ so every function's writes commit or roll back together.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
 from serving.ledger.errors import (
     AllocationNotFound,
+    CancelQtyTooLarge,
     InsufficientStock,
     InvalidLedgerRequest,
+    LineAlreadyShipped,
+    OrderChanged,
     OrderExists,
     OrderNotFound,
     OrderStateError,
@@ -28,6 +31,7 @@ from serving.ledger.outbox import emit, lines_json
 from serving.ledger.records import (
     AllocationRequest,
     AllocationView,
+    Hold,
     OrderStatus,
     OrderView,
     RejectReason,
@@ -60,6 +64,8 @@ def order_view(conn: Connection, order_id: str) -> OrderView:
         created_at=row.created_at,
         allocations=allocations_of(conn, order_id),
         shipments=shipments_of(conn, order_id),
+        hold_reasons=row.hold_reasons,
+        hold_expires_at=row.hold_expires_at,
     )
 
 
@@ -174,6 +180,9 @@ def place(
     request_hash: str,
     plan: dict[str, Any],
     at: datetime,
+    hold: Hold | None = None,
+    customer_id: str | None = None,
+    destination_key: str | None = None,
 ) -> tuple[OrderView, bool]:
     """Create the order and reserve its allocations; ``(view, True)`` if it already existed."""
     existing = lock_order(conn, order_id)
@@ -184,12 +193,16 @@ def place(
     conn.execute(
         orders.insert().values(
             order_id=order_id,
-            status="placed",
+            status="held" if hold else "placed",
             request_hash=request_hash,
             plan=plan,
             rejections=0,
             created_at=at,
             updated_at=at,
+            hold_reasons=list(hold.reasons) if hold else None,
+            hold_expires_at=hold.expires_at if hold else None,
+            customer_id=customer_id,
+            destination_key=destination_key,
         )
     )
     reserve_lines(conn, order_id, allocations, at=at)
@@ -201,7 +214,77 @@ def place(
         at=at,
         order_id=order_id,
     )
+    if hold:
+        emit(
+            conn,
+            "order.held",
+            {"reasons": list(hold.reasons), "expires_at": hold.expires_at.isoformat()},
+            at=at,
+            order_id=order_id,
+        )
     return view, False
+
+
+def release_hold(conn: Connection, order_id: str, *, at: datetime) -> OrderView:
+    """A held order goes to its nodes (idempotent once released)."""
+    row = lock_order(conn, order_id)
+    if row is None:
+        raise OrderNotFound(order_id)
+    if row.status != "held":
+        if row.hold_reasons and row.status != "cancelled":
+            return order_view(conn, order_id)  # already released
+        raise OrderStateError(order_id, row.status, "release")
+    conn.execute(
+        update(orders)
+        .where(orders.c.order_id == order_id)
+        .values(status="placed", hold_expires_at=None, updated_at=at)
+    )
+    emit(
+        conn,
+        "order.released",
+        {"status": "placed", "hold_reasons": row.hold_reasons},
+        at=at,
+        order_id=order_id,
+    )
+    return order_view(conn, order_id)
+
+
+def expire_holds(conn: Connection, *, at: datetime) -> list[str]:
+    """Cancel every hold past its expiry (stock released, ``order.cancelled`` emitted)."""
+    due = list(
+        conn.execute(
+            select(orders.c.order_id)
+            .where(orders.c.status == "held", orders.c.hold_expires_at <= at)
+            .order_by(orders.c.order_id)
+        ).scalars()
+    )
+    for order_id in due:
+        cancel(conn, order_id, at=at, reason="hold_expired")
+    return due
+
+
+def recent_orders(
+    conn: Connection, *, customer_id: str | None, destination_key: str | None, since: datetime
+) -> tuple[int, int]:
+    """Orders placed since ``since`` to this destination, and by this customer."""
+    counts = []
+    for column, value in (
+        (orders.c.destination_key, destination_key),
+        (orders.c.customer_id, customer_id),
+    ):
+        if value is None:
+            counts.append(0)
+            continue
+        counts.append(
+            int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(orders)
+                    .where(column == value, orders.c.created_at >= since)
+                ).scalar_one()
+            )
+        )
+    return counts[0], counts[1]
 
 
 def reallocate(
@@ -234,6 +317,7 @@ def replan(
     at: datetime,
     why: str,
     plan: dict[str, Any] | None = None,
+    expect_reserved: frozenset[int] | None = None,
 ) -> OrderView:
     """Swap every open reservation of the order for a new plan in one step, all or nothing.
 
@@ -247,6 +331,8 @@ def replan(
     if row.status not in OPEN_STATUSES:
         raise OrderStateError(order_id, row.status, "re-route")
     reserved = _reserved_allocations(conn, order_id)
+    if expect_reserved is not None and {r.allocation_id for r in reserved} != expect_reserved:
+        raise OrderChanged(order_id)
     _release(conn, order_id, reserved, at, note=why)
     _finish_allocations(conn, reserved, "released", at, reason="replanned")
     reserve_lines(conn, order_id, allocations, at=at)
@@ -263,6 +349,107 @@ def replan(
             "why": why,
             "released": lines_json(reserved),
             "allocations": lines_json(allocations),
+        },
+        at=at,
+        order_id=order_id,
+    )
+    return order_view(conn, order_id)
+
+
+def cancel_line(
+    conn: Connection,
+    order_id: str,
+    line_id: str,
+    qty: int | None,
+    *,
+    at: datetime,
+    edit_plan: Callable[[dict[str, Any], str, int], dict[str, Any]],
+) -> OrderView:
+    """Cancel ``qty`` open units of one line (all open units when ``None``) before it ships.
+
+    Units are released newest allocation first; a partly cancelled allocation keeps its
+    remaining units reserved and the cancelled ones are logged as a released row. The stored
+    request shrinks in the same transaction (``edit_plan``), so a later re-route cannot bring
+    the cancelled units back.
+    """
+    row = lock_order(conn, order_id)
+    if row is None:
+        raise OrderNotFound(order_id)
+    if row.status not in OPEN_STATUSES:
+        raise OrderStateError(order_id, row.status, "cancel lines of")
+    everything = [a for a in allocations_of(conn, order_id) if a.line_id == line_id]
+    if not everything:
+        raise AllocationNotFound(order_id, "*", [line_id])
+    reserved = _reserved_allocations(conn, order_id, line_ids=[line_id])
+    open_qty = sum(int(r.qty) for r in reserved)
+    if open_qty == 0:
+        raise LineAlreadyShipped(order_id, line_id, "no unit of it is still open")
+    want = open_qty if qty is None else qty
+    if want > open_qty:
+        raise CancelQtyTooLarge(line_id, want, open_qty)
+    left = want
+    released: list[AllocationRequest] = []
+    for r in reversed(reserved):
+        if left == 0:
+            break
+        take = min(int(r.qty), left)
+        left -= take
+        released.append(AllocationRequest(r.line_id, r.node_id, r.sku, take))
+        if take == int(r.qty):
+            _finish_allocations(conn, [r], "released", at, reason="line_cancelled")
+        else:
+            conn.execute(
+                update(order_allocations)
+                .where(order_allocations.c.allocation_id == r.allocation_id)
+                .values(qty=int(r.qty) - take, updated_at=at)
+            )
+            conn.execute(
+                order_allocations.insert().values(
+                    order_id=order_id,
+                    line_id=r.line_id,
+                    node_id=r.node_id,
+                    sku=r.sku,
+                    qty=take,
+                    status="released",
+                    reason="line_cancelled",
+                    created_at=at,
+                    updated_at=at,
+                )
+            )
+    need: dict[Key, int] = defaultdict(int)
+    for a in released:
+        need[(a.node_id, a.sku)] += a.qty
+    states = lock_rows(conn, need)
+    for key, n in sorted(need.items()):
+        move(
+            conn,
+            states[key],
+            kind="release",
+            at=at,
+            d_reserved=-n,
+            ref=order_id,
+            note="line_cancel",
+        )
+    statuses = {a.status for a in allocations_of(conn, order_id)}
+    status: OrderStatus = (
+        _status_after(conn, order_id, row.status)
+        if statuses & {"reserved", "shipped"}
+        else "cancelled"
+    )
+    conn.execute(
+        update(orders)
+        .where(orders.c.order_id == order_id)
+        .values(status=status, plan=edit_plan(row.plan, line_id, want), updated_at=at)
+    )
+    emit(
+        conn,
+        "order.line_cancelled",
+        {
+            "line_id": line_id,
+            "qty": want,
+            "open_qty": open_qty - want,
+            "released": lines_json(released),
+            "status": status,
         },
         at=at,
         order_id=order_id,
@@ -331,7 +518,9 @@ def _set_status(conn: Connection, order_id: str, status: OrderStatus, at: dateti
     )
 
 
-def cancel(conn: Connection, order_id: str, *, at: datetime) -> OrderView:
+def cancel(
+    conn: Connection, order_id: str, *, at: datetime, reason: str = "cancelled"
+) -> OrderView:
     """Release every reservation of the order; lines already shipped stay shipped."""
     row = lock_order(conn, order_id)
     if row is None:
@@ -342,14 +531,14 @@ def cancel(conn: Connection, order_id: str, *, at: datetime) -> OrderView:
         raise OrderStateError(order_id, row.status, "cancel")
     reserved = _reserved_allocations(conn, order_id)
     _release(conn, order_id, reserved, at, note="cancel")
-    _finish_allocations(conn, reserved, "released", at, reason="cancelled")
+    _finish_allocations(conn, reserved, "released", at, reason=reason)
     shipped_any = any(a.status == "shipped" for a in allocations_of(conn, order_id))
     status: OrderStatus = "shipped" if shipped_any else "cancelled"
     _set_status(conn, order_id, status, at)
     emit(
         conn,
         "order.cancelled",
-        {"status": status, "released": lines_json(reserved)},
+        {"status": status, "reason": reason, "released": lines_json(reserved)},
         at=at,
         order_id=order_id,
     )
@@ -371,7 +560,7 @@ def ship(
     row = lock_order(conn, order_id)
     if row is None:
         raise OrderNotFound(order_id)
-    if row.status == "cancelled":
+    if row.status in ("cancelled", "held"):
         raise OrderStateError(order_id, row.status, "ship")
     reserved = _reserved_allocations(conn, order_id, line_ids=line_ids)
     if not reserved:

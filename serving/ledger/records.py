@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-OrderStatus = Literal["placed", "partially_shipped", "shipped", "cancelled", "exception"]
+OrderStatus = Literal["placed", "held", "partially_shipped", "shipped", "cancelled", "exception"]
 AllocationStatus = Literal["reserved", "shipped", "released", "rejected"]
 RejectReason = Literal["not_in_stock", "damaged", "capacity"]
 AdjustKind = Literal["count", "delta"]
@@ -121,6 +121,16 @@ class OrderView:
     created_at: datetime
     allocations: list[AllocationView]
     shipments: list[ShipmentView] = field(default_factory=list)
+    hold_reasons: list[str] | None = None
+    hold_expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Why a screened order is held, and when the hold lapses (its stock is then released)."""
+
+    reasons: tuple[str, ...]
+    expires_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

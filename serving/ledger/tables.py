@@ -40,7 +40,7 @@ NAMING = {
 
 metadata = MetaData(naming_convention=NAMING)
 
-ORDER_STATUSES = ("placed", "partially_shipped", "shipped", "cancelled", "exception")
+ORDER_STATUSES = ("placed", "held", "partially_shipped", "shipped", "cancelled", "exception")
 ALLOCATION_STATUSES = ("reserved", "shipped", "released", "rejected")
 MOVEMENT_KINDS = ("receipt", "count", "delta", "reserve", "release", "ship", "reject_adjust")
 IDEMPOTENCY_STATUSES = ("in_flight", "done")
@@ -127,8 +127,15 @@ orders = Table(
     Column("rejections", Integer, nullable=False, default=0),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("hold_reasons", _json(), nullable=True),
+    Column("hold_expires_at", UTCDateTime, nullable=True),
+    Column("customer_id", String(128), nullable=True),
+    Column("destination_key", String(64), nullable=True),
     CheckConstraint(_in("status", ORDER_STATUSES), name="status"),
 )
+Index("ix_orders_customer_id", orders.c.customer_id, orders.c.created_at)
+Index("ix_orders_destination_key", orders.c.destination_key, orders.c.created_at)
+Index("ix_orders_hold_expires_at", orders.c.hold_expires_at)
 
 order_allocations = Table(
     "order_allocations",

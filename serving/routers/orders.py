@@ -6,12 +6,13 @@ import hashlib
 import json
 import logging
 from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Header
 from fastapi.responses import JSONResponse
 
-from serving import lifecycle, metrics
+from serving import lifecycle, metrics, screening
 from serving.decide import decide
 from serving.deps import RuntimeDep
 from serving.ledger import (
@@ -20,6 +21,7 @@ from serving.ledger import (
     OrderView,
     Reservation,
 )
+from serving.ledger.records import Hold
 from serving.problems import NoShipmentBudget, RoutecastError
 from serving.routers.route import audit
 from serving.runtime import Runtime
@@ -56,6 +58,13 @@ def order_json(view: OrderView) -> dict[str, Any]:
             for s in view.shipments
         ],
         "decision": view.plan.get("decision"),
+        "hold": None
+        if not view.hold_reasons
+        else {
+            "reasons": view.hold_reasons,
+            "expires_at": view.hold_expires_at.isoformat() if view.hold_expires_at else None,
+            "released": view.status != "held",
+        },
     }
 
 
@@ -78,12 +87,19 @@ def _place(body: OrderIn, runtime: Runtime, key: str | None, digest: str) -> Res
             metrics.RESERVATIONS.labels("unfillable").inc()
             raise _unfillable(answer)
 
-        def respond(res: Reservation, answer: dict[str, Any] = answer) -> dict[str, Any]:
+        hold = screening.hold_for(body, runtime, datetime.now(UTC))
+
+        def respond(
+            res: Reservation, answer: dict[str, Any] = answer, hold: Hold | None = hold
+        ) -> dict[str, Any]:
             return {
                 "order_id": res.order_id,
                 "status": res.status,
                 "allocations": [asdict(a) for a in res.allocations],
                 "decision": answer,
+                "hold": None
+                if hold is None
+                else {"reasons": list(hold.reasons), "expires_at": hold.expires_at.isoformat()},
             }
 
         try:
@@ -94,6 +110,9 @@ def _place(body: OrderIn, runtime: Runtime, key: str | None, digest: str) -> Res
                 request_hash=digest,
                 plan={"request": body.model_dump(mode="json"), "decision": answer},
                 response_builder=respond,
+                hold=hold,
+                customer_id=body.customer_id,
+                destination_key=screening.destination_key(body.destination),
             )
         except InsufficientStock:
             if attempt == 2:
@@ -155,6 +174,12 @@ def place_order(
 @router.get("/{order_id}")
 def get_order(order_id: str, runtime: RuntimeDep, _: OrdersScope) -> dict[str, Any]:
     return order_json(runtime.ledger.get_order(order_id))
+
+
+@router.post("/{order_id}/release", summary="Release a held order to its nodes")
+def release_order(order_id: str, runtime: RuntimeDep, _: OrdersScope) -> dict[str, Any]:
+    """A screened order was checked and is good: its reserved stock goes to the nodes."""
+    return order_json(runtime.ledger.release_hold(order_id))
 
 
 @router.post("/{order_id}/cancel")

@@ -83,6 +83,15 @@ class OrderIn(BaseModel):
     pickup_node_id: str | None = Field(
         None, max_length=64, description="Collect at this node: only it may serve the order"
     )
+    customer_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        description="Who ordered (screening counts per customer)",
+    )
+    billing_country: str | None = Field(
+        None, min_length=2, max_length=2, description="ISO 3166-1 alpha-2 of the billing address"
+    )
     ship_complete: bool = Field(
         False, description="One shipment with every line, or none (never partial, never split)"
     )

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import ExitStack
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 
 from serving.app import create_app
 from serving.demo import DemoReport
+from serving.ledger.tables import event_deliveries
 from serving.settings import Settings, WebhookEndpoint
 from tests.serving.test_orders_api import _available, _dc_ids, _fresh_sku, _order, _set_stock
 from tests.serving.webhook_receiver import Receiver
@@ -178,3 +181,161 @@ def test_max_shipments_holds_on_reroute(evented: tuple[TestClient, Any, Receiver
         for e in client.get("/v1/events", params={"order_id": body["order_id"]}).json()["events"]
     ]
     assert types == ["order.placed", "allocation.rejected", "order.rerouted"]
+
+
+# -- edits, tracking and the whole life ------------------------------------------------------
+
+
+def test_edits_refuse_bad_input_and_shipped_lines(
+    evented: tuple[TestClient, Any, Receiver],
+) -> None:
+    client, runtime, _ = evented
+    sku = _fresh_sku(client, runtime)
+    _set_stock(client, sku, {_dc_ids(runtime)[0]: 6})
+    body = _order(sku, 3)
+    oid = body["order_id"]
+    client.post("/v1/orders", json=body).raise_for_status()
+    r = client.post(f"/v1/orders/{oid}/lines/1/cancel", json={"qty": 0})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "qty"
+    r = client.post(f"/v1/orders/{oid}/lines/1/cancel", json={"qty": 9})
+    assert r.status_code == 422 and r.json()["field"] == "qty"
+    r = client.post(f"/v1/orders/{oid}/lines/nope/cancel")
+    assert r.status_code == 404
+    r = client.post(f"/v1/orders/{oid}/destination", json={"destination": {"country": "US"}})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "destination"
+    assert _available(client, sku) == (3, 3)
+    client.post(f"/v1/orders/{oid}/shipments", json={}).raise_for_status()
+    r = client.post(f"/v1/orders/{oid}/lines/1/cancel")
+    assert r.status_code == 409  # the whole order shipped
+    r = client.post(
+        f"/v1/orders/{oid}/destination",
+        json={"destination": {"country": "US", "postal_code": "94105"}},
+    )
+    assert r.status_code == 409
+    reader = runtime.keys.create({"route"}, "no-orders")
+    r = client.post(
+        f"/v1/orders/{oid}/lines/1/cancel", headers={"Authorization": f"Bearer {reader}"}
+    )
+    assert r.status_code == 403
+    r = client.get(f"/v1/orders/{oid}/tracking", headers={"Authorization": f"Bearer {reader}"})
+    assert r.status_code == 403
+    assert client.get("/v1/orders/nope/tracking").status_code == 404
+
+
+def _invariants(runtime: Any) -> None:
+    assert runtime.ledger.invariant_violations() == []
+
+
+def test_whole_life_of_an_order(evented: tuple[TestClient, Any, Receiver]) -> None:
+    """placed → line cancelled → address changed → a node rejects → rerouted → shipped →
+    delivered: every event reaches the receiver once after dedupe, in sequence, signed."""
+    client, runtime, receiver = evented
+    a, b = _fresh_sku(client, runtime), _fresh_sku(client, runtime)
+    dc = _dc_ids(runtime)[:3]
+    _set_stock(client, a, {n: 2 for n in dc})
+    _set_stock(client, b, {n: 2 for n in dc})
+    body = _order(a, 3)
+    body["lines"].append({"line_id": "2", "sku": b, "qty": 1})
+    oid = body["order_id"]
+    assert client.post("/v1/orders", json=body).status_code == 201
+    _invariants(runtime)
+
+    cancelled = client.post(f"/v1/orders/{oid}/lines/1/cancel", json={"qty": 1})
+    assert cancelled.status_code == 200, cancelled.text
+    assert sum(x["qty"] for x in cancelled.json()["allocations"] if x["status"] == "reserved") == 3
+    assert _available(client, a)[1] == 2
+    _invariants(runtime)
+
+    moved = client.post(
+        f"/v1/orders/{oid}/destination",
+        json={"destination": {"country": "US", "postal_code": "94105"}},
+    )
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["decision"]["order_id"] == oid
+    stored = client.get(f"/v1/orders/{oid}").json()
+    assert _available(client, a)[1] == 2 and _available(client, b)[1] == 1  # swapped, not doubled
+    _invariants(runtime)
+
+    live = [x for x in stored["allocations"] if x["status"] == "reserved"]
+    line1 = next(x for x in live if x["line_id"] == "1")
+    rejected = client.post(
+        f"/v1/orders/{oid}/rejections",
+        json={"node_id": line1["node_id"], "line_ids": ["1"], "reason": "damaged"},
+    )
+    assert rejected.status_code == 200 and rejected.json()["rerouted"] is True, rejected.text
+    _invariants(runtime)
+
+    live = [
+        x
+        for x in client.get(f"/v1/orders/{oid}").json()["allocations"]
+        if x["status"] == "reserved"
+    ]
+    by_node: dict[str, list[str]] = {}
+    for x in live:
+        by_node.setdefault(x["node_id"], []).append(x["line_id"])
+    for i, (_, lines) in enumerate(sorted(by_node.items())):
+        r = client.post(
+            f"/v1/orders/{oid}/shipments",
+            json={"line_ids": lines, "carrier": "UPS", "tracking_number": f"1Z{oid}{i}"},
+        )
+        assert r.status_code == 200, r.text
+        _invariants(runtime)
+    order = client.get(f"/v1/orders/{oid}").json()
+    assert order["status"] == "shipped"
+    for s in order["shipments"]:
+        r = client.post(
+            f"/v1/orders/{oid}/deliveries",
+            json={
+                "deliveries": [
+                    {
+                        "event_id": f"car-{s['shipment_id']}",
+                        "delivered_at": s["shipped_at"],
+                        "shipment_id": s["shipment_id"],
+                    }
+                ]
+            },
+        )
+        assert r.status_code == 200, r.text
+    _invariants(runtime)
+
+    track = client.get(f"/v1/orders/{oid}/tracking").json()
+    assert {s["tracking_number"] for s in track["shipments"]} == {
+        f"1Z{oid}{i}" for i in range(len(by_node))
+    }
+    assert all(s["status"] == "delivered" and s["carrier"] == "UPS" for s in track["shipments"])
+    statuses = [t["status"] for t in track["timeline"]]
+    assert statuses[:4] == ["placed", "line_cancelled", "rerouted", "rejected"]
+    assert statuses[4] == "rerouted" and statuses[-1] == "delivered"
+    assert track["not_yet_shipped"] == []
+
+    events = client.get("/v1/events", params={"order_id": oid}).json()["events"]
+    ids = {e["id"] for e in events}
+    receiver.fail_next = 2  # two refusals on the way: retried, never lost
+    for _ in range(20):
+        runtime.dispatcher.run_once()
+        if ids <= set(receiver.unique()):
+            break
+        # back-off: make the retries due now instead of sleeping
+        with runtime.engine.begin() as conn:
+            conn.execute(
+                update(event_deliveries)
+                .where(event_deliveries.c.status == "pending")
+                .values(next_attempt_at=datetime.now(UTC))
+            )
+    client.post(f"/v1/events/{events[0]['id']}/redeliver").raise_for_status()
+    runtime.dispatcher.run_once()  # a duplicate on purpose
+    got = [r for r in receiver.received if r.payload.get("subject") == oid]
+    assert len(got) > len(ids)  # duplicates arrived …
+    unique = {r.webhook_id: r for r in got}  # … and dedupe by id leaves each event once
+    assert set(unique) == ids
+    assert all(r.valid for r in unique.values())
+    ordered = sorted(unique.values(), key=lambda r: r.payload["sequence"])
+    assert [r.payload["sequence"] for r in ordered] == list(range(1, len(ids) + 1))
+    assert [r.payload["type"] for r in ordered][:5] == [
+        "order.placed",
+        "order.line_cancelled",
+        "order.rerouted",
+        "allocation.rejected",
+        "order.rerouted",
+    ]
+    assert [r.payload["type"] for r in ordered][-1] == "delivery.confirmed"
