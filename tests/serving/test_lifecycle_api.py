@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
+from routing import policy_from_dict
 from serving.app import create_app
 from serving.demo import DemoReport
 from serving.ledger.tables import event_deliveries
@@ -227,8 +228,9 @@ def _invariants(runtime: Any) -> None:
 
 
 def test_whole_life_of_an_order(evented: tuple[TestClient, Any, Receiver]) -> None:
-    """placed → line cancelled → address changed → a node rejects → rerouted → shipped →
-    delivered: every event reaches the receiver once after dedupe, in sequence, signed."""
+    """held → released → line cancelled → address changed → a node rejects → rerouted →
+    shipped → delivered: every event reaches the receiver once after dedupe, in sequence,
+    signed; stock, reserved and the movement log agree after every step."""
     client, runtime, receiver = evented
     a, b = _fresh_sku(client, runtime), _fresh_sku(client, runtime)
     dc = _dc_ids(runtime)[:3]
@@ -237,7 +239,20 @@ def test_whole_life_of_an_order(evented: tuple[TestClient, Any, Receiver]) -> No
     body = _order(a, 3)
     body["lines"].append({"line_id": "2", "sku": b, "qty": 1})
     oid = body["order_id"]
-    assert client.post("/v1/orders", json=body).status_code == 201
+    live_policy = runtime.policy
+    runtime.policy = policy_from_dict({"screening": {"high_risk_skus": [a]}})
+    try:
+        placed = client.post("/v1/orders", json=body)
+    finally:
+        runtime.policy = live_policy
+    assert placed.status_code == 201 and placed.json()["status"] == "held", placed.text
+    assert placed.json()["hold"]["reasons"] == [f"high-risk SKU(s) {a}"]
+    assert _available(client, a)[1] == 3  # held: reserved, not released
+    _invariants(runtime)
+    assert client.post(f"/v1/orders/{oid}/shipments", json={}).status_code == 409
+    released = client.post(f"/v1/orders/{oid}/release")
+    assert released.status_code == 200 and released.json()["status"] == "placed"
+    assert released.json()["hold"]["released"] is True
     _invariants(runtime)
 
     cancelled = client.post(f"/v1/orders/{oid}/lines/1/cancel", json={"qty": 1})
@@ -304,8 +319,8 @@ def test_whole_life_of_an_order(evented: tuple[TestClient, Any, Receiver]) -> No
     }
     assert all(s["status"] == "delivered" and s["carrier"] == "UPS" for s in track["shipments"])
     statuses = [t["status"] for t in track["timeline"]]
-    assert statuses[:4] == ["placed", "line_cancelled", "rerouted", "rejected"]
-    assert statuses[4] == "rerouted" and statuses[-1] == "delivered"
+    assert statuses[:6] == ["placed", "held", "released", "line_cancelled", "rerouted", "rejected"]
+    assert statuses[6] == "rerouted" and statuses[-1] == "delivered"
     assert track["not_yet_shipped"] == []
 
     events = client.get("/v1/events", params={"order_id": oid}).json()["events"]
@@ -331,11 +346,44 @@ def test_whole_life_of_an_order(evented: tuple[TestClient, Any, Receiver]) -> No
     assert all(r.valid for r in unique.values())
     ordered = sorted(unique.values(), key=lambda r: r.payload["sequence"])
     assert [r.payload["sequence"] for r in ordered] == list(range(1, len(ids) + 1))
-    assert [r.payload["type"] for r in ordered][:5] == [
+    assert [r.payload["type"] for r in ordered][:7] == [
         "order.placed",
+        "order.held",
+        "order.released",
         "order.line_cancelled",
         "order.rerouted",
         "allocation.rejected",
         "order.rerouted",
     ]
     assert [r.payload["type"] for r in ordered][-1] == "delivery.confirmed"
+
+
+def test_hold_release_and_cancel_over_http(evented: tuple[TestClient, Any, Receiver]) -> None:
+    client, runtime, _ = evented
+    sku = _fresh_sku(client, runtime)
+    _set_stock(client, sku, {_dc_ids(runtime)[0]: 4})
+    live_policy = runtime.policy
+    runtime.policy = policy_from_dict(
+        {"screening": {"hold_on_country_mismatch": True, "hold_hours": 1}}
+    )
+    try:
+        held = client.post("/v1/orders", json=_order(sku, 2, billing_country="BR"))
+        clean = client.post("/v1/orders", json=_order(sku, 1, billing_country="US"))
+    finally:
+        runtime.policy = live_policy
+    assert held.json()["status"] == "held" and clean.json()["status"] == "placed"
+    assert held.json()["hold"]["reasons"] == ["billing country BR differs from shipping country US"]
+    oid = held.json()["order_id"]
+    got = client.get(f"/v1/orders/{oid}").json()
+    assert got["hold"]["reasons"] == held.json()["hold"]["reasons"] and not got["hold"]["released"]
+    assert _available(client, sku) == (1, 3)
+    reader = runtime.keys.create({"route"}, "no-orders")
+    r = client.post(f"/v1/orders/{oid}/release", headers={"Authorization": f"Bearer {reader}"})
+    assert r.status_code == 403
+    assert client.post("/v1/orders/nope/release").status_code == 404
+    assert client.post(f"/v1/orders/{oid}/cancel").json()["status"] == "cancelled"
+    assert _available(client, sku) == (3, 1)
+    r = client.post(f"/v1/orders/{oid}/release")
+    assert r.status_code == 409 and r.json()["type"].endswith("order-state")
+    types = [e["type"] for e in client.get("/v1/events", params={"order_id": oid}).json()["events"]]
+    assert types == ["order.placed", "order.held", "order.cancelled"]

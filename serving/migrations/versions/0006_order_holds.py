@@ -1,8 +1,8 @@
 """Screening holds: orders may be ``held`` (stock reserved, not released to nodes) with the
 reasons and an expiry; customer and destination keys let screening count recent orders.
 
-Revision ID: 0005_order_holds
-Revises: 0004_outbox_events
+Revision ID: 0006_order_holds
+Revises: 0005_outbox_events
 Create Date: 2026-12-01
 """
 
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0005_order_holds"
-down_revision: str | None = "0004_outbox_events"
+revision: str = "0006_order_holds"
+down_revision: str | None = "0005_outbox_events"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
