@@ -24,6 +24,7 @@ from pydantic import (
 
 from routing.domain import Mode
 from routing.errors import InvalidPolicy
+from routing.returns import ReturnsPolicy
 from routing.screening import ScreeningRules
 
 POLICY_VERSION = "1"
@@ -176,6 +177,7 @@ class Policy(_Strict):
     screening: ScreeningRules = Field(
         default_factory=ScreeningRules, description="rules that hold an order before release"
     )
+    returns: ReturnsPolicy = Field(default_factory=ReturnsPolicy)
     allow_partial: bool = False
     allow_line_split: bool = True
     never_split_skus: list[str] = Field(default_factory=list)

@@ -16,6 +16,7 @@ from serving.routers import (
     models,
     nodes,
     orders,
+    returns,
     route,
     shadow,
     skus,
@@ -45,7 +46,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     problems.install(app)
     metrics.install(app)
     modules = (health, models, route, skus, orders, edits, tracking, inventory, nodes, shadow)
-    for module in (*modules, events):
+    for module in (*modules, events, returns):
         app.include_router(module.router)
     app.include_router(nodes.policy_router)
     return app

@@ -48,6 +48,12 @@ DELIVERIES = Counter(
     ["outcome"],
     registry=REGISTRY,
 )
+RETURN_UNITS = Counter(
+    "routecast_return_units_total",
+    "Returned units, by stage (requested, resellable, damaged)",
+    ["stage"],
+    registry=REGISTRY,
+)
 REROUTES = Counter(
     "routecast_reroutes_total",
     "Reroutes after a rejection, by outcome",

@@ -200,3 +200,19 @@ class OrderChanged(LedgerError):
             "rejected or cancelled); nothing was moved, send the request again",
             order_id=order_id,
         )
+
+
+class ReturnNotFound(LedgerError):
+    status, type, title = 404, "return-not-found", "Return not found"
+
+    def __init__(self, return_id: str) -> None:
+        super().__init__(f"no return {return_id!r}", return_id=return_id)
+
+
+class InvalidReturn(LedgerError):
+    """A return or receipt names a line or quantity the order cannot give back."""
+
+    status, type, title = 422, "invalid-return", "Return does not match what shipped"
+
+    def __init__(self, field: str, detail: str) -> None:
+        super().__init__(detail, field=field)

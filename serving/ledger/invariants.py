@@ -12,7 +12,7 @@ from collections import defaultdict
 from sqlalchemy import Engine, func, select
 
 from serving.ledger.drift import replay, rows
-from serving.ledger.tables import order_allocations, orders, stock
+from serving.ledger.tables import order_allocations, orders, return_lines, returns, stock
 
 
 def violations(engine: Engine) -> list[str]:
@@ -66,4 +66,25 @@ def violations(engine: Engine) -> list[str]:
             problems.append(
                 f"{dangling} reserved allocation(s) belong to cancelled or shipped orders"
             )
+        shipped: dict[tuple[str, str], int] = defaultdict(int)
+        for order_id, line_id, qty in conn.execute(
+            select(
+                order_allocations.c.order_id,
+                order_allocations.c.line_id,
+                func.sum(order_allocations.c.qty),
+            )
+            .where(order_allocations.c.status == "shipped")
+            .group_by(order_allocations.c.order_id, order_allocations.c.line_id)
+        ):
+            shipped[(order_id, line_id)] = int(qty)
+        for order_id, line_id, qty in conn.execute(
+            select(returns.c.order_id, return_lines.c.line_id, func.sum(return_lines.c.qty))
+            .join(returns, returns.c.return_id == return_lines.c.return_id)
+            .group_by(returns.c.order_id, return_lines.c.line_id)
+        ):
+            if int(qty) > shipped.get((order_id, line_id), 0):
+                problems.append(
+                    f"order {order_id} line {line_id}: {qty} returned but "
+                    f"{shipped.get((order_id, line_id), 0)} shipped"
+                )
     return problems

@@ -9,6 +9,7 @@ re-reads everything, so a lost insert race turns into an idempotent replay.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
@@ -29,6 +30,7 @@ from serving.ledger import (
     outbox,
 )
 from serving.ledger import orders as order_ops
+from serving.ledger import returns as returns_ops
 from serving.ledger.errors import (
     IdempotencyInFlight,
     IdempotencyMismatch,
@@ -487,6 +489,39 @@ class Ledger:
                 conn, customer_id=customer_id, destination_key=destination_key, since=since
             )
         )
+
+    def create_return(
+        self,
+        order_id: str,
+        *,
+        node_id: str,
+        why: str,
+        reason: str | None,
+        lines: Sequence[tuple[str, int]],
+        return_id: str | None = None,
+    ) -> returns_ops.ReturnView:
+        """Record a return of shipped units, routed to ``node_id`` (``why`` says why there)."""
+        if not lines:
+            raise InvalidLedgerRequest("lines: name at least one line to return", field="lines")
+        at = self.clock()
+        rid = return_id or f"R-{uuid.uuid4().hex[:12]}"
+        return self._write(
+            lambda conn: returns_ops.create(
+                conn, order_id, rid, node_id=node_id, why=why, reason=reason, lines=lines, at=at
+            )
+        )
+
+    def receive_return(
+        self, return_id: str, lines: Sequence[tuple[str, int, str]]
+    ) -> returns_ops.ReturnView:
+        """Record arrivals: resellable units back in stock through the movement log."""
+        if not lines:
+            raise InvalidLedgerRequest("lines: name at least one received line", field="lines")
+        at = self.clock()
+        return self._write(lambda conn: returns_ops.receive(conn, return_id, lines, at=at))
+
+    def get_return(self, return_id: str) -> returns_ops.ReturnView:
+        return self._read(lambda conn: returns_ops.view(conn, return_id))
 
     def get_order(self, order_id: str) -> OrderView:
         return self._read(lambda conn: order_ops.order_view(conn, order_id))

@@ -317,3 +317,35 @@ Index(
     event_deliveries.c.status,
     event_deliveries.c.next_attempt_at,
 )
+
+RETURN_STATUSES = ("open", "received")
+RETURN_CONDITIONS = ("resellable", "damaged")
+
+returns = Table(
+    "returns",
+    metadata,
+    Column("return_id", String(64), primary_key=True),
+    Column("order_id", String(128), ForeignKey("orders.order_id"), nullable=False),
+    Column("node_id", String(64), ForeignKey("nodes.node_id"), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", String(200), nullable=True),
+    Column("why", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint(_in("status", RETURN_STATUSES), name="status"),
+)
+Index("ix_returns_order_id", returns.c.order_id)
+
+return_lines = Table(
+    "return_lines",
+    metadata,
+    Column("return_id", String(64), ForeignKey("returns.return_id"), primary_key=True),
+    Column("line_id", String(128), primary_key=True),
+    Column("sku", String(64), nullable=False),
+    Column("qty", BigInteger, nullable=False),
+    Column("resellable", BigInteger, nullable=False, default=0),
+    Column("damaged", BigInteger, nullable=False, default=0),
+    CheckConstraint("qty > 0", name="qty_positive"),
+    CheckConstraint("resellable >= 0 AND damaged >= 0", name="received_nonneg"),
+    CheckConstraint("resellable + damaged <= qty", name="received_le_qty"),
+)

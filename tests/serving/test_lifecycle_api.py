@@ -313,6 +313,26 @@ def test_whole_life_of_an_order(evented: tuple[TestClient, Any, Receiver]) -> No
         assert r.status_code == 200, r.text
     _invariants(runtime)
 
+    returned = client.post(
+        f"/v1/orders/{oid}/returns", json={"lines": [{"line_id": "2", "qty": 1}], "reason": "gift"}
+    )
+    assert returned.status_code == 201, returned.text
+    ret = returned.json()
+    assert ret["node_id"] in {n.node_id for n in runtime.nodes} and ret["why"]
+    stock_before = {n["node_id"]: n for n in client.get(f"/v1/inventory/{b}").json()["nodes"]}.get(
+        ret["node_id"], {"on_hand": 0}
+    )["on_hand"]
+    received = client.post(
+        f"/v1/returns/{ret['return_id']}/receipts",
+        json={"lines": [{"line_id": "2", "qty": 1, "condition": "resellable"}]},
+    )
+    assert received.status_code == 200 and received.json()["status"] == "received", received.text
+    stock_after = {n["node_id"]: n for n in client.get(f"/v1/inventory/{b}").json()["nodes"]}[
+        ret["node_id"]
+    ]["on_hand"]
+    assert stock_after == stock_before + 1  # restocked at the node routecast chose
+    _invariants(runtime)
+
     track = client.get(f"/v1/orders/{oid}/tracking").json()
     assert {s["tracking_number"] for s in track["shipments"]} == {
         f"1Z{oid}{i}" for i in range(len(by_node))
@@ -320,7 +340,8 @@ def test_whole_life_of_an_order(evented: tuple[TestClient, Any, Receiver]) -> No
     assert all(s["status"] == "delivered" and s["carrier"] == "UPS" for s in track["shipments"])
     statuses = [t["status"] for t in track["timeline"]]
     assert statuses[:6] == ["placed", "held", "released", "line_cancelled", "rerouted", "rejected"]
-    assert statuses[6] == "rerouted" and statuses[-1] == "delivered"
+    assert statuses[6] == "rerouted" and statuses[-3] == "delivered"
+    assert statuses[-2:] == ["return_requested", "returned"]
     assert track["not_yet_shipped"] == []
 
     events = client.get("/v1/events", params={"order_id": oid}).json()["events"]
@@ -355,7 +376,11 @@ def test_whole_life_of_an_order(evented: tuple[TestClient, Any, Receiver]) -> No
         "allocation.rejected",
         "order.rerouted",
     ]
-    assert [r.payload["type"] for r in ordered][-1] == "delivery.confirmed"
+    assert [r.payload["type"] for r in ordered][-3:] == [
+        "delivery.confirmed",
+        "return.created",
+        "return.received",
+    ]
 
 
 def test_hold_release_and_cancel_over_http(evented: tuple[TestClient, Any, Receiver]) -> None:
@@ -387,3 +412,49 @@ def test_hold_release_and_cancel_over_http(evented: tuple[TestClient, Any, Recei
     assert r.status_code == 409 and r.json()["type"].endswith("order-state")
     types = [e["type"] for e in client.get("/v1/events", params={"order_id": oid}).json()["events"]]
     assert types == ["order.placed", "order.held", "order.cancelled"]
+
+
+def test_returns_validate_and_need_the_right_scope(
+    evented: tuple[TestClient, Any, Receiver],
+) -> None:
+    client, runtime, _ = evented
+    sku = _fresh_sku(client, runtime)
+    _set_stock(client, sku, {_dc_ids(runtime)[0]: 3})
+    body = _order(sku, 2)
+    oid = body["order_id"]
+    client.post("/v1/orders", json=body).raise_for_status()
+    r = client.post(f"/v1/orders/{oid}/returns", json={"lines": [{"line_id": "1", "qty": 1}]})
+    assert r.status_code == 422 and r.json()["field"] == "lines[0].line_id"  # not shipped yet
+    client.post(f"/v1/orders/{oid}/shipments", json={}).raise_for_status()
+    r = client.post(f"/v1/orders/{oid}/returns", json={"lines": [{"line_id": "1", "qty": 5}]})
+    assert r.status_code == 422 and r.json()["field"] == "lines[0].qty"
+    r = client.post(f"/v1/orders/{oid}/returns", json={"lines": []})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "lines"
+    assert (
+        client.post(
+            "/v1/orders/nope/returns", json={"lines": [{"line_id": "1", "qty": 1}]}
+        ).status_code
+        == 404
+    )
+    ret = client.post(
+        f"/v1/orders/{oid}/returns", json={"lines": [{"line_id": "1", "qty": 2}]}
+    ).json()
+    bad = client.post(
+        f"/v1/returns/{ret['return_id']}/receipts",
+        json={"lines": [{"line_id": "1", "qty": 1, "condition": "lost"}]},
+    )
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "lines.0.condition"
+    orders_only = runtime.keys.create({"orders"}, "orders-only")
+    r = client.post(
+        f"/v1/returns/{ret['return_id']}/receipts",
+        json={"lines": [{"line_id": "1", "qty": 1, "condition": "damaged"}]},
+        headers={"Authorization": f"Bearer {orders_only}"},
+    )
+    assert r.status_code == 403
+    r = client.post(
+        f"/v1/returns/{ret['return_id']}/receipts",
+        json={"lines": [{"line_id": "1", "qty": 2, "condition": "damaged"}]},
+    )
+    assert r.status_code == 200 and r.json()["lines"][0]["damaged"] == 2
+    assert _available(client, sku) == (1, 0)  # damaged units never re-enter stock
+    assert client.get("/v1/returns/R-nope").status_code == 404
