@@ -66,18 +66,19 @@ def test_preferences_hold_on_reroute(world: Any, mode: str, data: Any) -> None:
     shipped_lines = frozenset(
         data.draw(st.lists(st.sampled_from([ln.line_id for ln in order.lines]), max_size=1))
     )
+    shipped = shipped_nodes if shipped_lines else frozenset()
     again = reroute_order(
-        order,
-        exclude=rejected,
-        shipped_line_ids=shipped_lines,
-        shipped_nodes=shipped_nodes if shipped_lines else frozenset(),
+        order, exclude=rejected, shipped_line_ids=shipped_lines, shipped_nodes=shipped
     )
-    if again is None:  # no budget left: nothing may be rerouted
-        assert (cap is not None and len(shipped_nodes) >= cap and shipped_lines) or (
-            ship_complete and shipped_lines
+    left = {ln.line_id for ln in order.lines} - shipped_lines
+    if again is None:  # nothing to route, or no budget left: nothing may be rerouted
+        assert (
+            not left
+            or (cap is not None and len(shipped) >= cap)
+            or (ship_complete and bool(shipped))
         )
         return
-    assert {ln.line_id for ln in again.lines} == {ln.line_id for ln in order.lines} - shipped_lines
+    assert {ln.line_id for ln in again.lines} == left
     assert again.excluded_nodes >= rejected
     preds = _predictions(network, again, policy, data)
     d = _plan(network, again, policy, preds, mode)
@@ -85,9 +86,9 @@ def test_preferences_hold_on_reroute(world: Any, mode: str, data: Any) -> None:
     new_nodes = {a["node_id"] for a in d["allocations"]}
     assert not new_nodes & rejected
     if cap is not None:
-        assert len(new_nodes | (shipped_nodes if shipped_lines else set())) <= cap
+        assert len(new_nodes | shipped) <= cap
     if ship_complete:
-        assert not shipped_lines  # a shipped ship-complete order has nothing left to reroute
+        assert not shipped  # a ship-complete order that shipped anything is never rerouted
 
 
 def _predictions(network: Network, order: Order, policy: Any, data: Any) -> dict:  # type: ignore[type-arg]
