@@ -24,7 +24,6 @@ class LineCancelIn(BaseModel):
     qty: int | None = Field(
         default=None, ge=1, description="Units to cancel; default every unit not yet shipped"
     )
-    reason: str | None = Field(default=None, max_length=200)
 
 
 class DestinationIn(BaseModel):
