@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import zipcodes
 
@@ -21,7 +22,8 @@ class Located:
 @lru_cache(maxsize=1)
 def zip_index() -> dict[str, Located]:
     index: dict[str, Located] = {}
-    for z in zipcodes.list_all():
+    rows: list[dict[str, Any]] = zipcodes.list_all()  # type: ignore[no-untyped-call]
+    for z in rows:
         try:
             index[z["zip_code"]] = Located(float(z["lat"]), float(z["long"]), z["state"])
         except (KeyError, TypeError, ValueError):
