@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from routing import Order, OrderLine, candidate_pairs, plan_to_dict, route
+from routing import Mode, Order, OrderLine, candidate_pairs, plan_to_dict, route
 from serving.destinations import locate
 from serving.metrics import record_decision
 from serving.problems import BadRequestMode, NotReady, TooManyLines, UnknownSku
@@ -85,11 +85,11 @@ def decide(
     reasons: list[str] = []
     predictions = None
     t1 = time.perf_counter()
-    if mode == "predictive":
+    if mode is Mode.PREDICTIVE:
         reasons = runtime.degraded_reasons(now)
         stock_m, deliv_m = runtime.models.get("stockout"), runtime.models.get("delivery")
         if reasons or stock_m is None or deliv_m is None or runtime.snapshot is None:
-            mode = "cost"
+            mode = Mode.COST
         else:
             pairs = candidate_pairs(order, network, runtime.policy, now)
             by_line = {ln.line_id: ln for ln in order.lines}

@@ -11,6 +11,8 @@ import yaml
 from pydantic import Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from routing.domain import Mode
+
 
 def _yaml_file() -> dict[str, Any]:
     path = os.environ.get("ROUTECAST_CONFIG")
@@ -35,7 +37,7 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_key_prefix: str = "routecast"
     feast_project: str = "routecast"
-    default_mode: Literal["predictive", "cost", "priority", "distance", "high_stock"] = "predictive"
+    default_mode: Mode = Mode.PREDICTIVE
     mlflow_tracking_uri: str | None = None
     stockout_model: str = "routecast-stockout-risk"
     delivery_model: str = "routecast-delivery-days"

@@ -18,6 +18,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from routing.domain import RejectReason
 from serving.ledger import adjustments, audit, drift, idempotency, invariants
 from serving.ledger import orders as order_ops
 from serving.ledger.errors import (
@@ -38,7 +39,6 @@ from serving.ledger.records import (
     InventoryEvent,
     NodeRecord,
     OrderView,
-    RejectReason,
     RejectResult,
     Reservation,
     StockLevel,
@@ -50,7 +50,7 @@ T = TypeVar("T")
 AllocationLike = AllocationRequest | tuple[str, str, str, int]
 ResponseBuilder = Callable[[Reservation], dict[str, Any]]
 
-REJECT_REASONS: tuple[str, ...] = ("not_in_stock", "damaged", "capacity")
+REJECT_REASONS: tuple[str, ...] = tuple(r.value for r in RejectReason)
 _RETRY_SQLSTATES = {"40001", "40P01", "55P03"}
 
 

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
+from routing.domain import RejectReason
 from serving.ledger.errors import (
     AllocationNotFound,
     InsufficientStock,
@@ -28,7 +29,6 @@ from serving.ledger.records import (
     AllocationView,
     OrderStatus,
     OrderView,
-    RejectReason,
     RejectResult,
     RerouteLine,
 )
@@ -323,9 +323,9 @@ def reject(
     closed_until = None
     for key, qty in sorted(by_sku.items()):
         state = states[key]
-        if reason == "not_in_stock":
+        if reason == RejectReason.NOT_IN_STOCK:
             drop = state.on_hand - state.reserved
-        elif reason == "damaged":
+        elif reason == RejectReason.DAMAGED:
             drop = min(qty, state.on_hand - state.reserved)
         else:
             drop = 0
@@ -339,7 +339,7 @@ def reject(
                 ref=order_id,
                 note=reason,
             )
-    if reason == "capacity":
+    if reason == RejectReason.CAPACITY:
         tz = conn.execute(select(nodes.c.timezone).where(nodes.c.node_id == node_id)).scalar_one()
         closed_until = end_of_local_day(at, tz)
         conn.execute(

@@ -7,13 +7,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from routing.domain import RejectReason
+
 
 class RejectionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     node_id: str = Field(..., min_length=1)
     line_ids: list[str] = Field(..., min_length=1)
-    reason: Literal["not_in_stock", "damaged", "capacity"]
+    reason: RejectReason
     note: str | None = None
 
 
