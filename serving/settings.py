@@ -42,6 +42,13 @@ class Settings(BaseSettings):
     stockout_model: str = "routecast-stockout-risk"
     delivery_model: str = "routecast-delivery-days"
     model_alias: str = "champion"
+    lgbm_threads: int = Field(
+        default=2, ge=1, description="LightGBM training threads (ROUTECAST_LGBM_THREADS)."
+    )
+    promotion_thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        description='Overrides of the promotion gate\'s thresholds, e.g. {"max_ece": 0.04}.',
+    )
     feature_staleness_hours: float = 72.0
     snapshot_refresh_seconds: float = 60.0
     model_reload_seconds: float = 30.0
