@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from routing.domain import Mode
 from routing.errors import InvalidPolicy
 
 POLICY_VERSION = "1"
@@ -141,6 +142,13 @@ class SearchLimits(_Strict):
     local_search_rounds: int = Field(default=4, ge=0)
 
 
+class ShadowPolicy(_Strict):
+    """A second routing mode computed beside every live decision, never reserved: how a new
+    optimiser would have decided, logged before anyone switches to it."""
+
+    mode: Mode = Field(..., description="routing mode of the shadow plan")
+
+
 def _default_zones() -> list[ZoneBand]:
     return [
         ZoneBand(max_km=150, per_parcel=4.0, per_kg=0.25),
@@ -173,6 +181,9 @@ class Policy(_Strict):
     unknown_distance_km: float = Field(default=1500.0, gt=0)
     delivery_rule: DeliveryRule = Field(default_factory=DeliveryRule)
     search: SearchLimits = Field(default_factory=SearchLimits)
+    shadow: ShadowPolicy | None = Field(
+        default=None, description="shadow mode: plan each order a second way; null = off"
+    )
 
     _rules: dict[str | None, GroupRules] = PrivateAttr(default_factory=dict)
     _safety: dict[tuple[str, str | None], float] = PrivateAttr(default_factory=dict)

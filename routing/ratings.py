@@ -94,6 +94,54 @@ class PairRating:
         return self.per_unit_shipping * qty + self.fixed
 
 
+def unit_shipping(weight_kg: float, distance_km: float | None, rules: GroupRules) -> float:
+    """Shipping per unit: the zone's rate per kg (unknown distance priced as the policy says)."""
+    d = rules.unknown_distance_km if distance_km is None else distance_km
+    return rules.weight_shipping * rules.zone(d)[2] * max(weight_kg, 0.0)
+
+
+def handling(handling_cost: float, rules: GroupRules) -> float:
+    """Handling of one line part at a node."""
+    return rules.weight_handling * handling_cost
+
+
+def stockout_cost(p_stockout: float, rules: GroupRules) -> float:
+    """Expected reroute cost of one line part: risk of rejection times the reroute cost."""
+    return rules.weight_stockout * p_stockout * rules.reroute_cost
+
+
+def late_cost(late_days: float, rules: GroupRules) -> float:
+    """Cost of (expected or realised) days past the promise for one line part."""
+    return rules.weight_late * late_days * rules.late_cost_per_day
+
+
+def _pair(
+    per_unit: float,
+    handling_: float,
+    p_stock: float,
+    p50: float,
+    p90: float,
+    p_late: float,
+    late_days: float,
+    distance_km: float | None,
+    rules: GroupRules,
+) -> PairRating:
+    stockout = stockout_cost(p_stock, rules)
+    late = late_cost(late_days, rules)
+    return PairRating(
+        per_unit_shipping=per_unit,
+        fixed=handling_ + stockout + late,
+        handling=handling_,
+        stockout_risk_cost=stockout,
+        late_cost=late,
+        p_stockout=p_stock,
+        days_p50=p50,
+        days_p90=p90,
+        p_late=p_late,
+        distance_km=distance_km,
+    )
+
+
 def rate_pair(
     *,
     weight_kg: float,
@@ -104,29 +152,50 @@ def rate_pair(
     promise_days: float,
 ) -> PairRating:
     """Price a (line, node) pair. ``prediction=None`` is ``cost`` mode: no risk, rule days."""
-    d = rules.unknown_distance_km if distance_km is None else distance_km
-    per_unit = rules.weight_shipping * rules.zone(d)[2] * max(weight_kg, 0.0)
     if prediction is None:
         p_stock = 0.0
+        d = rules.unknown_distance_km if distance_km is None else distance_km
         p50, p90 = rule_days(d, rules)
     else:
         p_stock = min(max(prediction.p_stockout, 0.0), 1.0)
         p50, p90 = prediction.days_p50, max(prediction.days_p90, prediction.days_p50)
     p_late, late_days = lateness(p50, p90, promise_days)
-    handling = rules.weight_handling * handling_cost
-    stockout = rules.weight_stockout * p_stock * rules.reroute_cost
-    late = rules.weight_late * late_days * rules.late_cost_per_day
-    return PairRating(
-        per_unit_shipping=per_unit,
-        fixed=handling + stockout + late,
-        handling=handling,
-        stockout_risk_cost=stockout,
-        late_cost=late,
-        p_stockout=p_stock,
-        days_p50=p50,
-        days_p90=p90,
-        p_late=p_late,
-        distance_km=distance_km,
+    return _pair(
+        unit_shipping(weight_kg, distance_km, rules),
+        handling(handling_cost, rules),
+        p_stock,
+        p50,
+        p90,
+        p_late,
+        late_days,
+        distance_km,
+        rules,
+    )
+
+
+def rate_realised(
+    *,
+    weight_kg: float,
+    handling_cost: float,
+    distance_km: float | None,
+    rules: GroupRules,
+    delivery_days: float,
+    promise_days: float,
+) -> PairRating:
+    """Price a pair with hindsight: the shelf is known (no rejection risk) and the parcel's
+    realised delivery days replace the predicted quantiles, so lateness is a number, not an
+    expectation. Same terms and weights as :func:`rate_pair`."""
+    late_days = max(delivery_days - promise_days, 0.0)
+    return _pair(
+        unit_shipping(weight_kg, distance_km, rules),
+        handling(handling_cost, rules),
+        0.0,
+        delivery_days,
+        delivery_days,
+        1.0 if late_days > 0 else 0.0,
+        late_days,
+        distance_km,
+        rules,
     )
 
 

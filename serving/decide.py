@@ -10,15 +10,26 @@ import time
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
-from routing import Mode, Order, OrderLine, candidate_pairs, plan_to_dict, route
+from routing import (
+    Mode,
+    Network,
+    Order,
+    OrderLine,
+    Prediction,
+    candidate_pairs,
+    plan_to_dict,
+    route,
+)
 from serving.destinations import locate
 from serving.metrics import record_decision
 from serving.problems import BadRequestMode, NotReady, TooManyLines, UnknownSku
 from serving.runtime import Runtime
 from serving.schemas.order import OrderIn
 from serving.scoring import ScoringPair, score
+from serving.shadow import ShadowJob
 
 log = logging.getLogger("routecast.decisions")
 
@@ -61,6 +72,35 @@ def to_order(body: OrderIn, runtime: Runtime) -> Order:
     )
 
 
+def predict(
+    order: Order, network: Network, runtime: Runtime, now: datetime
+) -> tuple[dict[tuple[str, str], Prediction] | None, list[str]]:
+    """Model predictions for every candidate pair in one batch, or ``None`` with the reasons
+    the models cannot run (then the caller routes in ``cost`` mode)."""
+    reasons = runtime.degraded_reasons(now)
+    stock_m, deliv_m = runtime.models.get("stockout"), runtime.models.get("delivery")
+    if reasons or stock_m is None or deliv_m is None or runtime.snapshot is None:
+        return None, reasons
+    pairs = candidate_pairs(order, network, runtime.policy, now)
+    by_line = {ln.line_id: ln for ln in order.lines}
+    cands = [
+        ScoringPair(line_id=lid, node_id=nid, sku=by_line[lid].sku, qty=by_line[lid].qty)
+        for lid, nid in pairs
+    ]
+    assert order.dest_lat is not None and order.dest_lon is not None
+    predictions = score(
+        cands,
+        runtime.snapshot,
+        stockout_model=stock_m.model,
+        delivery_model=deliv_m.model,
+        dest_lat=order.dest_lat,
+        dest_lon=order.dest_lon,
+        dest_region=order.dest_region,
+        weekday=now.weekday(),
+    )
+    return predictions, reasons
+
+
 def decide(
     body: OrderIn,
     runtime: Runtime,
@@ -86,28 +126,9 @@ def decide(
     predictions = None
     t1 = time.perf_counter()
     if mode is Mode.PREDICTIVE:
-        reasons = runtime.degraded_reasons(now)
-        stock_m, deliv_m = runtime.models.get("stockout"), runtime.models.get("delivery")
-        if reasons or stock_m is None or deliv_m is None or runtime.snapshot is None:
+        predictions, reasons = predict(order, network, runtime, now)
+        if predictions is None:
             mode = Mode.COST
-        else:
-            pairs = candidate_pairs(order, network, runtime.policy, now)
-            by_line = {ln.line_id: ln for ln in order.lines}
-            cands = [
-                ScoringPair(line_id=lid, node_id=nid, sku=by_line[lid].sku, qty=by_line[lid].qty)
-                for lid, nid in pairs
-            ]
-            assert order.dest_lat is not None and order.dest_lon is not None
-            predictions = score(
-                cands,
-                runtime.snapshot,
-                stockout_model=stock_m.model,
-                delivery_model=deliv_m.model,
-                dest_lat=order.dest_lat,
-                dest_lon=order.dest_lon,
-                dest_region=order.dest_region,
-                weekday=now.weekday(),
-            )
     t2 = time.perf_counter()
     try:
         plan = route(
@@ -143,4 +164,28 @@ def decide(
             "ms": round((t3 - t0) * 1000, 3),
         },
     )
+    shadow = runtime.policy.shadow
+    if shadow is not None:  # planned by the background worker, after this answer is returned
+        runtime.shadow.submit(
+            ShadowJob(
+                decision_id=answer["decision_id"],
+                mode=shadow.mode,
+                order=order,
+                network=network,
+                policy=runtime.policy,
+                now=now,
+                live_mode=mode,
+                live_plan=answer,
+                predictions=predictions,
+                predict=None
+                if predictions is not None
+                else partial(_predictions_only, order, network, runtime, now),
+            )
+        )
     return answer
+
+
+def _predictions_only(
+    order: Order, network: Network, runtime: Runtime, now: datetime
+) -> dict[tuple[str, str], Prediction] | None:
+    return predict(order, network, runtime, now)[0]

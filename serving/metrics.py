@@ -42,9 +42,22 @@ REJECTIONS = Counter(
     ["reason"],
     registry=REGISTRY,
 )
+DELIVERIES = Counter(
+    "routecast_deliveries_total",
+    "Delivery confirmations received, by outcome (applied, duplicate, already_delivered)",
+    ["outcome"],
+    registry=REGISTRY,
+)
 REROUTES = Counter(
     "routecast_reroutes_total",
     "Reroutes after a rejection, by outcome",
+    ["outcome"],
+    registry=REGISTRY,
+)
+
+SHADOW = Counter(
+    "routecast_shadow_total",
+    "Shadow plans, by outcome (stored, skipped, dropped when the queue is full, error)",
     ["outcome"],
     registry=REGISTRY,
 )

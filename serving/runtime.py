@@ -31,6 +31,7 @@ from serving.ledger import Ledger, NodeRecord, create_schema, make_engine
 from serving.ledger_seed import seed_ledger
 from serving.model_store import ModelStore
 from serving.settings import Settings
+from serving.shadow import ShadowWorker
 
 log = logging.getLogger("routecast.runtime")
 
@@ -113,6 +114,7 @@ class Runtime:
         self.engine = make_engine(settings.ledger_url)
         self.ledger = Ledger(self.engine, max_rejections=settings.max_rejections)
         self.keys = SqlKeyStore(self.engine)
+        self.shadow = ShadowWorker(self.ledger)
         self.nodes: tuple[Node, ...] = ()
         self.policy: Policy = Policy.default()
         self.policy_error: str | None = None
@@ -277,6 +279,7 @@ class Runtime:
         self.reload_nodes()
         self.refresh_models()
         self.refresh_features()
+        self.shadow.start()
         if background:
             self._thread = threading.Thread(
                 target=self._loop, name="routecast-refresh", daemon=True
@@ -303,6 +306,7 @@ class Runtime:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        self.shadow.stop()
         self.engine.dispose()
 
     # -- status ----------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from serving.cli import eval, features, inventory, keys, models, service
+from serving.cli import eval, features, inventory, keys, models, service, shadow
 
 app = typer.Typer(help="routecast: predictive order routing.", no_args_is_help=True)
 app.command()(service.demo)
@@ -16,5 +16,6 @@ app.add_typer(features.app, name="features")
 app.add_typer(eval.eval_app, name="eval")
 app.add_typer(keys.app, name="keys")
 app.add_typer(inventory.app, name="inventory")
+app.add_typer(shadow.shadow_app, name="shadow")
 
 __all__ = ["app"]

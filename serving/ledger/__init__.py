@@ -3,6 +3,7 @@
 from serving.ledger.db import create_schema, make_engine
 from serving.ledger.errors import (
     AllocationNotFound,
+    DeliveryConflict,
     IdempotencyInFlight,
     IdempotencyMismatch,
     InsufficientStock,
@@ -12,6 +13,7 @@ from serving.ledger.errors import (
     OrderExists,
     OrderNotFound,
     OrderStateError,
+    ShipmentNotFound,
     Shortage,
     UnknownNode,
 )
@@ -21,6 +23,8 @@ from serving.ledger.records import (
     AllocationRequest,
     AllocationView,
     DecisionRecord,
+    DeliveryEvent,
+    DeliveryResult,
     DriftReport,
     DriftRow,
     IdemState,
@@ -31,6 +35,8 @@ from serving.ledger.records import (
     RejectResult,
     RerouteLine,
     Reservation,
+    ShadowRecord,
+    ShipmentView,
     StockLevel,
 )
 
@@ -40,6 +46,9 @@ __all__ = [
     "AllocationRequest",
     "AllocationView",
     "DecisionRecord",
+    "DeliveryConflict",
+    "DeliveryEvent",
+    "DeliveryResult",
     "DriftReport",
     "DriftRow",
     "IdemState",
@@ -60,6 +69,9 @@ __all__ = [
     "RejectResult",
     "RerouteLine",
     "Reservation",
+    "ShadowRecord",
+    "ShipmentNotFound",
+    "ShipmentView",
     "Shortage",
     "StockLevel",
     "UnknownNode",

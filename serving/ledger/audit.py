@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from serving.ledger.records import DecisionRecord
+from serving.ledger.records import DecisionRecord, ShadowRecord
 from serving.ledger.stock_ops import insert_ignore
-from serving.ledger.tables import decisions
+from serving.ledger.tables import decision_shadows, decisions
 
 
 def record(conn: Connection, rec: DecisionRecord) -> bool:
@@ -47,3 +48,51 @@ def fetch(conn: Connection, decision_id: str) -> DecisionRecord | None:
         mode=r.mode,
         degraded=bool(r.degraded),
     )
+
+
+def record_shadow(conn: Connection, rec: ShadowRecord) -> bool:
+    """Insert the shadow plan of a decision once; it may land before or after the live row."""
+    result = conn.execute(
+        insert_ignore(conn, decision_shadows)
+        .values(
+            decision_id=rec.decision_id,
+            created_at=rec.created_at,
+            live_mode=rec.live_mode,
+            mode=rec.mode,
+            plan=rec.plan,
+            comparison=rec.comparison,
+            error=rec.error,
+        )
+        .returning(decision_shadows.c.decision_id)
+    )
+    return result.first() is not None
+
+
+def _shadow(r: Any) -> ShadowRecord:
+    return ShadowRecord(
+        decision_id=r.decision_id,
+        created_at=r.created_at,
+        live_mode=r.live_mode,
+        mode=r.mode,
+        plan=r.plan,
+        comparison=r.comparison,
+        error=r.error,
+    )
+
+
+def fetch_shadow(conn: Connection, decision_id: str) -> ShadowRecord | None:
+    r = conn.execute(
+        select(decision_shadows).where(decision_shadows.c.decision_id == decision_id)
+    ).one_or_none()
+    return None if r is None else _shadow(r)
+
+
+def shadows_since(conn: Connection, since: datetime | None) -> list[ShadowRecord]:
+    """Shadow records whose live decision is in the audit log (a decision that was never
+    stored, e.g. an order refused as unfillable, has no live plan to compare with)."""
+    q = select(decision_shadows).join(
+        decisions, decisions.c.decision_id == decision_shadows.c.decision_id
+    )
+    if since is not None:
+        q = q.where(decision_shadows.c.created_at >= since)
+    return [_shadow(r) for r in conn.execute(q.order_by(decision_shadows.c.created_at))]

@@ -137,3 +137,27 @@ class LedgerBusy(LedgerError):
     """The store stayed locked or kept aborting the transaction; safe to retry."""
 
     status, type, title = 503, "ledger-busy", "Inventory ledger is busy"
+
+
+class ShipmentNotFound(LedgerError):
+    """A delivery names no shipment of the order (wrong id or tracking number, or not shipped)."""
+
+    status, type, title = 422, "shipment-not-found", "Shipment not found"
+
+    def __init__(self, order_id: str, field: str, detail: str) -> None:
+        super().__init__(
+            f"{field}: {detail} for order {order_id!r}; "
+            "name a shipment_id or tracking_number from the order's shipments",
+            order_id=order_id,
+            field=field,
+        )
+
+
+class DeliveryConflict(LedgerError):
+    """A delivery disagrees with what the ledger knows (another carrier or tracking number,
+    delivered before it shipped, or an event id reused with other content)."""
+
+    status, type, title = 422, "delivery-conflict", "Delivery disagrees with the shipment"
+
+    def __init__(self, field: str, detail: str, **extra: object) -> None:
+        super().__init__(f"{field}: {detail}", field=field, **extra)

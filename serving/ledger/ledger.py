@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from routing.domain import RejectReason
-from serving.ledger import adjustments, audit, drift, idempotency, invariants
+from serving.ledger import adjustments, audit, deliveries, drift, idempotency, invariants
 from serving.ledger import orders as order_ops
 from serving.ledger.errors import (
     IdempotencyInFlight,
@@ -33,6 +33,8 @@ from serving.ledger.records import (
     AdjustResult,
     AllocationRequest,
     DecisionRecord,
+    DeliveryEvent,
+    DeliveryResult,
     DriftReport,
     IdemState,
     InitialStock,
@@ -41,6 +43,7 @@ from serving.ledger.records import (
     OrderView,
     RejectResult,
     Reservation,
+    ShadowRecord,
     StockLevel,
 )
 from serving.ledger.stock_ops import chunks
@@ -393,10 +396,41 @@ class Ledger:
         at = self.clock()
         return self._write(lambda conn: order_ops.cancel(conn, order_id, at=at))
 
-    def ship_order(self, order_id: str, lines: Sequence[str] | None = None) -> OrderView:
-        """Deduct reserved stock for all (or the given) lines: on_hand and reserved drop."""
+    def ship_order(
+        self,
+        order_id: str,
+        lines: Sequence[str] | None = None,
+        *,
+        carrier: str | None = None,
+        tracking_number: str | None = None,
+        shipped_at: datetime | None = None,
+    ) -> OrderView:
+        """Deduct reserved stock for all (or the given) lines: on_hand and reserved drop.
+
+        One shipment per node is recorded with ``carrier`` and ``tracking_number``;
+        ``shipped_at`` is when it left (the sender's clock), defaulting to now.
+        """
         at = self.clock()
-        return self._write(lambda conn: order_ops.ship(conn, order_id, lines, at=at))
+        return self._write(
+            lambda conn: order_ops.ship(
+                conn,
+                order_id,
+                lines,
+                at=at,
+                carrier=carrier,
+                tracking_number=tracking_number,
+                shipped_at=shipped_at,
+            )
+        )
+
+    def confirm_deliveries(
+        self, order_id: str, events: Sequence[DeliveryEvent]
+    ) -> list[DeliveryResult]:
+        """Mark shipments delivered from carrier events; idempotent per ``event_id``."""
+        if not events:
+            raise InvalidLedgerRequest("deliveries: send at least one delivery", field="deliveries")
+        at = self.clock()
+        return self._write(lambda conn: deliveries.confirm(conn, order_id, events, at=at))
 
     def reject_allocation(
         self, order_id: str, node_id: str, line_ids: Sequence[str], reason: RejectReason
@@ -462,6 +496,17 @@ class Ledger:
 
     def get_decision(self, decision_id: str) -> DecisionRecord | None:
         return self._read(lambda conn: audit.fetch(conn, decision_id))
+
+    def record_shadow(self, rec: ShadowRecord) -> bool:
+        """Store a decision's shadow plan (never a reservation); ``False`` if already stored."""
+        return self._write(lambda conn: audit.record_shadow(conn, rec))
+
+    def get_shadow(self, decision_id: str) -> ShadowRecord | None:
+        return self._read(lambda conn: audit.fetch_shadow(conn, decision_id))
+
+    def shadows_since(self, since: datetime | None = None) -> list[ShadowRecord]:
+        """Stored shadow records of audited decisions made at or after ``since``, oldest first."""
+        return self._read(lambda conn: audit.shadows_since(conn, since))
 
     def invariant_violations(self) -> list[str]:
         return invariants.violations(self.engine)

@@ -19,6 +19,7 @@ from routing.domain import RejectReason
 from serving.ledger.errors import (
     AllocationNotFound,
     InsufficientStock,
+    InvalidLedgerRequest,
     OrderExists,
     OrderNotFound,
     OrderStateError,
@@ -31,9 +32,10 @@ from serving.ledger.records import (
     OrderView,
     RejectResult,
     RerouteLine,
+    ShipmentView,
 )
 from serving.ledger.stock_ops import Key, StockState, lock_rows, move
-from serving.ledger.tables import nodes, order_allocations, orders
+from serving.ledger.tables import nodes, order_allocations, orders, shipments
 
 OPEN_STATUSES: tuple[OrderStatus, ...] = ("placed", "partially_shipped")
 
@@ -56,6 +58,7 @@ def order_view(conn: Connection, order_id: str) -> OrderView:
         rejections=row.rejections,
         created_at=row.created_at,
         allocations=allocations_of(conn, order_id),
+        shipments=shipments_of(conn, order_id),
     )
 
 
@@ -74,6 +77,37 @@ def allocations_of(conn: Connection, order_id: str) -> list[AllocationView]:
             qty=int(r.qty),
             status=r.status,
             reason=r.reason,
+            shipment_id=r.shipment_id,
+        )
+        for r in rows
+    ]
+
+
+def shipments_of(conn: Connection, order_id: str) -> list[ShipmentView]:
+    lines: dict[str, list[str]] = defaultdict(list)
+    for sid, line_id in conn.execute(
+        select(order_allocations.c.shipment_id, order_allocations.c.line_id)
+        .where(
+            order_allocations.c.order_id == order_id,
+            order_allocations.c.shipment_id.is_not(None),
+        )
+        .order_by(order_allocations.c.allocation_id)
+    ):
+        lines[sid].append(line_id)
+    rows = conn.execute(
+        select(shipments)
+        .where(shipments.c.order_id == order_id)
+        .order_by(shipments.c.shipped_at, shipments.c.shipment_id)
+    )
+    return [
+        ShipmentView(
+            shipment_id=r.shipment_id,
+            node_id=r.node_id,
+            line_ids=lines.get(r.shipment_id, []),
+            carrier=r.carrier,
+            tracking_number=r.tracking_number,
+            shipped_at=r.shipped_at,
+            delivered_at=r.delivered_at,
         )
         for r in rows
     ]
@@ -193,14 +227,19 @@ def _reserved_allocations(
 
 
 def _finish_allocations(
-    conn: Connection, rows: Sequence[Any], status: str, at: datetime, reason: str | None = None
+    conn: Connection,
+    rows: Sequence[Any],
+    status: str,
+    at: datetime,
+    reason: str | None = None,
+    shipment_id: str | None = None,
 ) -> None:
     ids = [r.allocation_id for r in rows]
     if ids:
         conn.execute(
             update(order_allocations)
             .where(order_allocations.c.allocation_id.in_(ids))
-            .values(status=status, reason=reason, updated_at=at)
+            .values(status=status, reason=reason, updated_at=at, shipment_id=shipment_id)
         )
 
 
@@ -249,9 +288,17 @@ def cancel(conn: Connection, order_id: str, *, at: datetime) -> OrderView:
 
 
 def ship(
-    conn: Connection, order_id: str, line_ids: Sequence[str] | None, *, at: datetime
+    conn: Connection,
+    order_id: str,
+    line_ids: Sequence[str] | None,
+    *,
+    at: datetime,
+    carrier: str | None = None,
+    tracking_number: str | None = None,
+    shipped_at: datetime | None = None,
 ) -> OrderView:
-    """Turn reservations into deductions: on_hand and reserved drop, shipped grows."""
+    """Turn reservations into deductions (on_hand and reserved drop, shipped grows) and record
+    one shipment per node with its carrier and tracking number."""
     row = lock_order(conn, order_id)
     if row is None:
         raise OrderNotFound(order_id)
@@ -262,6 +309,16 @@ def ship(
         if line_ids is not None:
             raise AllocationNotFound(order_id, "*", line_ids)
         return order_view(conn, order_id)
+    by_node: dict[str, list[Any]] = defaultdict(list)
+    for r in reserved:
+        by_node[r.node_id].append(r)
+    if tracking_number is not None and len(by_node) > 1:
+        raise InvalidLedgerRequest(
+            f"tracking_number: lines {sorted(r.line_id for r in reserved)} ship from "
+            f"{len(by_node)} nodes {sorted(by_node)}, and one tracking number names one parcel; "
+            "ship each node's line_ids in its own request",
+            field="tracking_number",
+        )
     need: dict[Key, int] = defaultdict(int)
     for r in reserved:
         need[(r.node_id, r.sku)] += int(r.qty)
@@ -277,7 +334,22 @@ def ship(
             d_shipped=qty,
             ref=order_id,
         )
-    _finish_allocations(conn, reserved, "shipped", at)
+    existing = len(shipments_of(conn, order_id))
+    for i, (node_id, rows) in enumerate(sorted(by_node.items()), start=existing + 1):
+        shipment_id = f"{order_id}-S{i}"
+        conn.execute(
+            shipments.insert().values(
+                shipment_id=shipment_id,
+                order_id=order_id,
+                node_id=node_id,
+                carrier=carrier,
+                tracking_number=tracking_number,
+                shipped_at=shipped_at or at,
+                created_at=at,
+                updated_at=at,
+            )
+        )
+        _finish_allocations(conn, rows, "shipped", at, shipment_id=shipment_id)
     _set_status(conn, order_id, _status_after(conn, order_id, row.status), at)
     return order_view(conn, order_id)
 

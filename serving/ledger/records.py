@@ -12,6 +12,7 @@ OrderStatus = Literal["placed", "partially_shipped", "shipped", "cancelled", "ex
 AllocationStatus = Literal["reserved", "shipped", "released", "rejected"]
 AdjustKind = Literal["count", "delta"]
 AdjustOutcome = Literal["applied", "duplicate", "stale"]
+DeliveryOutcome = Literal["applied", "duplicate", "already_delivered"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +70,20 @@ class AllocationView:
     qty: int
     status: AllocationStatus
     reason: str | None = None
+    shipment_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ShipmentView:
+    """A parcel that left one node: its carrier, tracking number and (once confirmed) delivery."""
+
+    shipment_id: str
+    node_id: str
+    line_ids: list[str]
+    carrier: str | None
+    tracking_number: str | None
+    shipped_at: datetime
+    delivered_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +95,7 @@ class OrderView:
     rejections: int
     created_at: datetime
     allocations: list[AllocationView]
+    shipments: list[ShipmentView] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +167,32 @@ class AdjustResult:
 
 
 @dataclass(frozen=True, slots=True)
+class DeliveryEvent:
+    """A carrier's delivery confirmation for one shipment of an order.
+
+    The shipment is named by ``shipment_id`` or by its ``tracking_number``; an order with a
+    single shipment needs neither.
+    """
+
+    event_id: str
+    delivered_at: datetime
+    shipment_id: str | None = None
+    carrier: str | None = None
+    tracking_number: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    """``applied``: the shipment is now delivered; ``duplicate``: this event id was seen before;
+    ``already_delivered``: another event confirmed the shipment first (its time is kept)."""
+
+    event_id: str
+    shipment_id: str
+    outcome: DeliveryOutcome
+    delivered_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class DriftRow:
     """One node×SKU whose stock row disagrees with its movement-log replay."""
 
@@ -185,3 +227,16 @@ class DecisionRecord:
     model_versions: dict[str, Any]
     mode: str
     degraded: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowRecord:
+    """A shadow plan stored beside a live decision (``plan`` is None when it failed)."""
+
+    decision_id: str
+    created_at: datetime
+    live_mode: str
+    mode: str
+    plan: dict[str, Any] | None
+    comparison: dict[str, Any] | None
+    error: str | None

@@ -41,6 +41,7 @@ ORDER_STATUSES = ("placed", "partially_shipped", "shipped", "cancelled", "except
 ALLOCATION_STATUSES = ("reserved", "shipped", "released", "rejected")
 MOVEMENT_KINDS = ("receipt", "count", "delta", "reserve", "release", "ship", "reject_adjust")
 IDEMPOTENCY_STATUSES = ("in_flight", "done")
+DELIVERY_OUTCOMES = ("applied", "already_delivered")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -139,11 +140,44 @@ order_allocations = Table(
     Column("reason", String(32), nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("shipment_id", String(160), nullable=True),
     CheckConstraint("qty > 0", name="qty_positive"),
     CheckConstraint(_in("status", ALLOCATION_STATUSES), name="status"),
 )
 Index("ix_order_allocations_order_id", order_allocations.c.order_id)
 Index("ix_order_allocations_node_sku", order_allocations.c.node_id, order_allocations.c.sku)
+
+shipments = Table(
+    "shipments",
+    metadata,
+    Column("shipment_id", String(160), primary_key=True),
+    Column("order_id", String(128), ForeignKey("orders.order_id"), nullable=False),
+    Column("node_id", String(64), ForeignKey("nodes.node_id"), nullable=False),
+    Column("carrier", String(64), nullable=True),
+    Column("tracking_number", String(128), nullable=True),
+    Column("shipped_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime, nullable=True),
+    Column("delivery_event_id", String(128), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+Index("ix_shipments_order_id", shipments.c.order_id)
+Index("ix_shipments_tracking_number", shipments.c.tracking_number)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("event_id", String(128), primary_key=True),
+    Column("order_id", String(128), ForeignKey("orders.order_id"), nullable=False),
+    Column("shipment_id", String(160), ForeignKey("shipments.shipment_id"), nullable=False),
+    Column("delivered_at", UTCDateTime, nullable=False),
+    Column("carrier", String(64), nullable=True),
+    Column("tracking_number", String(128), nullable=True),
+    Column("outcome", String(24), nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    CheckConstraint(_in("outcome", DELIVERY_OUTCOMES), name="outcome"),
+)
+Index("ix_deliveries_shipment_id", deliveries.c.shipment_id)
 
 movements = Table(
     "movements",
@@ -204,6 +238,20 @@ decisions = Table(
     Column("degraded", Boolean, nullable=False, default=False),
 )
 Index("ix_decisions_order_id", decisions.c.order_id)
+
+# The plan a second (shadow) routing mode made beside a live decision; never reserved.
+decision_shadows = Table(
+    "decision_shadows",
+    metadata,
+    Column("decision_id", String(128), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("live_mode", String(32), nullable=False),
+    Column("mode", String(32), nullable=False),
+    Column("plan", _json(), nullable=True),
+    Column("comparison", _json(), nullable=True),
+    Column("error", Text, nullable=True),
+)
+Index("ix_decision_shadows_created_at", decision_shadows.c.created_at)
 
 api_keys = Table(
     "api_keys",

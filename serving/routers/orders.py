@@ -14,11 +14,17 @@ from fastapi.responses import JSONResponse
 from serving import metrics
 from serving.decide import decide
 from serving.deps import RuntimeDep
-from serving.ledger import AllocationRequest, InsufficientStock, OrderView, Reservation
+from serving.ledger import (
+    AllocationRequest,
+    DeliveryEvent,
+    InsufficientStock,
+    OrderView,
+    Reservation,
+)
 from serving.problems import RoutecastError
 from serving.routers.route import audit
 from serving.runtime import Runtime
-from serving.schemas.operations import RejectionIn, ShipmentIn
+from serving.schemas.operations import DeliveriesIn, RejectionIn, ShipmentIn
 from serving.schemas.order import OrderIn
 from serving.security import OrdersScope
 
@@ -42,6 +48,14 @@ def order_json(view: OrderView) -> dict[str, Any]:
         "rejections": view.rejections,
         "created_at": view.created_at.isoformat(),
         "allocations": [asdict(a) for a in view.allocations],
+        "shipments": [
+            {
+                **asdict(s),
+                "shipped_at": s.shipped_at.isoformat(),
+                "delivered_at": s.delivered_at.isoformat() if s.delivered_at else None,
+            }
+            for s in view.shipments
+        ],
         "decision": view.plan.get("decision"),
     }
 
@@ -163,12 +177,54 @@ def cancel_order(order_id: str, runtime: RuntimeDep, _: OrdersScope) -> dict[str
 def ship_order(
     order_id: str, body: ShipmentIn, runtime: RuntimeDep, _: OrdersScope
 ) -> dict[str, Any]:
-    """Turn reservations into deductions for the given (or all) lines."""
-    return order_json(runtime.ledger.ship_order(order_id, body.line_ids))
+    """Turn reservations into deductions for the given (or all) lines; one shipment per node
+    keeps the carrier and tracking number."""
+    return order_json(
+        runtime.ledger.ship_order(
+            order_id,
+            body.line_ids,
+            carrier=body.carrier,
+            tracking_number=body.tracking_number,
+            shipped_at=body.shipped_at,
+        )
+    )
+
+
+@router.post("/{order_id}/deliveries")
+def confirm_deliveries(
+    order_id: str, body: DeliveriesIn, runtime: RuntimeDep, _: OrdersScope
+) -> dict[str, Any]:
+    """Carrier delivery confirmations, per shipment; resending an event id changes nothing."""
+    results = runtime.ledger.confirm_deliveries(
+        order_id,
+        [
+            DeliveryEvent(
+                event_id=d.event_id,
+                delivered_at=d.delivered_at,
+                shipment_id=d.shipment_id,
+                carrier=d.carrier,
+                tracking_number=d.tracking_number,
+            )
+            for d in body.deliveries
+        ],
+    )
+    for r in results:
+        metrics.DELIVERIES.labels(r.outcome).inc()
+    return {
+        "order_id": order_id,
+        "deliveries": [{**asdict(r), "delivered_at": r.delivered_at.isoformat()} for r in results],
+        "order": order_json(runtime.ledger.get_order(order_id)),
+    }
 
 
 @router.post("/{order_id}/rejections")
-def reject(order_id: str, body: RejectionIn, runtime: RuntimeDep, _: OrdersScope) -> dict[str, Any]:
+def reject(
+    order_id: str,
+    body: RejectionIn,
+    runtime: RuntimeDep,
+    _: OrdersScope,
+    tasks: BackgroundTasks,
+) -> dict[str, Any]:
     """A node refused lines: release them, learn from the reason, reroute elsewhere."""
     result = runtime.ledger.reject_allocation(order_id, body.node_id, body.line_ids, body.reason)
     metrics.REJECTIONS.labels(body.reason).inc()
@@ -194,6 +250,7 @@ def reject(order_id: str, body: RejectionIn, runtime: RuntimeDep, _: OrdersScope
     }
     reroute_body = original.model_copy(update={"lines": lines})
     answer = decide(reroute_body, runtime, exclude=excluded)
+    tasks.add_task(audit, runtime, reroute_body, answer, order_id)
     if not answer["shippable"]:
         metrics.REROUTES.labels("unfillable").inc()
         return {

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field
 
 from routing.domain import RejectReason
+
+
+def _require_offset(v: datetime) -> datetime:
+    if v.tzinfo is None:
+        raise ValueError("needs a UTC offset, e.g. 2026-01-01T10:00:00Z")
+    return v
+
+
+#: A timestamp that says which instant it is (naive times are refused, not guessed).
+AwareTime = Annotated[datetime, AfterValidator(_require_offset)]
 
 
 class RejectionIn(BaseModel):
@@ -25,27 +35,56 @@ class ShipmentIn(BaseModel):
     line_ids: list[str] | None = Field(
         None, description="Lines shipped; all reserved lines if omitted"
     )
-    carrier: str | None = None
-    tracking: str | None = None
+    carrier: str | None = Field(None, min_length=1, max_length=64, examples=["UPS"])
+    tracking_number: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        validation_alias=AliasChoices("tracking_number", "tracking"),
+        description="One parcel's number: ship one node's lines per request when given",
+    )
+    shipped_at: AwareTime | None = Field(
+        None, description="When the parcel left (the sender's clock); now if omitted"
+    )
+
+
+class DeliveryIn(BaseModel):
+    """A carrier's confirmation that one shipment was delivered."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: str = Field(
+        ..., min_length=1, max_length=128, description="Carrier event id; a resend is a no-op"
+    )
+    delivered_at: AwareTime
+    shipment_id: str | None = Field(
+        None, min_length=1, max_length=160, description="From the order's shipments"
+    )
+    carrier: str | None = Field(None, min_length=1, max_length=64)
+    tracking_number: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        description="Names the shipment when shipment_id is omitted",
+    )
+
+
+class DeliveriesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    deliveries: list[DeliveryIn] = Field(..., min_length=1, max_length=1000)
 
 
 class AdjustmentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     event_id: str = Field(..., min_length=1, max_length=128)
-    event_time: datetime
+    event_time: AwareTime
     node_id: str = Field(..., min_length=1)
     sku: str = Field(..., min_length=1)
     kind: Literal["count", "delta"]
     qty: int
     source: str | None = Field(None, description="Channel that sent it (POS, WMS, marketplace…)")
-
-    @field_validator("event_time")
-    @classmethod
-    def _aware(cls, v: datetime) -> datetime:
-        if v.tzinfo is None:
-            raise ValueError("event_time needs a UTC offset, e.g. 2026-01-01T10:00:00Z")
-        return v
 
 
 class AdjustmentsIn(BaseModel):

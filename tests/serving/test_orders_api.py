@@ -238,6 +238,61 @@ def test_ship_and_cancel_move_stock(api: tuple[TestClient, Any]) -> None:
     assert client.get("/v1/orders/nope").status_code == 404
 
 
+def test_shipment_keeps_carrier_and_delivery_is_confirmed_once(
+    api: tuple[TestClient, Any],
+) -> None:
+    client, runtime = api
+    sku = _fresh_sku(client, runtime)
+    _set_stock(client, sku, {_dc_ids(runtime)[0]: 3})
+    oid = client.post("/v1/orders", json=_order(sku, 1)).json()["order_id"]
+    shipped = client.post(
+        f"/v1/orders/{oid}/shipments", json={"carrier": "UPS", "tracking": "1ZTEST"}
+    ).json()
+    (parcel,) = shipped["shipments"]
+    assert (parcel["carrier"], parcel["tracking_number"], parcel["line_ids"]) == (
+        "UPS",
+        "1ZTEST",
+        ["1"],
+    )
+    delivered_at = "2099-01-03T15:00:00+00:00"
+    body = {
+        "deliveries": [
+            {
+                "event_id": f"dl-{oid}",
+                "delivered_at": delivered_at,
+                "tracking_number": "1ZTEST",
+                "carrier": "UPS",
+            }
+        ]
+    }
+    first = client.post(f"/v1/orders/{oid}/deliveries", json=body)
+    again = client.post(f"/v1/orders/{oid}/deliveries", json=body)
+    assert first.status_code == again.status_code == 200, first.text
+    assert [d["outcome"] for d in first.json()["deliveries"]] == ["applied"]
+    assert [d["outcome"] for d in again.json()["deliveries"]] == ["duplicate"]
+    got = client.get(f"/v1/orders/{oid}").json()["shipments"][0]
+    assert (got["shipment_id"], got["delivered_at"]) == (parcel["shipment_id"], delivered_at)
+
+    naive = {"deliveries": [{"event_id": "n", "delivered_at": "2099-01-03T15:00:00"}]}
+    r = client.post(f"/v1/orders/{oid}/deliveries", json=naive)
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "deliveries.0.delivered_at"
+    wrong = {
+        "deliveries": [
+            {
+                "event_id": "w",
+                "delivered_at": delivered_at,
+                "shipment_id": parcel["shipment_id"],
+                "carrier": "DHL",
+            }
+        ]
+    }
+    r = client.post(f"/v1/orders/{oid}/deliveries", json=wrong)
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+    assert r.json()["field"] == "deliveries[0].carrier" and "UPS" in r.json()["detail"]
+    assert client.post("/v1/orders/nope/deliveries", json=body).status_code == 404
+
+
 def test_closed_node_is_never_chosen(api: tuple[TestClient, Any]) -> None:
     client, runtime = api
     sku = _fresh_sku(client, runtime)
