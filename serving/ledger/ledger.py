@@ -9,7 +9,8 @@ re-reads everything, so a lost insert race turns into an idempotent replay.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -296,6 +297,24 @@ class Ledger:
         """Give up a claim after a failure, so the client may retry with the same key."""
         return self._write(lambda conn: idempotency.release(conn, key, request_hash))
 
+    @contextmanager
+    def idempotent(self, key: str | None, request_hash: str) -> Iterator[IdemState | None]:
+        """Hold the claim on ``key`` for the block (``None`` without a key).
+
+        The state says ``replay`` when the key is already done. If the block raises, the
+        claim is released, so a failed order can be retried with the same key; a completed
+        (``done``) key is never released.
+        """
+        if key is None:
+            yield None
+            return
+        state = self.begin_idempotent(key, request_hash)
+        try:
+            yield state
+        except BaseException:
+            self.release_idempotent(key, request_hash)
+            raise
+
     # -- orders ---------------------------------------------------------------------------
 
     def reserve_order(
@@ -308,12 +327,14 @@ class Ledger:
         plan: dict[str, Any],
         response_builder: ResponseBuilder | None = None,
         http_status: int = 201,
+        keep_claim: bool = False,
     ) -> Reservation:
         """Place the order: all allocations reserved, order, movements and key stored, or nothing.
 
         Replays (same key or same order id with the same ``request_hash``) return the
         earlier outcome with ``replayed=True`` and reserve nothing. On failure the key's
-        in-flight claim is released so the client can retry once stock allows.
+        in-flight claim is released so the client can retry once stock allows, unless
+        ``keep_claim`` says the caller holds it in an ``idempotent`` block.
         """
         lines = _allocations(allocations)
         at = self.clock()
@@ -354,7 +375,7 @@ class Ledger:
         except (IdempotencyMismatch, IdempotencyInFlight):
             raise
         except Exception:
-            if idempotency_key is not None:
+            if idempotency_key is not None and not keep_claim:
                 self.release_idempotent(idempotency_key, request_hash)
             raise
 
