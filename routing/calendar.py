@@ -7,11 +7,14 @@ few comparisons on values converted once when the calendar is built.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+#: How far ahead a ship day is searched before the node counts as closed indefinitely.
+MAX_SHIP_SEARCH_DAYS = 366
 
 
 @lru_cache(maxsize=512)
@@ -39,6 +42,40 @@ class NodeCalendar:
     weekly_hours: tuple[tuple[tuple[time, time], ...], ...] | None = None  # index 0 = Monday
     holidays: frozenset[date] = frozenset()
     closures: tuple[Closure, ...] = field(default_factory=tuple)
+    #: last local time an order still ships the same day; ``None`` = the day's closing time
+    cutoff: time | None = None
+
+    def cutoff_on(self, day: date, tz_name: str) -> datetime | None:
+        """The instant of ``day``'s cut-off at the node, or ``None`` when it ships nothing
+        that day (holiday, no opening hours, or a closure covering the cut-off)."""
+        if day in self.holidays:
+            return None
+        hours = None if self.weekly_hours is None else self.weekly_hours[day.weekday()]
+        if hours is not None and not hours:
+            return None
+        closing = time.max if hours is None else max(b for _, b in hours)
+        local = self.cutoff if self.cutoff is not None and self.cutoff < closing else closing
+        tz = zone(tz_name)
+        at = datetime.combine(day, local, tzinfo=tz)
+        at = at.astimezone(tz)  # normalises a wall time skipped by a DST change
+        for c in self.closures:
+            start = c.start if c.start.tzinfo else c.start.replace(tzinfo=tz)
+            end = c.end if c.end.tzinfo else c.end.replace(tzinfo=tz)
+            if start <= at < end:
+                return None
+        return at
+
+    def next_cutoff(self, now: datetime, tz_name: str) -> datetime:
+        """When an order placed at ``now`` leaves: the first cut-off still ahead on an open
+        day (after the cut-off or on a closed day it waits for the next open day)."""
+        if now.tzinfo is None:
+            raise ValueError("now must be timezone-aware")
+        day = now.astimezone(zone(tz_name)).date()
+        for k in range(MAX_SHIP_SEARCH_DAYS):
+            at = self.cutoff_on(day + timedelta(days=k), tz_name)
+            if at is not None and at > now:
+                return at
+        raise ValueError(f"the calendar ships nothing in the next {MAX_SHIP_SEARCH_DAYS} days")
 
     def status(self, now: datetime, tz_name: str, *, require_open_now: bool) -> str | None:
         """``None`` when the node can take the order at ``now``, else a human reason."""
@@ -99,6 +136,8 @@ def calendar_from_dict(doc: dict[str, object]) -> NodeCalendar:
     if not isinstance(raw_holidays, list) or not isinstance(raw_closures, list):
         raise ValueError("holidays and closures must be lists")
     holidays = frozenset(date.fromisoformat(str(d)) for d in raw_holidays)
+    raw_cutoff = doc.get("cutoff")
+    cutoff = None if raw_cutoff in (None, "") else _parse_time(str(raw_cutoff))
     closures = []
     for i, c in enumerate(raw_closures):
         if not isinstance(c, dict) or "start" not in c or "end" not in c:
@@ -110,4 +149,6 @@ def calendar_from_dict(doc: dict[str, object]) -> NodeCalendar:
         if not begin < until:
             raise ValueError(f"closures[{i}]: start must be before end")
         closures.append(Closure(begin, until, str(c.get("reason") or "planned closure")))
-    return NodeCalendar(weekly_hours=weekly, holidays=holidays, closures=tuple(closures))
+    return NodeCalendar(
+        weekly_hours=weekly, holidays=holidays, closures=tuple(closures), cutoff=cutoff
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import MISSING, dataclass, field, fields
+from datetime import date
 from typing import TYPE_CHECKING, Any, Literal, get_type_hints
 
 from pydantic import (
@@ -26,6 +27,7 @@ from routing.domain import Mode
 from routing.errors import InvalidPolicy
 
 POLICY_VERSION = "1"
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
 class _Strict(BaseModel):
@@ -46,6 +48,19 @@ class DeliveryRule(_Strict):
     base_days: float = Field(default=1.0, ge=0)
     km_per_day: float = Field(default=800.0, gt=0)
     p90_ratio: float = Field(default=1.5, ge=1.0)
+
+
+class CarrierCalendar(_Strict):
+    """Days carriers do not deliver (at the destination): promise dates skip them."""
+
+    days_off: list[Weekday] = Field(default_factory=lambda: list[Weekday](["sun"]))
+    holidays: list[date] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _delivers_some_day(self) -> CarrierCalendar:
+        if len(set(self.days_off)) == 7:
+            raise ValueError("days_off: carriers must deliver on at least one weekday")
+        return self
 
 
 def _knob(default: Any, **bounds: float) -> Any:
@@ -180,6 +195,7 @@ class Policy(_Strict):
     zones: list[ZoneBand] = Field(default_factory=_default_zones)
     unknown_distance_km: float = Field(default=1500.0, gt=0)
     delivery_rule: DeliveryRule = Field(default_factory=DeliveryRule)
+    carrier_calendar: CarrierCalendar = Field(default_factory=CarrierCalendar)
     search: SearchLimits = Field(default_factory=SearchLimits)
     shadow: ShadowPolicy | None = Field(
         default=None, description="shadow mode: plan each order a second way; null = off"

@@ -23,9 +23,10 @@ from routing import (
     plan_to_dict,
     route,
 )
-from serving.destinations import locate
+from serving.destinations import Located, locate
 from serving.metrics import record_decision
 from serving.problems import BadRequestMode, NotReady, TooManyLines, UnknownSku
+from serving.promises import promise_for
 from serving.runtime import Runtime
 from serving.schemas.order import OrderIn
 from serving.scoring import ScoringPair, score
@@ -34,7 +35,7 @@ from serving.shadow import ShadowJob
 log = logging.getLogger("routecast.decisions")
 
 
-def to_order(body: OrderIn, runtime: Runtime) -> Order:
+def to_order(body: OrderIn, runtime: Runtime, where: Located | None = None) -> Order:
     if len(body.lines) > runtime.settings.max_order_lines:
         raise TooManyLines(
             f"{len(body.lines)} lines; at most {runtime.settings.max_order_lines} per order",
@@ -58,7 +59,7 @@ def to_order(body: OrderIn, runtime: Runtime) -> Order:
                 unit_price=rec.price,
             )
         )
-    where = locate(body.destination)
+    where = where or locate(body.destination)
     return Order(
         order_id=body.order_id,
         channel=body.channel,
@@ -116,7 +117,8 @@ def decide(
     now = now or datetime.now(UTC)
     if not runtime.nodes:
         raise NotReady("no fulfilment nodes are loaded; run `routecast demo` or load nodes")
-    order = to_order(body, runtime)
+    where = locate(body.destination)
+    order = to_order(body, runtime, where)
     if exclude:
         order = replace(order, excluded_nodes=frozenset(exclude))
     t_valid = time.perf_counter()
@@ -136,8 +138,11 @@ def decide(
         )
     except ValueError as exc:
         raise BadRequestMode(str(exc), field="mode") from exc
-    t3 = time.perf_counter()
     answer = plan_to_dict(plan)
+    answer["promise"] = promise_for(
+        answer, network, runtime.policy, now=now, dest_timezone=where.timezone
+    )
+    t3 = time.perf_counter()
     answer.update(
         decision_id=str(uuid.uuid4()),
         order_id=order.order_id,

@@ -109,6 +109,7 @@ class CalendarIn(BaseModel):
             "example": {
                 "weekly_hours": {"mon": ["08:00-20:00"], "sun": []},
                 "holidays": ["2026-12-25"],
+                "cutoff": "15:00",
                 "closures": [
                     {"start": "2026-12-01T00:00", "end": "2026-12-02T00:00", "reason": "stocktake"}
                 ],
@@ -119,3 +120,9 @@ class CalendarIn(BaseModel):
     weekly_hours: dict[str, list[str]] | None = None
     holidays: list[str] = []
     closures: list[dict[str, Any]] = []
+    cutoff: str | None = Field(
+        None,
+        description="Local time after which an order ships the next open day; "
+        "the day's closing time if omitted",
+        examples=["15:00"],
+    )

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from routing.calendar import zone
 from routing.domain import Channel, Mode
 
 
@@ -17,6 +18,22 @@ class Destination(BaseModel):
     lat: float | None = Field(None, ge=-90, le=90)
     lon: float | None = Field(None, ge=-180, le=180)
     region: str | None = Field(None, description="State / region code; derived from postal code")
+    timezone: str | None = Field(
+        None,
+        max_length=64,
+        description="IANA zone promise dates are given in; derived from a US postal code, else UTC",
+        examples=["America/New_York"],
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                zone(v)
+            except ValueError as exc:
+                raise ValueError(f"{exc}; use an IANA name such as America/Chicago") from exc
+        return v
 
     @model_validator(mode="after")
     def _locatable(self) -> Destination:
@@ -90,4 +107,9 @@ class RouteResponse(BaseModel):
     unallocated: list[dict[str, Any]] = []
     ranking: Any = None
     models: dict[str, str]
+    promise: dict[str, Any] | None = Field(
+        None,
+        description="ship_by, deliver_p50, deliver_by (dates in promise.timezone, the "
+        "destination's) and confidence; null when nothing is allocated",
+    )
     timings_ms: dict[str, float] = {}

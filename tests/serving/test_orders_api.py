@@ -10,8 +10,9 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
@@ -313,6 +314,36 @@ def test_closed_node_is_never_chosen(api: tuple[TestClient, Any]) -> None:
         assert [a["node_id"] for a in plan["allocations"]] == [dcs[1]]
     finally:
         client.put(f"/v1/nodes/{dcs[0]}/calendar", json={})
+
+
+def test_answers_carry_a_promise_held_by_the_node_calendar(api: tuple[TestClient, Any]) -> None:
+    client, runtime = api
+    sku = _fresh_sku(client, runtime)
+    dc = _dc_ids(runtime)[0]
+    _set_stock(client, sku, {dc: 5})
+    tz = ZoneInfo(next(n.timezone for n in runtime.nodes if n.node_id == dc))
+    today = datetime.now(UTC).astimezone(tz).date()
+    off = [(today + timedelta(days=k)).isoformat() for k in (1, 2)]
+    # a cut-off at midnight means every order waits for tomorrow, and tomorrow is a holiday
+    calendar = {"cutoff": "00:00", "holidays": off}
+    assert client.put(f"/v1/nodes/{dc}/calendar", json=calendar).status_code == 200
+    try:
+        placed = client.post("/v1/orders", json=_order(sku, 1)).json()
+    finally:
+        client.put(f"/v1/nodes/{dc}/calendar", json={})
+    promise = placed["decision"]["promise"]
+    assert promise["timezone"] == "America/New_York"  # from the destination's postal code
+    (leg,) = promise["shipments"]
+    assert (leg["node_id"], leg["held_days"]) == (dc, 2)
+    assert datetime.fromisoformat(leg["ships_at"]).astimezone(tz).date() == today + timedelta(3)
+    assert promise["ship_by"] <= promise["deliver_p50"] <= promise["deliver_by"]
+    assert promise["confidence"] == 0.9
+    stored = client.get(f"/v1/decisions/{placed['decision']['decision_id']}").json()
+    assert stored["plan"]["promise"] == promise
+    bad = _order(sku, 1)
+    bad["destination"]["timezone"] = "Mars/Olympus"
+    r = client.post("/v1/route", json=bad)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "destination.timezone"
 
 
 def test_adjustments_are_idempotent_and_ordered(api: tuple[TestClient, Any]) -> None:
