@@ -178,9 +178,9 @@ def test_build_day_prices_with_the_routing_cost_functions() -> None:
     assert sorted(index.node_ids[n] for n in day.pair_node) == ["DC-1", "ST-1", "ST-2"]
     p = index.pair_of[("A", "1", "ST-2")]
     dist = 0.0
-    from routing.fences import node_distance
+    from routing.fences import node_distances
 
-    dist = node_distance(truth.nodes["ST-2"], order) or 0.0
+    dist = node_distances({"ST-2": truth.nodes["ST-2"]}, order)["ST-2"] or 0.0
     want = rate_realised(
         weight_kg=1.5,
         handling_cost=3.0,
