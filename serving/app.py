@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from serving import metrics, problems
-from serving.routers import health, inventory, models, nodes, orders, route, shadow, skus
+from serving.routers import events, health, inventory, models, nodes, orders, route, shadow, skus
 from serving.runtime import Runtime
 from serving.settings import Settings, get_settings
 
@@ -32,7 +32,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     app.state.runtime = runtime
     problems.install(app)
     metrics.install(app)
-    for module in (health, models, route, skus, orders, inventory, nodes, shadow):
+    for module in (health, models, route, skus, orders, inventory, nodes, shadow, events):
         app.include_router(module.router)
     app.include_router(nodes.policy_router)
     return app

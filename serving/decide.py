@@ -113,6 +113,13 @@ def decide(
 
     ``exclude`` names nodes that already rejected this order (reroute).
     """
+    with runtime.shadow.live():  # shadow plans wait while a live decision runs
+        return _decide(body, runtime, now=now, exclude=exclude)
+
+
+def _decide(
+    body: OrderIn, runtime: Runtime, *, now: datetime | None, exclude: frozenset[str]
+) -> dict[str, Any]:
     t0 = time.perf_counter()
     now = now or datetime.now(UTC)
     if not runtime.nodes:

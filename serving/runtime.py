@@ -16,11 +16,13 @@ from serving.catalogue import Catalogue, SkuRecord
 from serving.feature_snapshot import FeatureSnapshot
 from serving.key_store import SqlKeyStore
 from serving.ledger import Ledger, create_schema, make_engine
+from serving.ledger.outbox import OutboxConfig
 from serving.ledger_seed import seed_ledger
 from serving.model_store import ModelStore
 from serving.policy_store import PolicyStore
 from serving.settings import Settings
 from serving.shadow import ShadowWorker
+from serving.webhooks import Dispatcher
 
 log = logging.getLogger("routecast.runtime")
 
@@ -43,7 +45,15 @@ class Runtime:
         self.snapshot: FeatureSnapshot | None = None
         self.snapshot_error: str | None = None
         self.engine = make_engine(settings.ledger_url)
-        self.ledger = Ledger(self.engine, max_rejections=settings.max_rejections)
+        self.ledger = Ledger(
+            self.engine,
+            max_rejections=settings.max_rejections,
+            events=OutboxConfig(
+                endpoints=tuple(e.name for e in settings.webhooks),
+                low_stock_threshold=settings.low_stock_threshold,
+            ),
+        )
+        self.dispatcher = Dispatcher.from_settings(self.ledger, settings)
         self.keys = SqlKeyStore(self.engine)
         self.shadow = ShadowWorker(self.ledger)
         self.policies = PolicyStore(settings.policy_file)
@@ -129,6 +139,7 @@ class Runtime:
         self.refresh_features()
         self.shadow.start()
         if background:
+            self.dispatcher.start(self.settings.webhook_poll_seconds)
             self._thread = threading.Thread(
                 target=self._loop, name="routecast-refresh", daemon=True
             )
@@ -155,6 +166,7 @@ class Runtime:
         if self._thread is not None:
             self._thread.join(timeout=5)
         self.shadow.stop()
+        self.dispatcher.stop()
         self.engine.dispose()
 
     # -- status ----------------------------------------------------------------------------

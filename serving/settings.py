@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from routing.domain import Mode
@@ -23,6 +23,28 @@ def _yaml_file() -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"ROUTECAST_CONFIG={path} must hold a mapping of settings")
     return data
+
+
+class WebhookEndpoint(BaseModel):
+    """A receiver of signed events (Standard Webhooks); ``secret`` is ``whsec_`` + base64."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    url: str = Field(pattern=r"^https?://")
+    secret: str
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, value: str) -> str:
+        import base64
+        import binascii
+
+        try:
+            key = base64.b64decode(value.removeprefix("whsec_"), validate=True)
+        except binascii.Error as exc:
+            raise ValueError("secret must be 'whsec_' followed by base64") from exc
+        if len(key) < 24:
+            raise ValueError("secret must decode to at least 24 bytes")
+        return value
 
 
 class Settings(BaseSettings):
@@ -61,6 +83,19 @@ class Settings(BaseSettings):
     )
     auth_enabled: bool = True
     max_rejections: int = 3
+    webhooks: list[WebhookEndpoint] = Field(
+        default_factory=list,
+        description='Event receivers, e.g. ROUTECAST_WEBHOOKS=\'[{"name":...,"url":...,"secret":...}]\'.',
+    )
+    webhook_max_attempts: int = Field(default=12, ge=1)
+    webhook_backoff_seconds: float = Field(default=5.0, gt=0)
+    webhook_backoff_cap_seconds: float = Field(default=3600.0, gt=0)
+    webhook_poll_seconds: float = Field(default=1.0, gt=0)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_lease_seconds: float = Field(default=60.0, gt=0)
+    low_stock_threshold: int = Field(
+        default=3, ge=0, description="inventory.low when available drops below this; 0 = off."
+    )
 
     @classmethod
     def settings_customise_sources(

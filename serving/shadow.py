@@ -17,7 +17,8 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,6 +32,9 @@ log = logging.getLogger("routecast.shadow")
 
 #: Shadow jobs waiting at most; beyond it new shadows are dropped (the live order never waits).
 QUEUE_LIMIT = 2_000
+#: The worker starts a shadow only when no live decision runs, or after waiting this long
+#: (so shadows still progress under saturation, one per wait).
+MAX_DEFER_S = 0.05
 
 Predictions = Mapping[tuple[str, str], Prediction]
 
@@ -238,6 +242,22 @@ class ShadowWorker:
         self.ledger = ledger
         self._queue: queue.Queue[ShadowJob | None] = queue.Queue(max_queue)
         self._thread: threading.Thread | None = None
+        self._live = 0
+        self._idle = threading.Condition()
+
+    @contextmanager
+    def live(self) -> Iterator[None]:
+        """Mark a live decision in flight: the worker does not start a shadow meanwhile, so
+        shadows run in the gaps between orders instead of competing with them for the CPU."""
+        with self._idle:
+            self._live += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._live -= 1
+                if not self._live:
+                    self._idle.notify_all()
 
     def start(self) -> None:
         if self._thread is None or not self._thread.is_alive():
@@ -282,6 +302,8 @@ class ShadowWorker:
             try:
                 if job is None:
                     return
+                with self._idle:
+                    self._idle.wait_for(lambda: not self._live, timeout=MAX_DEFER_S)
                 rec = plan_shadow(job)
                 self.ledger.record_shadow(rec)
                 SHADOW.labels("skipped" if rec.error else "stored").inc()

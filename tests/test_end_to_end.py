@@ -45,6 +45,14 @@ def test_demo_registers_both_models_as_champion(demo_home: tuple[Settings, DemoR
         mv = mc.get_model_version_by_alias(name, "champion")
         assert str(mv.version) == "1"
         assert "feature_service" in mv.tags and mv.description
+    # The description shows where a version is good or bad, not only the averages.
+    deliv_mv = mc.get_model_version_by_alias(settings.delivery_model, "champion")
+    assert "Coverage by lane group" in deliv_mv.description
+    assert "| group | n | p50_coverage | p90_coverage | mean_p90_days |" in deliv_mv.description
+    assert "plots/coverage_by_lane.png" in deliv_mv.description
+    stock_mv = mc.get_model_version_by_alias(settings.stockout_model, "champion")
+    assert "Reliability on the test window (model)" in stock_mv.description
+    assert "| low | high | n | predicted | observed |" in stock_mv.description
     stock = report.metrics[settings.stockout_model]
     assert stock["model"]["auc"] > stock["baseline_on_hand_rule"]["auc"]
     deliv = report.metrics[settings.delivery_model]

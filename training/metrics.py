@@ -2,22 +2,42 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
 
-def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
-    """Weighted mean |observed rate − mean prediction| over equal-width probability bins."""
+def reliability_bins(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
+    """Equal-width probability bins: rows, mean prediction, observed rate (empty bins left out).
+
+    The table behind a reliability diagram and the expected calibration error.
+    """
     y = np.asarray(y, dtype=float)
     p = np.asarray(p, dtype=float)
     edges = np.linspace(0.0, 1.0, bins + 1)
     idx = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
-    total = 0.0
+    rows = []
     for b in range(bins):
         mask = idx == b
         if mask.any():
-            total += mask.sum() * abs(y[mask].mean() - p[mask].mean())
-    return float(total / max(len(y), 1))
+            rows.append(
+                {
+                    "low": float(edges[b]),
+                    "high": float(edges[b + 1]),
+                    "n": float(mask.sum()),
+                    "predicted": float(p[mask].mean()),
+                    "observed": float(y[mask].mean()),
+                }
+            )
+    return rows
+
+
+def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
+    """Weighted mean |observed rate − mean prediction| over equal-width probability bins."""
+    rows = reliability_bins(y, p, bins)
+    total = sum(r["n"] * abs(r["observed"] - r["predicted"]) for r in rows)
+    return float(total / max(len(np.asarray(y)), 1))
 
 
 def classification_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
@@ -49,3 +69,35 @@ def quantile_metrics(y: np.ndarray, p50: np.ndarray, p90: np.ndarray) -> dict[st
         "mean_p90_days": float(np.mean(p90)),
         "n": float(len(y)),
     }
+
+
+def coverage_by_group(
+    y: np.ndarray,
+    p50: np.ndarray,
+    p90: np.ndarray,
+    groups: np.ndarray,
+    min_rows: int = 1,
+) -> list[dict[str, Any]]:
+    """Per group (e.g. lane): rows, share at or below the P50 and the P90, mean P90.
+
+    Groups with fewer than ``min_rows`` rows are pooled into one ``other`` row, so a
+    short average promise cannot hide a lane that is always late. Worst P90 first.
+    """
+    y, p50, p90 = (np.asarray(a, dtype=float) for a in (y, p50, p90))
+    groups = np.asarray(groups, dtype=object)
+    names, counts = np.unique(groups, return_counts=True)
+    small = set(names[counts < min_rows].tolist())
+    label = np.array(["other" if g in small else str(g) for g in groups], dtype=object)
+    rows = []
+    for name in np.unique(label):
+        mask = label == name
+        rows.append(
+            {
+                "group": str(name),
+                "n": int(mask.sum()),
+                "p50_coverage": float(np.mean(y[mask] <= p50[mask])),
+                "p90_coverage": float(np.mean(y[mask] <= p90[mask])),
+                "mean_p90_days": float(np.mean(p90[mask])),
+            }
+        )
+    return sorted(rows, key=lambda r: (r["group"] == "other", r["p90_coverage"]))

@@ -16,10 +16,23 @@ from features import catalog
 from training import baselines, plots
 from training.config import TrainingConfig
 from training.datasets import Split, build_training_set, delivery_entities, stockout_entities
-from training.metrics import classification_metrics, quantile_metrics
+from training.metrics import (
+    classification_metrics,
+    coverage_by_group,
+    quantile_metrics,
+    reliability_bins,
+)
 from training.models import DeliveryQuantileModel, FitBackend, StockoutRiskModel
 from training.pyfunc import DeliveryDaysPyfunc, StockoutRiskPyfunc
-from training.registry import RegisteredVersion, code_revision, log_and_register
+from training.registry import (
+    RegisteredVersion,
+    breakdown_table,
+    code_revision,
+    log_and_register,
+)
+
+#: Lanes with fewer test shipments are pooled into "other" in the review's coverage table.
+MIN_LANE_ROWS = 30
 
 
 @dataclass
@@ -102,6 +115,12 @@ def evaluate_stockout(
                 "reliability.png": plots.reliability(y_te, probs),
                 "importance.png": plots.importance(model.feature_importance()),
             },
+            sections={
+                f"Reliability on the test window ({label})": breakdown_table(
+                    reliability_bins(y_te, p)
+                )
+                for label, p in probs.items()
+            },
         )
     return result
 
@@ -147,6 +166,7 @@ def evaluate_delivery(
     if client is not None:
         example = split.test.loc[: min(4, len(split.test) - 1), list(features)].astype(float)
         e50, e90 = model.predict_quantiles(example)
+        lanes = coverage_by_group(y_te, p50, p90, lane_groups(split.test), MIN_LANE_ROWS)
         result.version = log_and_register(
             client,
             name=name,
@@ -164,7 +184,12 @@ def evaluate_delivery(
             tags=_tags(split, catalog.SERVICE_DELIVERY, features, extra_tags),
             figures={
                 "residuals.png": plots.residuals(y_te, p50, p90),
+                "coverage_by_lane.png": plots.coverage_by_group(lanes),
                 "importance.png": plots.importance(model.feature_importance()),
+            },
+            sections={
+                f"Coverage by lane group (node → region; under {MIN_LANE_ROWS} "
+                "test shipments pooled as other)": breakdown_table(lanes)
             },
         )
     return result
@@ -223,6 +248,11 @@ def train_delivery(
 ) -> TrainResult:
     """P50/P90 delivery-days boosters beside the lane median and a distance rule."""
     return train_model("delivery", store, raw_dir, client, **kw)
+
+
+def lane_groups(frame: pd.DataFrame) -> np.ndarray:
+    """A lane: the node that ships and the destination region."""
+    return (frame["node_id"].astype(str) + " → " + frame["dest_region"].astype(str)).to_numpy()
 
 
 def train_all(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import matplotlib
 
@@ -11,22 +12,36 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
+from training.metrics import reliability_bins
+
 
 def reliability(y: np.ndarray, probs: Mapping[str, np.ndarray], bins: int = 10) -> Figure:
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect")
-    edges = np.linspace(0, 1, bins + 1)
     for label, p in probs.items():
-        idx = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
-        xs, ys = [], []
-        for b in range(bins):
-            mask = idx == b
-            if mask.sum() >= 5:
-                xs.append(float(p[mask].mean()))
-                ys.append(float(np.asarray(y)[mask].mean()))
-        ax.plot(xs, ys, marker="o", label=label)
+        rows = [r for r in reliability_bins(y, p, bins) if r["n"] >= 5]
+        ax.plot(
+            [r["predicted"] for r in rows], [r["observed"] for r in rows], marker="o", label=label
+        )
     ax.set(xlabel="predicted stockout risk", ylabel="observed rejection rate", title="Reliability")
     ax.legend()
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def coverage_by_group(rows: Sequence[Mapping[str, Any]], title: str = "lane") -> Figure:
+    """Quantile reliability per group: observed share below the P50 and P90 against nominal."""
+    names = [f"{r['group']} (n={r['n']})" for r in rows]
+    fig, ax = plt.subplots(figsize=(7, 0.3 * len(rows) + 1.5))
+    pos = np.arange(len(rows))
+    ax.barh(pos - 0.2, [r["p90_coverage"] for r in rows], 0.4, label="P90", color="tab:blue")
+    ax.barh(pos + 0.2, [r["p50_coverage"] for r in rows], 0.4, label="P50", color="tab:orange")
+    ax.axvline(0.9, color="tab:blue", ls="--", lw=1)
+    ax.axvline(0.5, color="tab:orange", ls="--", lw=1)
+    ax.set_yticks(pos, names)
+    ax.set(xlim=(0, 1), xlabel="share delivered within the quantile", title=f"Coverage by {title}")
+    ax.legend(loc="lower right")
     fig.tight_layout()
     plt.close(fig)
     return fig

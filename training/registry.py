@@ -4,7 +4,7 @@ and move aliases. Reviewers read everything they need from the version page."""
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,14 +89,28 @@ def champion_metrics(
     return version, own
 
 
+def breakdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Markdown table of per-group or per-bin rows (coverage by lane, reliability bins)."""
+    if not rows:
+        return "(no rows)"
+    keys = list(rows[0])
+    lines = ["| " + " | ".join(keys) + " |", "|---" * len(keys) + "|"]
+    for row in rows:
+        cells = [f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def review_report(
     name: str,
     metrics: Mapping[str, Mapping[str, float]],
     tags: Mapping[str, str],
     figures: Mapping[str, Any],
+    sections: Mapping[str, str] | None = None,
 ) -> str:
     """One page a reviewer reads in the registry before moving the champion alias."""
     plots = "\n".join(f"- `plots/{f}`" for f in figures) or "- (none)"
+    extra = "".join(f"\n## {title}\n\n{body}\n" for title, body in (sections or {}).items())
     return f"""# Review: {name}
 
 **Data window:** {tags.get("data_window_start", "?")} → {tags.get("data_window_end", "?")}
@@ -111,7 +125,7 @@ The model column must beat every baseline column; a champion column, when presen
 the current champion's metrics on *its own* test window. The promotion gate
 (`routecast promote`) re-scores challenger and champion on the same newest holdout and
 records its verdict in the `gate_verdict` / `gate_report` tags of this version.
-
+{extra}
 ## Plots
 {plots}
 """
@@ -131,11 +145,15 @@ def log_and_register(
     tags: Mapping[str, str],
     figures: Mapping[str, Any],
     extra_text: Mapping[str, str] | None = None,
+    sections: Mapping[str, str] | None = None,
 ) -> RegisteredVersion:
     """Log one run, register it under ``name`` and alias it.
 
     The first version takes the alias the server loads (``champion_alias``); later ones
-    become ``challenger_alias`` and wait for the promotion gate.
+    become ``challenger_alias`` and wait for the promotion gate. ``sections`` (title →
+    markdown, e.g. coverage by lane group, a reliability table) go into the review report
+    and the version's description, so a reviewer sees where a challenger is better or
+    worse, not only the averages.
     """
     champ = champion_metrics(client, name, champion_alias)
     table = dict(metrics)
@@ -148,7 +166,7 @@ def log_and_register(
             mlflow.log_metrics({f"{prefix}{k}": float(v) for k, v in values.items()})
         for fname, fig in figures.items():
             mlflow.log_figure(fig, f"plots/{fname}")
-        mlflow.log_text(review_report(name, table, tags, figures), "review.md")
+        mlflow.log_text(review_report(name, table, tags, figures, sections), "review.md")
         for fname, text in (extra_text or {}).items():
             mlflow.log_text(text, fname)
         mlflow.set_tags(dict(tags))
@@ -161,12 +179,14 @@ def log_and_register(
         )
         run_id = run.info.run_id
     version = mlflow.register_model(info.model_uri, name, tags=dict(tags))
+    extra = "".join(f"## {title}\n\n{body}\n\n" for title, body in (sections or {}).items())
+    plot_list = ", ".join(f"`plots/{f}`" for f in figures)
     client.update_model_version(
         name,
         version.version,
         description=(
-            f"## Metrics on the held-out test window\n\n{metrics_table(table)}\n\n"
-            "Review report: artifact `review.md`; plots under `plots/`."
+            f"## Metrics on the held-out test window\n\n{metrics_table(table)}\n\n{extra}"
+            f"Review report: artifact `review.md`; plots: {plot_list}."
         ),
     )
     first = current_alias_version(client, name, champion_alias) is None

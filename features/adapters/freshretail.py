@@ -59,8 +59,9 @@ class HourlyAvailability(pa.DataFrameModel):
         coerce = True
 
     @pa.dataframe_check
-    def one_row_per_series_and_hour(cls, df: pd.DataFrame) -> bool:  # type: ignore[misc]
-        return not df.duplicated(["node_id", "sku", "event_timestamp"]).any()
+    def one_row_per_series_and_hour(cls, df: pd.DataFrame) -> pd.Series:  # type: ignore[misc]
+        # Per row, so an import can name every duplicated hour instead of failing the file.
+        return ~df.duplicated(["node_id", "sku", "event_timestamp"], keep=False)
 
 
 @dataclass(frozen=True)

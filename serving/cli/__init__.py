@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from serving.cli import eval, features, inventory, keys, models, service, shadow
+from serving.cli import eval, events, features, inventory, keys, models, service, shadow
 
 app = typer.Typer(help="routecast: predictive order routing.", no_args_is_help=True)
 app.command()(service.demo)
@@ -14,8 +14,10 @@ app.command()(models.train)
 app.command()(models.promote)
 app.add_typer(features.app, name="features")
 app.add_typer(eval.eval_app, name="eval")
+app.command("import")(eval.import_history)
 app.add_typer(keys.app, name="keys")
 app.add_typer(inventory.app, name="inventory")
 app.add_typer(shadow.shadow_app, name="shadow")
+app.add_typer(events.app, name="events")
 
 __all__ = ["app"]

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 
 from serving.ledger.errors import DeliveryConflict, OrderNotFound, ShipmentNotFound
 from serving.ledger.orders import lock_order
+from serving.ledger.outbox import emit
 from serving.ledger.records import DeliveryEvent, DeliveryOutcome, DeliveryResult
 from serving.ledger.tables import deliveries, shipments
 
@@ -158,6 +159,20 @@ def confirm(
                 )
             )
             delivered[sid] = event.delivered_at
+            emit(
+                conn,
+                "delivery.confirmed",
+                {
+                    "shipment_id": sid,
+                    "node_id": ship.node_id,
+                    "carrier": ship.carrier or event.carrier,
+                    "tracking_number": ship.tracking_number or event.tracking_number,
+                    "delivered_at": event.delivered_at.isoformat(),
+                    "carrier_event_id": event.event_id,
+                },
+                at=at,
+                order_id=order_id,
+            )
         out.append(
             DeliveryResult(
                 event.event_id, sid, outcome, delivered[sid] if not first else event.delivered_at

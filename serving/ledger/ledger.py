@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from routing.domain import RejectReason
-from serving.ledger import adjustments, audit, deliveries, drift, idempotency, invariants
+from serving.ledger import adjustments, audit, deliveries, drift, idempotency, invariants, outbox
 from serving.ledger import orders as order_ops
 from serving.ledger.errors import (
     IdempotencyInFlight,
@@ -30,6 +30,7 @@ from serving.ledger.errors import (
     LedgerError,
     OrderNotFound,
 )
+from serving.ledger.outbox import OutboxConfig
 from serving.ledger.records import (
     AdjustResult,
     AllocationRequest,
@@ -108,8 +109,10 @@ class Ledger:
         claim_stale_after: timedelta = timedelta(minutes=5),
         retries: int = 5,
         clock: Callable[[], datetime] = _utcnow,
+        events: OutboxConfig | None = None,
     ) -> None:
         self.engine = engine
+        self.outbox = events or OutboxConfig()
         self.max_rejections = max_rejections
         self.claim_stale_after = claim_stale_after
         self.retries = retries
@@ -122,6 +125,7 @@ class Ledger:
             last = attempt == self.retries
             try:
                 with self.engine.begin() as conn:
+                    outbox.bind(conn, self.outbox)
                     return work(conn)
             except IntegrityError as exc:
                 if last or not _lost_unique_race(exc):
@@ -473,6 +477,75 @@ class Ledger:
                 reason,
                 at=at,
                 max_rejections=self.max_rejections,
+            )
+        )
+
+    # -- events (transactional outbox) ----------------------------------------------------
+
+    def events(
+        self,
+        *,
+        order_id: str | None = None,
+        type_: str | None = None,
+        delivery_status: str | None = None,
+        after: int = 0,
+        limit: int = 100,
+    ) -> list[outbox.EventView]:
+        return self._read(
+            lambda conn: outbox.list_events(
+                conn,
+                order_id=order_id,
+                type_=type_,
+                delivery_status=delivery_status,
+                after=after,
+                limit=limit,
+            )
+        )
+
+    def get_event(self, event_id: str) -> outbox.EventView | None:
+        return self._read(lambda conn: outbox.get_event(conn, event_id))
+
+    def redeliver(self, event_id: str, endpoints: Sequence[str]) -> outbox.EventView | None:
+        """Queue an event again (after a dead letter, or for a receiver that lost it)."""
+        at = self.clock()
+        return self._write(lambda conn: outbox.redeliver(conn, event_id, endpoints, at=at))
+
+    def claim_deliveries(
+        self, endpoints: Sequence[str], *, lease: timedelta, limit: int = 100
+    ) -> list[outbox.DueDelivery]:
+        now = self.clock()
+        return self._write(
+            lambda conn: outbox.claim_due(
+                conn, endpoints, now=now, lease_until=now + lease, limit=limit
+            )
+        )
+
+    def defer_delivery(self, event_id: str, endpoint: str, *, until: datetime) -> None:
+        """Move a leased delivery's next attempt without counting an attempt."""
+        at = self.clock()
+        self._write(lambda conn: outbox.defer(conn, event_id, endpoint, until=until, at=at))
+
+    def record_delivery(
+        self,
+        event_id: str,
+        endpoint: str,
+        *,
+        ok: bool,
+        next_attempt_at: datetime | None,
+        http_status: int | None = None,
+        error: str | None = None,
+    ) -> None:
+        at = self.clock()
+        self._write(
+            lambda conn: outbox.record_attempt(
+                conn,
+                event_id,
+                endpoint,
+                ok=ok,
+                at=at,
+                next_attempt_at=next_attempt_at,
+                http_status=http_status,
+                error=error,
             )
         )
 

@@ -26,6 +26,7 @@ from serving.ledger.errors import (
     OrderStateError,
     Shortage,
 )
+from serving.ledger.outbox import emit, lines_json
 from serving.ledger.records import (
     AllocationRequest,
     AllocationView,
@@ -193,7 +194,15 @@ def place(
         )
     )
     reserve_lines(conn, order_id, allocations, at=at)
-    return order_view(conn, order_id), False
+    view = order_view(conn, order_id)
+    emit(
+        conn,
+        "order.placed",
+        {"status": view.status, "allocations": lines_json(view.allocations)},
+        at=at,
+        order_id=order_id,
+    )
+    return view, False
 
 
 def reallocate(
@@ -206,7 +215,15 @@ def reallocate(
     if row.status not in OPEN_STATUSES:
         raise OrderStateError(order_id, row.status, "reallocate")
     reserve_lines(conn, order_id, allocations, at=at)
-    _set_status(conn, order_id, _status_after(conn, order_id, row.status), at)
+    status = _status_after(conn, order_id, row.status)
+    _set_status(conn, order_id, status, at)
+    emit(
+        conn,
+        "order.rerouted",
+        {"status": status, "allocations": lines_json(allocations)},
+        at=at,
+        order_id=order_id,
+    )
     return order_view(conn, order_id)
 
 
@@ -284,7 +301,15 @@ def cancel(conn: Connection, order_id: str, *, at: datetime) -> OrderView:
     _release(conn, order_id, reserved, at, note="cancel")
     _finish_allocations(conn, reserved, "released", at, reason="cancelled")
     shipped_any = any(a.status == "shipped" for a in allocations_of(conn, order_id))
-    _set_status(conn, order_id, "shipped" if shipped_any else "cancelled", at)
+    status: OrderStatus = "shipped" if shipped_any else "cancelled"
+    _set_status(conn, order_id, status, at)
+    emit(
+        conn,
+        "order.cancelled",
+        {"status": status, "released": lines_json(reserved)},
+        at=at,
+        order_id=order_id,
+    )
     return order_view(conn, order_id)
 
 
@@ -336,6 +361,7 @@ def ship(
             ref=order_id,
         )
     existing = len(shipments_of(conn, order_id))
+    made: list[tuple[str, str, list[Any]]] = []
     for i, (node_id, rows) in enumerate(sorted(by_node.items()), start=existing + 1):
         shipment_id = f"{order_id}-S{i}"
         conn.execute(
@@ -351,7 +377,25 @@ def ship(
             )
         )
         _finish_allocations(conn, rows, "shipped", at, shipment_id=shipment_id)
-    _set_status(conn, order_id, _status_after(conn, order_id, row.status), at)
+        made.append((shipment_id, node_id, rows))
+    status = _status_after(conn, order_id, row.status)
+    _set_status(conn, order_id, status, at)
+    for shipment_id, node_id, rows in made:
+        emit(
+            conn,
+            "shipment.created",
+            {
+                "status": status,
+                "shipment_id": shipment_id,
+                "node_id": node_id,
+                "carrier": carrier,
+                "tracking_number": tracking_number,
+                "shipped_at": (shipped_at or at).isoformat(),
+                "lines": lines_json(rows),
+            },
+            at=at,
+            order_id=order_id,
+        )
     return order_view(conn, order_id)
 
 
@@ -423,6 +467,20 @@ def reject(
         update(orders)
         .where(orders.c.order_id == order_id)
         .values(rejections=rejections, status=status, updated_at=at)
+    )
+    emit(
+        conn,
+        "allocation.rejected",
+        {
+            "node_id": node_id,
+            "reason": reason,
+            "lines": lines_json(rejected),
+            "rejections": rejections,
+            "status": status,
+            "node_closed_until": closed_until.isoformat() if closed_until else None,
+        },
+        at=at,
+        order_id=order_id,
     )
     return RejectResult(
         order_id=order_id,

@@ -13,6 +13,20 @@ AllocationStatus = Literal["reserved", "shipped", "released", "rejected"]
 AdjustKind = Literal["count", "delta"]
 AdjustOutcome = Literal["applied", "duplicate", "stale"]
 DeliveryOutcome = Literal["applied", "duplicate", "already_delivered"]
+EventType = Literal[
+    "order.placed",
+    "order.held",
+    "order.released",
+    "allocation.rejected",
+    "order.rerouted",
+    "order.line_cancelled",
+    "order.cancelled",
+    "shipment.created",
+    "delivery.confirmed",
+    "return.created",
+    "return.received",
+    "inventory.low",
+]
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.dml import Insert
 
+from serving.ledger import outbox
 from serving.ledger.tables import movements, nodes, stock
 
 Key = tuple[str, str]
@@ -143,6 +144,7 @@ def move(
     values.update(extra or {})
     if conn.execute(stmt.values(**values)).rowcount != 1:
         return False
+    before = state.available
     state.on_hand += d_on_hand
     state.reserved += d_reserved
     state.shipped += d_shipped
@@ -161,7 +163,28 @@ def move(
                 note=note,
             )
         )
+    _low_stock(conn, state, before, at)
     return True
+
+
+def _low_stock(conn: Connection, state: StockState, before: int, at: datetime) -> None:
+    """Emit ``inventory.low`` when available stock falls below the threshold (once per crossing)."""
+    threshold = outbox.config_of(conn).low_stock_threshold
+    if threshold > 0 and before >= threshold > state.available:
+        outbox.emit(
+            conn,
+            "inventory.low",
+            {
+                "node_id": state.node_id,
+                "sku": state.sku,
+                "available": state.available,
+                "on_hand": state.on_hand,
+                "reserved": state.reserved,
+                "threshold": threshold,
+            },
+            at=at,
+            subject=f"stock:{state.node_id}/{state.sku}",
+        )
 
 
 def on_hand_moved_after(conn: Connection, key: Key, after: datetime) -> int:

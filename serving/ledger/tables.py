@@ -4,7 +4,7 @@ queries and what the schema-drift test compares the migrated database against.""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
 
 from sqlalchemy import (
     JSON,
@@ -23,9 +23,12 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
+
+from serving.ledger.records import EventType
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -262,4 +265,48 @@ api_keys = Table(
     Column("name", String(128), nullable=False),
     Column("revoked", Boolean, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+)
+
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
+DELIVERY_STATUSES = ("pending", "delivered", "dead")
+
+# Transactional outbox: an event row is written in the same transaction as the state change it
+# describes, so a change is never committed without its event (nor an event without its change).
+events = Table(
+    "events",
+    metadata,
+    Column("position", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(64), nullable=False, unique=True),
+    Column("type", String(48), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("sequence", Integer, nullable=False),
+    Column("order_id", String(128), nullable=True),
+    Column("payload", _json(), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    CheckConstraint(_in("type", EVENT_TYPES), name="type"),
+    CheckConstraint("sequence > 0", name="sequence_positive"),
+    UniqueConstraint("subject", "sequence", name="uq_events_subject_sequence"),
+)
+Index("ix_events_order_id", events.c.order_id)
+
+# One row per (event, webhook endpoint), written with the event: the dispatcher's work queue.
+event_deliveries = Table(
+    "event_deliveries",
+    metadata,
+    Column("event_id", String(64), ForeignKey("events.event_id"), primary_key=True),
+    Column("endpoint", String(64), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("last_status", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("delivered_at", UTCDateTime, nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint(_in("status", DELIVERY_STATUSES), name="status"),
+    CheckConstraint("attempts >= 0", name="attempts_nonneg"),
+)
+Index(
+    "ix_event_deliveries_status_due",
+    event_deliveries.c.status,
+    event_deliveries.c.next_attempt_at,
 )

@@ -2,9 +2,16 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from training.baselines import LaneMedian, OnHandRule
-from training.metrics import classification_metrics, expected_calibration_error, quantile_metrics
+from training.metrics import (
+    classification_metrics,
+    coverage_by_group,
+    expected_calibration_error,
+    quantile_metrics,
+    reliability_bins,
+)
 
 
 def test_ece_zero_for_perfect_calibration() -> None:
@@ -44,3 +51,24 @@ def test_on_hand_rule_rises_as_stock_falls() -> None:
     f = pd.DataFrame({"on_hand": [10.0, 2.0, 0.0], "qty": [1.0, 1.0, 1.0]})
     p = OnHandRule().fit(f, np.zeros(3)).predict_proba(f)
     assert p[0] < p[1] < p[2] == 1.0
+
+
+def test_reliability_bins_show_a_miscalibrated_band() -> None:
+    p = np.repeat([0.15, 0.85], 100)
+    y = np.r_[np.ones(50), np.zeros(50), np.ones(85), np.zeros(15)]
+    rows = reliability_bins(y, p)
+    assert [r["n"] for r in rows] == [100.0, 100.0]
+    assert rows[0]["observed"] == 0.5
+    assert rows[0]["predicted"] == pytest.approx(0.15)
+    assert expected_calibration_error(y, p) == pytest.approx((100 * 0.35 + 100 * 0.0) / 200)
+
+
+def test_coverage_by_group_finds_the_late_lane_behind_a_good_average() -> None:
+    y = np.r_[np.full(90, 2.0), np.full(10, 9.0), np.full(20, 9.0)]
+    p50 = np.full(120, 3.0)
+    p90 = np.full(120, 5.0)
+    groups = np.array(["fast"] * 100 + ["slow"] * 15 + ["tiny"] * 5)
+    rows = coverage_by_group(y, p50, p90, groups, min_rows=10)
+    assert [r["group"] for r in rows] == ["slow", "fast", "other"]
+    assert rows[0]["p90_coverage"] == 0.0 and rows[0]["n"] == 15
+    assert rows[1]["p90_coverage"] == 0.9

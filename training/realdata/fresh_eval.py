@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.adapters import load_freshretail
+from features.adapters import FreshRetailTables, load_freshretail
 from features.realdata import fresh_tables, fresh_views
 from features.realdata import store as feast_store
 from training.calibration import ProbabilityCalibrator
@@ -130,18 +130,38 @@ def evaluate_freshretail(
     work_dir: Path | None = None,
     settings: FreshSettings | None = None,
 ) -> dict[str, Any]:
-    """Run the whole evaluation and return the report (JSON-ready)."""
+    """Run the whole evaluation on two FreshRetailNet files and return the report (JSON-ready)."""
     started = time.perf_counter()
-    settings = settings or FreshSettings()
     same = Path(train_file).resolve() == Path(test_file).resolve()
     train_tables = load_freshretail(train_file)
-    if same:
+    test_tables = None if same else load_freshretail(test_file)
+    return evaluate_stockout(
+        train_tables, test_tables, work_dir=work_dir, settings=settings, started=started
+    )
+
+
+def evaluate_stockout(
+    train_tables: FreshRetailTables,
+    test_tables: FreshRetailTables | None = None,
+    *,
+    work_dir: Path | None = None,
+    settings: FreshSettings | None = None,
+    started: float | None = None,
+) -> dict[str, Any]:
+    """The evaluation on hourly availability tables (adapter or import).
+
+    Without ``test_tables`` the stores of ``train_tables`` are split into disjoint halves.
+    """
+    started = time.perf_counter() if started is None else started
+    settings = settings or FreshSettings()
+    same = test_tables is None
+    if test_tables is None:
         train_nodes, test_nodes = split_stores(train_tables.nodes, settings.seed)
         train_hourly = train_tables.hourly[train_tables.hourly["node_id"].isin(train_nodes)]
         test_hourly = train_tables.hourly[train_tables.hourly["node_id"].isin(test_nodes)]
     else:
         train_hourly = train_tables.hourly
-        test_hourly = load_freshretail(test_file).hourly
+        test_hourly = test_tables.hourly
     with tempfile.TemporaryDirectory(prefix="routecast-fresh-") as tmp:
         root = work_dir or Path(tmp)
         train = side_frame(train_hourly.reset_index(drop=True), root / "train")

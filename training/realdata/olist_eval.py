@@ -23,8 +23,8 @@ from features.adapters import OlistTables, load_olist
 from features.realdata import olist_tables, olist_views
 from features.realdata import store as feast_store
 from training.baselines import LaneMedian
-from training.calibration import ConformalUpper
-from training.metrics import quantile_metrics
+from training.calibration import ConformalUpper, GroupConformalUpper
+from training.metrics import coverage_by_group, quantile_metrics
 from training.models import DeliveryQuantileModel
 
 DEFAULT_CUT = "2018-03-01"
@@ -77,6 +77,11 @@ class OlistSettings:
     #: Recency half-life of the conformal weights in days (None: every training row equal).
     conformal_half_life: float | None = None
     coverage: float = 0.9
+    #: Mondrian band: one conformal correction per lane (seller state → customer state)
+    #: with at least ``conformal_min_rows`` training shipments, the pooled one elsewhere.
+    #: None: one band for all. Chosen on the backtests (see docs/evaluation.md).
+    conformal_groups: tuple[str, ...] | None = ("origin_state", "dest_state")
+    conformal_min_rows: int = 300
     num_boost_round: int = 600
     params: dict[str, Any] = field(
         default_factory=lambda: {
@@ -86,6 +91,20 @@ class OlistSettings:
             "num_threads": 1,
         }
     )
+
+
+#: Lanes with at least this many test shipments are reported one by one.
+LANE_REPORT_MIN = 100
+
+
+def lane_of(
+    frame: pd.DataFrame, keys: tuple[str, ...] = ("origin_state", "dest_state")
+) -> np.ndarray:
+    """Seller state → customer state, the lane the band and the coverage report use."""
+    lane = frame[keys[0]].astype(str)
+    for key in keys[1:]:
+        lane = lane + ">" + frame[key].astype(str)
+    return lane.to_numpy()
 
 
 def _union(a: OlistTables, b: OlistTables) -> OlistTables:
@@ -208,15 +227,28 @@ class OlistDeliveryModel:
             else np.power(0.5, age.to_numpy() / 86400.0 / s.conformal_half_life)
         )
         self.conformal_ = ConformalUpper(s.coverage, "multiplicative").fit(y, out_of_fold, weights)
-        self.validation_ = quantile_metrics(
-            y, out_of_fold, np.maximum(self.conformal_.predict(out_of_fold), out_of_fold)
+        self.lane_conformal_ = (
+            None
+            if s.conformal_groups is None
+            else GroupConformalUpper(s.coverage, "multiplicative", s.conformal_min_rows).fit(
+                y, out_of_fold, lane_of(frame, s.conformal_groups)
+            )
         )
+        self.validation_ = quantile_metrics(y, out_of_fold, self._p90(out_of_fold, frame))
         self.model_ = self._booster(self.rounds_).fit(frame, target)
         return self
 
+    def _p90(self, p50: np.ndarray, frame: pd.DataFrame) -> np.ndarray:
+        if self.lane_conformal_ is None:
+            upper = self.conformal_.predict(p50)
+        else:
+            groups = lane_of(frame, self.settings.conformal_groups or ())
+            upper = self.lane_conformal_.predict(p50, groups)
+        return np.maximum(upper, p50)
+
     def predict(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         p50 = self._p50(self.model_, frame)
-        return p50, np.maximum(self.conformal_.predict(p50), p50)
+        return p50, self._p90(p50, frame)
 
 
 def baselines(train: pd.DataFrame, test: pd.DataFrame) -> dict[str, dict[str, float]]:
@@ -242,12 +274,28 @@ def evaluate_olist(
     work_dir: Path | None = None,
     settings: OlistSettings | None = None,
 ) -> dict[str, Any]:
-    """Run the whole evaluation and return the report (JSON-ready)."""
+    """Run the whole evaluation on two Olist directories and return the report (JSON-ready)."""
     started = time.perf_counter()
-    cut_ts = pd.Timestamp(cut, tz="UTC")
     train_tables = load_olist(train_dir)
     same = Path(train_dir).resolve() == Path(test_dir).resolve()
     test_tables = train_tables if same else load_olist(test_dir)
+    return evaluate_delivery(
+        train_tables, test_tables, cut=cut, work_dir=work_dir, settings=settings, started=started
+    )
+
+
+def evaluate_delivery(
+    train_tables: OlistTables,
+    test_tables: OlistTables,
+    *,
+    cut: str = DEFAULT_CUT,
+    work_dir: Path | None = None,
+    settings: OlistSettings | None = None,
+    started: float | None = None,
+) -> dict[str, Any]:
+    """The evaluation on canonical delivery tables (from the Olist adapter or an import)."""
+    started = time.perf_counter() if started is None else started
+    cut_ts = pd.Timestamp(cut, tz="UTC")
     with tempfile.TemporaryDirectory(prefix="routecast-olist-") as tmp:
         train, test = feature_frames(train_tables, test_tables, cut_ts, work_dir or Path(tmp))
     if train.empty or test.empty:
@@ -264,6 +312,9 @@ def evaluate_olist(
         "baselines": baselines(train, test),
         "cut": cut_ts.date().isoformat(),
         "validation": {k: v for k, v in model.validation_.items() if k != "n"},
+        "lanes": coverage_by_group(
+            test["label"].to_numpy(), p50, p90, lane_of(test), LANE_REPORT_MIN
+        ),
         "boost_rounds": model.rounds_,
         "seconds": round(time.perf_counter() - started, 1),
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.calibration import ConformalUpper, ProbabilityCalibrator
+from training.calibration import ConformalUpper, GroupConformalUpper, ProbabilityCalibrator
 from training.metrics import expected_calibration_error
 
 
@@ -75,3 +75,24 @@ def test_bad_conformal_weights_are_refused() -> None:
         ConformalUpper(0.9).fit(y, upper, np.array([1.0, -1.0, 1.0]))
     with pytest.raises(ValueError, match="weights"):
         ConformalUpper(0.9).fit(y, upper, np.ones(2))
+
+
+def test_group_conformal_covers_each_group_not_only_the_pooled_rows() -> None:
+    rng = np.random.default_rng(4)
+    n = 6000
+    groups = rng.choice(["tight", "wide", "rare"], n, p=[0.6, 0.38, 0.02])
+    spread = np.where(groups == "wide", 3.0, 1.0)
+    upper = np.full(n, 5.0)
+    y = 5.0 * rng.lognormal(0.0, 0.15 * spread)
+    fitted = GroupConformalUpper(0.9, "multiplicative", min_rows=300).fit(y, upper, groups)
+    assert set(fitted.corrections_) == {"tight", "wide"}
+    pooled = ConformalUpper(0.9, "multiplicative").fit(y, upper)
+    assert fitted.pooled_.correction_ == pooled.correction_
+    fresh = 5.0 * rng.lognormal(0.0, 0.15 * spread)
+    band = fitted.predict(upper, groups)
+    for g in ("tight", "wide"):
+        assert np.mean(fresh[groups == g] <= band[groups == g]) == pytest.approx(0.9, abs=0.03)
+    # One pooled band over-covers the tight group and under-covers the wide one.
+    one = pooled.predict(upper)
+    assert np.mean(fresh[groups == "wide"] <= one[groups == "wide"]) < 0.85
+    assert (band[groups == "rare"] == one[groups == "rare"]).all()
