@@ -13,7 +13,7 @@ keeps everything vectorised: ``rolling(7)`` means the 7 day boundaries ending at
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -214,6 +214,11 @@ def node_ops(raw: dict[str, pd.DataFrame], days: pd.DatetimeIndex) -> pd.DataFra
     return frame.astype({"backlog": "int64", "orders_7d": "int64"})
 
 
+def days_of_cover(on_hand: Any, velocity_7d: Any) -> Any:
+    """Days the stock lasts at the 7-day pace (the pace floored so a slow SKU stays finite)."""
+    return on_hand / np.maximum(velocity_7d, MIN_VELOCITY)
+
+
 def node_sku_inventory(raw: dict[str, pd.DataFrame], days: pd.DatetimeIndex) -> pd.DataFrame:
     """Stock position and demand pace per (node, sku), from the first recorded snapshot onwards."""
     snaps = raw["inventory_snapshots"].assign(
@@ -246,7 +251,7 @@ def node_sku_inventory(raw: dict[str, pd.DataFrame], days: pd.DatetimeIndex) -> 
     daily_units = units.fillna(0.0).where(active)
     velocity_7d = daily_units.rolling(WINDOW_SHORT, min_periods=1).mean()
     velocity_28d = daily_units.rolling(WINDOW_LONG, min_periods=1).mean()
-    cover = on_hand / velocity_7d.clip(lower=MIN_VELOCITY)
+    cover = days_of_cover(on_hand, velocity_7d)
     out_of_stock = (on_hand == 0).astype(float).where(on_hand.notna())
     stockout_days = out_of_stock.rolling(WINDOW_LONG, min_periods=1).sum()
 

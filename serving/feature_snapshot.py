@@ -6,7 +6,7 @@ The request path only gathers rows from numpy matrices: no Feast call, no pandas
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -70,6 +70,28 @@ class FeatureSnapshot:
             else:
                 m[-1] = 0.0
         return cls(ni, nm, si, sm, li, lm, newest_event, oldest_event, read_at or datetime.now(UTC))
+
+    def with_node_sku(
+        self, rows: Mapping[tuple[str, str], Mapping[str, float]], event_time: datetime
+    ) -> FeatureSnapshot:
+        """A copy with these node×SKU rows replaced (or added), as of ``event_time``; the
+        request path keeps reading the old one until the reference is swapped."""
+        index = dict(self.node_sku_index)
+        fresh = [k for k in ((n, s.upper()) for n, s in rows) if k not in index]
+        body = self.node_sku[:-1]
+        matrix = np.vstack([body, np.zeros((len(fresh), body.shape[1])), self.node_sku[-1:]])
+        for key in fresh:
+            index[key] = len(index)
+        for (n, s), values in rows.items():
+            matrix[index[(n, s.upper())]] = [values[c] for c in NODE_SKU_COLUMNS]
+        newest = event_time if self.newest_event is None else max(self.newest_event, event_time)
+        return replace(self, node_sku_index=index, node_sku=matrix, newest_event=newest)
+
+    def node_sku_row(self, node_id: str, sku: str) -> dict[str, float] | None:
+        i = self.node_sku_index.get((node_id, sku.upper()))
+        if i is None:
+            return None
+        return {c: float(self.node_sku[i, j]) for j, c in enumerate(NODE_SKU_COLUMNS)}
 
     def age_hours(self, now: datetime | None = None) -> float | None:
         if self.newest_event is None:

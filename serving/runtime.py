@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +19,7 @@ from serving.key_store import SqlKeyStore
 from serving.ledger import Ledger, create_schema, make_engine
 from serving.ledger.outbox import OutboxConfig
 from serving.ledger_seed import seed_ledger
+from serving.live_features import LiveFeatureFeed
 from serving.model_store import ModelStore
 from serving.policy_store import PolicyStore
 from serving.settings import Settings
@@ -35,7 +37,7 @@ class Runtime:
     reads most of them, takes the whole runtime.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, clock: Callable[[], datetime] | None = None) -> None:
         self.settings = settings
         self.models = ModelStore(
             settings.tracking_uri,
@@ -62,6 +64,11 @@ class Runtime:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.started_at = datetime.now(UTC)
+        self.live = LiveFeatureFeed(
+            self,
+            interval_seconds=settings.live_features_seconds,
+            **({"clock": clock} if clock else {}),
+        )
 
     # -- the parts' current values, for the decision path ---------------------------------
     @property
@@ -138,12 +145,20 @@ class Runtime:
         self.refresh_models()
         self.refresh_features()
         self.shadow.start()
+        self.live.prime()
+        if self.settings.bring_forward_stale_features:
+            try:
+                self.live.bring_forward_if_stale()
+            except Exception:  # serve degraded rather than not at all
+                log.exception("bringing stale features forward failed")
         if background:
             self.dispatcher.start(self.settings.webhook_poll_seconds)
             self._thread = threading.Thread(
                 target=self._loop, name="routecast-refresh", daemon=True
             )
             self._thread.start()
+            if self.settings.live_features_seconds > 0:
+                self.live.start()
 
     def _loop(self) -> None:
         s = self.settings
@@ -162,6 +177,7 @@ class Runtime:
                 next_features = clock + s.snapshot_refresh_seconds
 
     def stop(self) -> None:
+        self.live.stop()
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)

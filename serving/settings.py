@@ -72,6 +72,10 @@ class Settings(BaseSettings):
         description='Overrides of the promotion gate\'s thresholds, e.g. {"max_ece": 0.04}.',
     )
     feature_staleness_hours: float = 72.0
+    #: push ledger movements to the node×SKU features (Feast PushSource) every this many seconds
+    live_features_seconds: float = 1.0
+    #: at start, push every ledger row when features are older than the staleness bound
+    bring_forward_stale_features: bool = True
     snapshot_refresh_seconds: float = 60.0
     model_reload_seconds: float = 30.0
     max_order_lines: int = 200

@@ -61,6 +61,7 @@ def _series_daily(hourly: pd.DataFrame) -> pd.DataFrame:
     )
     daily = daily.merge(open_hours_share(hourly), on=[*KEYS, "day"], how="left")
     daily = daily.merge(_restock_daily(hourly), on=[*KEYS, "day"], how="left")
+    daily = daily.merge(_rhythm_daily(hourly), on=[*KEYS, "day"], how="left")
     daily["first_so_hour"] = daily["first_so_hour"].fillna(max(OPEN_HOURS) + 1)
     daily["sales_per_instock_hour"] = daily["open_sales"] / daily["instock_hours"].clip(lower=1)
     daily["so_day"] = (daily["so_share"] >= 0.5).astype(float)
@@ -139,6 +140,87 @@ def _restock_daily(hourly: pd.DataFrame) -> pd.DataFrame:
         lambda s: s.rolling(PROFILE_DAYS, min_periods=1).mean()
     )
     return out
+
+
+def _rolling(frame: pd.DataFrame, keys: list[str], column: str, window: int | None) -> pd.Series:
+    """Per key, the mean over the last ``window`` rows ending at each row (None: all so far)."""
+    grouped = frame.groupby(keys, sort=False)[column]
+    if window is None:
+        return grouped.transform(lambda s: s.expanding().mean())
+    return grouped.transform(lambda s, w=window: s.rolling(w, min_periods=1).mean())
+
+
+def _rhythm_daily(hourly: pd.DataFrame) -> pd.DataFrame:
+    """The shelf's daily rhythm on d, its usual rhythm and point-in-time target encodings.
+
+    * when it sold last and first, when it was refilled (empty → in stock) and when it
+      emptied (in stock → empty), and the 7-day habit of each: a shelf that empties before
+      its usual refill hour is running short;
+    * the morning's sales against the whole day and against a typical day (depletion);
+    * target encodings known at the close of d: the share of days ≥ half empty so far for
+      the series, for its product across the side's stores, for the store, for the store's
+      second-level category and for the third-level category (28 days and all history).
+      Each day's own outcome is only known at its close, so none of it looks ahead.
+
+    Weather is left out on purpose: one city shares one weather per day, so on stores
+    observed over the same dates it acts as a date fingerprint (it helped held-out series
+    of the same dates, not later dates; docs/evaluation.md).
+    """
+    keys = [*KEYS, "day"]
+    by_day = [hourly[k] for k in keys]
+    sale_hour = hourly["hour"].where(hourly["sales"] > 0)
+    grid = hourly.pivot_table(
+        index=keys, columns="hour", values="stockout", aggfunc="max", sort=True
+    )
+    flags = np.nan_to_num(grid.to_numpy(dtype=float))
+    hours = grid.columns.to_numpy()
+    refill = (flags[:, :-1] == 1) & (flags[:, 1:] == 0)
+    empties = (flags[:, :-1] == 0) & (flags[:, 1:] == 1)
+    out = pd.DataFrame(
+        {
+            "last_sale_hour": sale_hour.groupby(by_day).max(),
+            "first_sale_hour": sale_hour.groupby(by_day).min(),
+            "am_sales": hourly["sales"].where(hourly["hour"] < 12, 0.0).groupby(by_day).sum(),
+            "day_sales": hourly.groupby(keys)["sales"].sum(),
+        }
+    )
+    out["refill_hour"] = pd.Series(
+        np.where(refill.any(axis=1), hours[1:][np.argmax(refill, axis=1)], np.nan), index=grid.index
+    )
+    out["empty_hour"] = pd.Series(
+        np.where(empties.any(axis=1), hours[1:][np.argmax(empties, axis=1)], np.nan),
+        index=grid.index,
+    )
+    out["so_open_hours"] = pd.Series(
+        flags[:, np.isin(hours, list(OPEN_HOURS))].sum(axis=1), index=grid.index
+    )
+    out = out.reset_index()
+    out["last_sale_hour"] = out["last_sale_hour"].fillna(-1.0)
+    out["first_sale_hour"] = out["first_sale_hour"].fillna(24.0)
+    for column in ("refill_hour", "empty_hour", "last_sale_hour"):
+        out[f"{column}_7d"] = _rolling(out, KEYS, column, 7)
+    out["am_sales_share"] = out["am_sales"] / (out["day_sales"] + 1e-3)
+    out["am_sales_vs_usual"] = out["am_sales"] / (_rolling(out, KEYS, "day_sales", 7) + 1e-3)
+    out["so_open_hours_14d"] = _rolling(out, KEYS, "so_open_hours", 14)
+    out["empty_day"] = (out["so_open_hours"] / len(OPEN_HOURS) >= 0.5).astype(float)
+    out["te_series_all"] = _rolling(out, KEYS, "empty_day", None)
+    categories = hourly.drop_duplicates("sku").set_index("sku")[["category_2", "category_3"]]
+    out = out.join(categories, on="sku")
+    for name, level in (
+        ("sku", ["sku"]),
+        ("node", ["node_id"]),
+        ("node_cat2", ["node_id", "category_2"]),
+        ("cat3", ["category_3"]),
+    ):
+        daily = (
+            out.groupby([*level, "day"], sort=True)["empty_day"].mean().rename("m").reset_index()
+        )
+        daily[f"te_{name}_28d"] = _rolling(daily, level, "m", 28)
+        daily[f"te_{name}_all"] = _rolling(daily, level, "m", None)
+        out = out.merge(daily.drop(columns="m"), on=[*level, "day"], how="left")
+    return out.drop(
+        columns=["am_sales", "day_sales", "so_open_hours", "empty_day", "category_2", "category_3"]
+    )
 
 
 def _mean_by(daily: pd.DataFrame, key: str, prefix: str) -> pd.DataFrame:

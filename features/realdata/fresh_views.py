@@ -19,6 +19,18 @@ from features.realdata import fresh_tables as t
 SERVICE = "fresh_stockout_v1"
 _DAILY_TTL = timedelta(days=2)
 
+#: Point-in-time target encodings (share of days at least half empty so far), by level.
+TARGET_ENCODINGS = (
+    "te_series_all",
+    "te_sku_28d",
+    "te_sku_all",
+    "te_node_28d",
+    "te_node_all",
+    "te_node_cat2_28d",
+    "te_node_cat2_all",
+    "te_cat3_28d",
+    "te_cat3_all",
+)
 SERIES_FEATURES = (
     "so_share",
     "so_share_all",
@@ -47,7 +59,37 @@ SERIES_FEATURES = (
     "profile_hours_empty_7d",
     "profile_morning_7d",
     "restocks_7d",
+    # the shelf's rhythm and point-in-time target encodings (fresh_tables._rhythm_daily)
+    "last_sale_hour",
+    "first_sale_hour",
+    "refill_hour",
+    "empty_hour",
+    "refill_hour_7d",
+    "empty_hour_7d",
+    "last_sale_hour_7d",
+    "am_sales_share",
+    "am_sales_vs_usual",
+    "so_open_hours_14d",
+    *TARGET_ENCODINGS,
 )
+#: Features whose direction is known: more empty history never lowers tomorrow's risk.
+MONOTONE = {
+    name: 1
+    for name in (
+        "so_share",
+        "so_share_3d",
+        "so_share_7d",
+        "so_share_28d",
+        "so_days_7d",
+        "so_streak",
+        "so_trail_hours",
+        "profile_hours_empty_7d",
+        "so_open_hours_14d",
+        *TARGET_ENCODINGS,
+        "sku_so_share_7d",
+        "node_so_share_7d",
+    )
+}
 NODE_FEATURES = ("node_so_share", "node_so_share_7d")
 SKU_FEATURES = ("sku_so_share", "sku_so_share_7d")
 PROFILE_FEATURES = ("category_1", "category_2", "category_3")

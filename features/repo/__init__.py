@@ -13,7 +13,7 @@ from feast import Entity, FeatureService, FeatureView, OnDemandFeatureView
 from features.repo.entities import all_entities
 from features.repo.on_demand import node_distance_view
 from features.repo.services import feature_services
-from features.repo.sources import file_sources
+from features.repo.sources import file_sources, with_push_sources
 from features.repo.views import feature_views
 
 FeastObject = Entity | FeatureView | OnDemandFeatureView | FeatureService
@@ -21,7 +21,7 @@ FeastObject = Entity | FeatureView | OnDemandFeatureView | FeatureService
 
 def build_definitions(feature_dir: Path) -> list[FeastObject]:
     """Every object of the repo, wired to the parquet tables in ``feature_dir``."""
-    views = feature_views(file_sources(feature_dir))
+    views = feature_views(with_push_sources(file_sources(feature_dir)))
     distance = node_distance_view(views)
     services = feature_services(views, distance)
     return [*all_entities(), *views.values(), distance, *services]

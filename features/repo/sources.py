@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from feast import FileSource
+from feast import FileSource, PushSource
 from feast.data_format import ParquetFormat
 
 from features import catalog
@@ -34,3 +34,19 @@ def file_sources(feature_dir: Path) -> dict[str, FileSource]:
         )
         for view in BATCH_VIEWS
     }
+
+
+#: Push source of the node×SKU inventory view: the ledger's live stock, pushed as it moves.
+NODE_SKU_PUSH = f"{catalog.VIEW_NODE_SKU_INVENTORY}_push"
+
+
+def with_push_sources(sources: dict[str, FileSource]) -> dict[str, FileSource | PushSource]:
+    """The node×SKU view reads a PushSource (its batch source stays the daily parquet table),
+    so ``FeatureStore.push`` updates it online between daily materialisations."""
+    out: dict[str, FileSource | PushSource] = dict(sources)
+    out[catalog.VIEW_NODE_SKU_INVENTORY] = PushSource(
+        name=NODE_SKU_PUSH,
+        batch_source=sources[catalog.VIEW_NODE_SKU_INVENTORY],
+        description="Live on-hand and count age per node and SKU from the inventory ledger.",
+    )
+    return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from feast import FeatureView, Field, FileSource
+from feast import FeatureView, Field, FileSource, PushSource
 from feast.types import Float64, Int64, String
 
 from features import catalog
@@ -35,7 +35,7 @@ def _fields(names: tuple[str, ...]) -> list[Field]:
     return [Field(name=n, dtype=Int64 if n in _INT_FEATURES else Float64) for n in names]
 
 
-def feature_views(sources: dict[str, FileSource]) -> dict[str, FeatureView]:
+def feature_views(sources: dict[str, FileSource | PushSource]) -> dict[str, FeatureView]:
     """View name → FeatureView over its file source."""
     node_key = [Field(name="node_id", dtype=String)]
     specs = {

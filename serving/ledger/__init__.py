@@ -38,6 +38,7 @@ from serving.ledger.records import (
     ShadowRecord,
     ShipmentView,
     StockLevel,
+    StockPosition,
 )
 
 __all__ = [
@@ -74,6 +75,7 @@ __all__ = [
     "ShipmentView",
     "Shortage",
     "StockLevel",
+    "StockPosition",
     "UnknownNode",
     "create_schema",
     "default_response",

@@ -20,7 +20,16 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from routing.domain import RejectReason
-from serving.ledger import adjustments, audit, deliveries, drift, idempotency, invariants, outbox
+from serving.ledger import (
+    adjustments,
+    audit,
+    deliveries,
+    drift,
+    idempotency,
+    invariants,
+    live,
+    outbox,
+)
 from serving.ledger import orders as order_ops
 from serving.ledger.errors import (
     IdempotencyInFlight,
@@ -47,6 +56,7 @@ from serving.ledger.records import (
     Reservation,
     ShadowRecord,
     StockLevel,
+    StockPosition,
 )
 from serving.ledger.stock_ops import chunks
 from serving.ledger.tables import nodes, order_allocations, stock
@@ -244,6 +254,17 @@ class Ledger:
             return out
 
         return self._read(work)
+
+    def moved_since(self, after_id: int, limit: int = 50_000) -> tuple[list[tuple[str, str]], int]:
+        """Node×SKU pairs the movement log touched after ``after_id``, and where the read ended."""
+        return self._read(lambda conn: live.touched_since(conn, after_id, limit))
+
+    def last_movement_id(self) -> int:
+        return self._read(live.last_movement_id)
+
+    def positions(self, keys: Sequence[tuple[str, str]] | None = None) -> list[StockPosition]:
+        """Live stock with last-count times for the given pairs (all when ``None``)."""
+        return self._read(lambda conn: live.positions(conn, keys))
 
     def orders_per_node_since(self, since: datetime) -> dict[str, int]:
         """Distinct orders allocated to each node since ``since`` (daily capacity use)."""

@@ -66,6 +66,18 @@ class StockLevel:
 
 
 @dataclass(frozen=True, slots=True)
+class StockPosition:
+    """A node×SKU's live position and when it was last counted (feeds live features)."""
+
+    node_id: str
+    sku: str
+    on_hand: int
+    reserved: int
+    available: int
+    last_count_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class AllocationRequest:
     """One order line (or part of it) to reserve at one node."""
 

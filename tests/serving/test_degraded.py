@@ -57,7 +57,12 @@ def test_stale_features_route_in_cost_mode(
 ) -> None:
     settings, _ = demo_home
     stale = settings.model_copy(
-        update={"feature_staleness_hours": 0.001, "database_url": f"sqlite:///{tmp_path / 'b.db'}"}
+        update={
+            "feature_staleness_hours": 0.001,
+            "database_url": f"sqlite:///{tmp_path / 'b.db'}",
+            # an operator who turns the bring-forward off keeps the old behaviour
+            "bring_forward_stale_features": False,
+        }
     )
     answer, _ = _route(stale)
     assert answer["degraded"] is True and answer["mode"] == "cost"

@@ -106,7 +106,10 @@ class FreshStockoutModel:
         group = _series_groups(frame, s)
         fit, valid, calib = (frame[group == g] for g in (0, 1, 2))
         self.booster_ = StockoutRiskModel(
-            FEATURES, num_boost_round=s.num_boost_round, params=s.params
+            FEATURES,
+            monotone=fresh_views.MONOTONE,
+            num_boost_round=s.num_boost_round,
+            params=s.params,
         ).fit(fit, fit["label"].to_numpy(), valid, valid["label"].to_numpy())
         raw = self.booster_.predict_proba(calib)
         self.calibrator_ = ProbabilityCalibrator("auto").fit(raw, calib["label"].to_numpy())

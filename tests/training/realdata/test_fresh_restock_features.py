@@ -1,4 +1,4 @@
-"""Within-day restock features of day d: state at close, restocks, evening sales, profile."""
+"""Within-day features of day d: state at close, restocks, evening sales, profile, rhythm."""
 
 from __future__ import annotations
 
@@ -72,3 +72,25 @@ def test_hourly_profile_counts_hours_usually_empty_over_the_week() -> None:
     # Each empty afternoon ends with a refill at 22:00; the weekly mean includes day one.
     assert series["restocks_7d"].tolist() == pytest.approx([0.0, 0.5, 2 / 3])
     assert (series["event_timestamp"] == series["event_timestamp"].sort_values()).all()
+
+
+def test_rhythm_of_a_shelf_refilled_in_the_afternoon() -> None:
+    flags = np.zeros(24, dtype=int)
+    flags[9:15] = 1  # empties at 09:00, refilled at 15:00
+    row = _series([flags]).iloc[0]
+    assert row["empty_hour"] == 9 and row["refill_hour"] == 15
+    assert row["first_sale_hour"] == 0 and row["last_sale_hour"] == 23
+    assert row["am_sales_share"] == pytest.approx(9 / 18, abs=1e-3)  # 9 of 18 sales before noon
+
+
+def test_target_encodings_count_only_days_already_closed() -> None:
+    empty = np.ones(24, dtype=int)
+    full = np.zeros(24, dtype=int)
+    days = [empty, full, full, empty]
+    series = _series(days)
+    assert series["te_series_all"].tolist() == pytest.approx([1.0, 0.5, 1 / 3, 0.5])
+    # Day d's row never changes with what happens later: nothing looks ahead.
+    later = [c for c in series.columns if c != "event_timestamp"]
+    for cut in (1, 2, 3):
+        head = _series(days[:cut])
+        pd.testing.assert_frame_equal(head[later], series[later].iloc[:cut], check_dtype=False)
