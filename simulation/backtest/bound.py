@@ -808,3 +808,54 @@ def summarise(results: Sequence[BoundResult]) -> dict[str, Any]:
             for r in results
         ],
     }
+
+
+def integral_plan(day: BoundDay, plan: FloatArray) -> IntArray:
+    """Whole units per pair from a (possibly fractional, LP) plan, within every limit.
+
+    Keeps the whole units of ``plan`` that still fit, then serves what is left of each line
+    at its cheapest pair with stock, capacity and a part to spare (parcels already open
+    first cost no fee). A playable plan, not a bound: the bound is the LP value.
+    """
+    n_nodes, n_skus = day.stock.shape
+    ship_key, ship_of = day.shipments()
+    left = day.stock.reshape(-1).astype(np.int64).copy()
+    cap = day.capacity.copy()
+    order_cap = day.order_max_shipments.copy()
+    opened = np.zeros(len(ship_key), dtype=bool)
+    served = np.zeros(len(day.line_qty), dtype=np.int64)
+    parts = np.zeros(len(day.line_qty), dtype=np.int64)
+    x = np.zeros(len(day.pair_line), dtype=np.int64)
+    skey = day.pair_node * n_skus + day.line_sku[day.pair_line]
+
+    def take(p: int, units: int) -> int:
+        li, s = int(day.pair_line[p]), int(ship_of[p])
+        units = min(units, int(left[skey[p]]), int(day.line_qty[li] - served[li]))
+        if units <= 0 or (x[p] == 0 and parts[li] >= day.line_max_parts[li]):
+            return 0
+        if not opened[s]:
+            node, order = int(ship_key[s] % n_nodes), int(ship_key[s] // n_nodes)
+            if cap[node] == 0 or order_cap[order] == 0:
+                return 0
+            if cap[node] != UNLIMITED:
+                cap[node] -= 1
+            if order_cap[order] != UNLIMITED:
+                order_cap[order] -= 1
+            opened[s] = True
+        if x[p] == 0:
+            parts[li] += 1
+        x[p] += units
+        left[skey[p]] -= units
+        served[li] += units
+        return units
+
+    whole = np.floor(np.asarray(plan) + 1e-6).astype(np.int64)
+    for p in np.argsort(-np.asarray(plan), kind="stable"):
+        if whole[p] > 0:
+            take(int(p), int(whole[p]))
+    unit_price = day.pair_unit_cost + day.pair_part_cost
+    for p in np.lexsort((unit_price + day.pair_ship_cost, day.pair_line)):
+        li = int(day.pair_line[p])
+        if served[li] < day.line_qty[li]:
+            take(int(p), int(day.line_qty[li] - served[li]))
+    return x

@@ -16,6 +16,7 @@ from simulation.backtest.bound import (
     BoundDay,
     build_day,
     gap_closed,
+    integral_plan,
     price,
     solve_bound,
     summarise,
@@ -298,3 +299,17 @@ def test_pricing_recovers_the_full_problem_on_a_larger_day() -> None:
     assert full.method == priced.method == "mip"
     assert priced.value == pytest.approx(full.value, rel=2e-4)
     assert full_lp.value <= full.value + 1e-6
+
+
+@pytest.mark.parametrize("relax", [False, True])
+def test_integral_plan_is_playable(relax: bool) -> None:
+    """From the MIP plan or a fractional LP plan: whole units, within shelf and capacity."""
+    rng = np.random.default_rng(21)
+    for _ in range(15):
+        day = random_day(rng)
+        res = solve_bound(day, relax=relax)
+        x = integral_plan(day, res.plan)
+        costs = price(day, x)  # raises on any broken limit
+        assert costs.total >= res.value - 1e-6
+        if res.method == "mip":
+            assert x == pytest.approx(res.plan)
