@@ -27,13 +27,22 @@ demo: setup
 run: demo
 	$(BIN)/routecast serve --host $(HOST) --port $(PORT)
 
+# Serve what is already built (no demo rebuild): `make demo` once, then `make serve`.
+serve: setup
+	$(BIN)/routecast serve --host $(HOST) --port $(PORT)
+
 test: setup
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+# The inner loop: everything not marked slow (no demo world, no trained models).
+test-fast: setup
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not slow" -q
 
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: setup
 	$(BIN)/python -m benchmarks.run --quick

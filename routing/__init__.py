@@ -4,7 +4,18 @@ No I/O and no pandas/Feast/MLflow/FastAPI: the server and the CLI call these fun
 """
 
 from routing.calendar import Closure, NodeCalendar, calendar_from_dict
-from routing.domain import MODES, Mode, Network, Node, Order, OrderLine, Prediction, StockRow
+from routing.domain import (
+    MODES,
+    Channel,
+    Mode,
+    Network,
+    Node,
+    Order,
+    OrderLine,
+    Prediction,
+    RejectReason,
+    StockRow,
+)
 from routing.errors import (
     InvalidNetwork,
     InvalidOrder,
@@ -31,6 +42,7 @@ from routing.route import reroute_order, route
 __all__ = [
     "MODES",
     "Allocation",
+    "Channel",
     "ChannelPolicy",
     "Closure",
     "Explanation",
@@ -50,6 +62,7 @@ __all__ = [
     "Prediction",
     "PredictionsRequired",
     "RankEntry",
+    "RejectReason",
     "RoutingError",
     "Shipment",
     "StockRow",

@@ -23,24 +23,24 @@ from routing.fences import Candidate, LineCandidates
 
 def sort_candidates(mode: Mode, cands: Sequence[Candidate]) -> list[Candidate]:
     """The mode's node order for one line (eligible candidates only)."""
-    if mode == "priority":
+    if mode is Mode.PRIORITY:
         return sorted(cands, key=lambda c: (c.node.priority, c.node.node_id))
-    if mode == "distance":
+    if mode is Mode.DISTANCE:
         known = [c for c in cands if c.distance_km is not None]
         unknown = [c for c in cands if c.distance_km is None]
         known.sort(key=lambda c: (c.distance_km, c.node.priority, c.node.node_id))
         unknown.sort(key=lambda c: (c.node.priority, c.node.node_id))
         return known + unknown
-    if mode == "high_stock":
+    if mode is Mode.HIGH_STOCK:
         return sorted(cands, key=lambda c: (-c.atp, c.node.priority, c.node.node_id))
-    raise ValueError(f"{mode!r} is not a classic mode")
+    raise ValueError(f"{mode.value!r} is not a classic mode")
 
 
 def mode_score(mode: Mode, c: Candidate) -> float | None:
     """The number the mode sorts on, shown in the ranking."""
-    if mode == "priority":
+    if mode is Mode.PRIORITY:
         return float(c.node.priority)
-    if mode == "distance":
+    if mode is Mode.DISTANCE:
         return c.distance_km
     return c.atp
 

@@ -8,12 +8,42 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from enum import StrEnum
 
 from routing.calendar import NodeCalendar
 
-Mode = Literal["predictive", "cost", "priority", "distance", "high_stock"]
-MODES: tuple[Mode, ...] = ("predictive", "cost", "priority", "distance", "high_stock")
+
+class Mode(StrEnum):
+    """How candidates are ranked: expected cost with predictions, or a classic rule."""
+
+    PREDICTIVE = "predictive"
+    COST = "cost"
+    PRIORITY = "priority"
+    DISTANCE = "distance"
+    HIGH_STOCK = "high_stock"
+
+
+MODES: tuple[Mode, ...] = tuple(Mode)
+
+
+class RejectReason(StrEnum):
+    """Why a node refused allocated lines; each reason teaches the ledger something else."""
+
+    NOT_IN_STOCK = "not_in_stock"
+    DAMAGED = "damaged"
+    CAPACITY = "capacity"
+
+
+class Channel(StrEnum):
+    """Sales channels of the default vocabulary; policies map them to allowed node types."""
+
+    WEB = "web"
+    APP = "app"
+    MARKETPLACE = "marketplace"
+    POS = "pos"
+    CALL_CENTRE = "call_centre"
+
+
 NODE_TYPES = ("dc", "store", "3pl")
 
 

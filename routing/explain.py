@@ -25,7 +25,7 @@ def rank_line(
     """Eligible nodes ranked by the mode's criterion, then fenced nodes with their reasons."""
     q = lc.line.qty
     elig = lc.eligible()
-    if mode in ("predictive", "cost"):
+    if mode in (Mode.PREDICTIVE, Mode.COST):
         scored: list[tuple[float, str, Candidate]] = []
         for c in elig:
             nid = c.node.node_id

@@ -7,6 +7,7 @@ The first fence that fails is the one reported, in the order of ``FENCE_ORDER``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -94,13 +95,19 @@ def _node_fence(
     return None
 
 
-def node_distance(node: Node, order: Order) -> float | None:
-    """Great-circle km to the destination; 0 for the pickup store; None when unknown."""
-    if order.pickup_node_id is not None and node.node_id == order.pickup_node_id:
-        return 0.0
-    if order.dest_lat is None or order.dest_lon is None or node.lat is None or node.lon is None:
-        return None
-    return haversine_km(node.lat, node.lon, order.dest_lat, order.dest_lon)
+def node_distances(nodes: Mapping[str, Node], order: Order) -> dict[str, float | None]:
+    """Great-circle km from each node to the destination, in one vectorised call;
+    0 for the pickup store; None when either end has no coordinates."""
+    out: dict[str, float | None] = dict.fromkeys(nodes)
+    located = [(n.node_id, n.lat, n.lon) for n in nodes.values()]
+    located = [(i, lat, lon) for i, lat, lon in located if lat is not None and lon is not None]
+    if order.dest_lat is not None and order.dest_lon is not None and located:
+        ids, lats, lons = zip(*located, strict=True)
+        km = haversine_km(lats, lons, order.dest_lat, order.dest_lon)
+        out.update(zip(ids, km.tolist(), strict=True))
+    if order.pickup_node_id in out:
+        out[order.pickup_node_id] = 0.0
+    return out
 
 
 def line_splittable(line: OrderLine, rules: GroupRules, policy: Policy, channel: str) -> bool:
@@ -117,20 +124,22 @@ def evaluate(order: Order, network: Network, policy: Policy, now: datetime) -> l
     """Every stocked node for every line, fenced or not, in node-id order."""
     allowed = policy.allowed_types(order.channel)
     partial_ok = order.partial_ok(policy.allow_partial)
-    node_memo: dict[str, tuple[tuple[str, str] | None, float | None]] = {}
+    rows_by_line = [network.stock_for(line.sku) for line in order.lines]
+    distances = node_distances(
+        {r.node_id: network.nodes[r.node_id] for rows in rows_by_line for r in rows}, order
+    )
+    node_memo: dict[str, tuple[str, str] | None] = {}
     smap = policy.safety_map()
     out: list[LineCandidates] = []
     for i, line in enumerate(order.lines):
         rules = policy.rules(line.product_group)
         splittable = line_splittable(line, rules, policy, order.channel)
         cands: list[Candidate] = []
-        for row in network.stock_for(line.sku):
+        for row in rows_by_line[i]:
             node = network.nodes[row.node_id]
-            memo = node_memo.get(node.node_id)
-            if memo is None:
-                memo = (_node_fence(node, order, policy, now, allowed), node_distance(node, order))
-                node_memo[node.node_id] = memo
-            fence, dist = memo
+            if node.node_id not in node_memo:
+                node_memo[node.node_id] = _node_fence(node, order, policy, now, allowed)
+            fence, dist = node_memo[node.node_id], distances[node.node_id]
             safety = rules.safety_stock
             if smap:
                 safety = smap.get(

@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 from routing.calendar import calendar_from_dict, zone
-from routing.domain import NODE_TYPES, Network, Node, Order, OrderLine, StockRow
+from routing.domain import NODE_TYPES, Channel, Network, Node, Order, OrderLine, StockRow
 from routing.errors import InvalidNetwork, InvalidOrder
 
 
@@ -160,7 +160,7 @@ def order_from_dict(doc: dict[str, Any]) -> Order:
     try:
         return Order(
             order_id=order_id,
-            channel=str(doc.get("channel") or "web"),
+            channel=str(doc.get("channel") or Channel.WEB.value),
             dest_lat=lat,
             dest_lon=lon,
             lines=tuple(lines),

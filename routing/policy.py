@@ -8,9 +8,9 @@ hot path never touches pydantic: ``Policy.rules(group)`` returns a resolved, fro
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import date
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_type_hints
 
 from pydantic import (
     BaseModel,
@@ -18,11 +18,12 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
 
-from routing.domain import Mode
+from routing.domain import Channel, Mode
 from routing.errors import InvalidPolicy
 from routing.returns import ReturnsPolicy
 from routing.screening import ScreeningRules
@@ -64,22 +65,77 @@ class CarrierCalendar(_Strict):
         return self
 
 
-class GroupPolicy(_Strict):
-    """Per product-group knobs; every field left out inherits from ``defaults``."""
+def _knob(default: Any, **bounds: float) -> Any:
+    """A per-group policy knob: its built-in default and its bounds, declared once."""
+    return field(default=default, metadata=bounds)
 
-    weight_shipping: float | None = Field(default=None, ge=0)
-    weight_handling: float | None = Field(default=None, ge=0)
-    weight_stockout: float | None = Field(default=None, ge=0)
-    weight_late: float | None = Field(default=None, ge=0)
-    reroute_cost: float | None = Field(default=None, ge=0)
-    late_cost_per_day: float | None = Field(default=None, ge=0)
-    per_shipment_cost: float | None = Field(default=None, ge=0)
-    max_shipments: int | None = Field(default=None, ge=1)
-    never_split: bool | None = None
-    split_value_threshold: float | None = Field(default=None, ge=0)
-    max_distance_km: float | None = Field(default=None, gt=0)
-    safety_stock: float | None = Field(default=None, ge=0)
-    promise_days: float | None = Field(default=None, gt=0)
+
+@dataclass(frozen=True, slots=True)
+class GroupRules:
+    """Plain-data view of the policy for one group, read on the hot path.
+
+    The fields with a default are the per-group knobs, declared here once: ``GroupPolicy``
+    (what a policy file may set), the built-in ``defaults`` block and the list of knobs the
+    defaults must set are all derived from them.
+    """
+
+    ship_together: bool
+    zones: tuple[tuple[float, float, float], ...]  # (max_km, per_parcel, per_kg)
+    unknown_distance_km: float
+    base_days: float
+    km_per_day: float
+    p90_ratio: float
+    weight_shipping: float = _knob(1.0, ge=0)
+    weight_handling: float = _knob(1.0, ge=0)
+    weight_stockout: float = _knob(1.0, ge=0)
+    weight_late: float = _knob(1.0, ge=0)
+    reroute_cost: float = _knob(12.0, ge=0)
+    late_cost_per_day: float = _knob(6.0, ge=0)
+    per_shipment_cost: float = _knob(3.0, ge=0)
+    max_shipments: int | None = _knob(None, ge=1)
+    never_split: bool = _knob(False)
+    split_value_threshold: float = _knob(0.0, ge=0)
+    max_distance_km: float | None = _knob(None, gt=0)
+    safety_stock: float = _knob(0.0, ge=0)
+    promise_days: float = _knob(5.0, gt=0)
+
+    def zone(self, distance_km: float | None) -> tuple[float, float, float]:
+        d = self.unknown_distance_km if distance_km is None else distance_km
+        for z in self.zones:
+            if d <= z[0]:
+                return z
+        return self.zones[-1]
+
+
+#: The per-group knobs, in declaration order.
+KNOBS: tuple[str, ...] = tuple(f.name for f in fields(GroupRules) if f.default is not MISSING)
+_KNOB_FIELDS = {f.name: f for f in fields(GroupRules) if f.name in KNOBS}
+_KNOB_TYPES = get_type_hints(GroupRules)
+#: Knobs the ``defaults`` block must set (those whose built-in default is not null).
+_REQUIRED = tuple(k for k in KNOBS if _KNOB_FIELDS[k].default is not None)
+
+if TYPE_CHECKING:
+
+    class GroupPolicy(_Strict):
+        """Per product-group knobs; every field left out inherits from ``defaults``."""
+
+        def __getattr__(self, name: str) -> Any: ...
+
+else:
+    GroupPolicy = create_model(
+        "GroupPolicy",
+        __base__=_Strict,
+        __doc__="Per product-group knobs; every field left out inherits from ``defaults``.",
+        __module__=__name__,
+        **{
+            k: (_KNOB_TYPES[k] | None, Field(default=None, **_KNOB_FIELDS[k].metadata))
+            for k in KNOBS
+        },
+    )
+
+
+def _default_groups() -> GroupPolicy:
+    return GroupPolicy(**{k: _KNOB_FIELDS[k].default for k in KNOBS})
 
 
 class SafetyStock(_Strict):
@@ -110,7 +166,7 @@ class ShadowPolicy(_Strict):
     mode: Mode = Field(..., description="routing mode of the shadow plan")
 
 
-DEFAULT_CHANNELS: tuple[str, ...] = ("web", "app", "marketplace", "pos", "call_centre")
+DEFAULT_CHANNELS: tuple[str, ...] = tuple(c.value for c in Channel)
 
 
 class ChannelPolicy(_Strict):
@@ -128,24 +184,6 @@ class ChannelPolicy(_Strict):
     never_split: bool = Field(default=False, description="no line of this channel splits")
     screening: ScreeningRules | None = Field(
         default=None, description="replaces the policy-wide screening rules for this channel"
-    )
-
-
-def _default_groups() -> GroupPolicy:
-    return GroupPolicy(
-        weight_shipping=1.0,
-        weight_handling=1.0,
-        weight_stockout=1.0,
-        weight_late=1.0,
-        reroute_cost=12.0,
-        late_cost_per_day=6.0,
-        per_shipment_cost=3.0,
-        max_shipments=None,
-        never_split=False,
-        split_value_threshold=0.0,
-        max_distance_km=None,
-        safety_stock=0.0,
-        promise_days=5.0,
     )
 
 
@@ -259,19 +297,8 @@ class Policy(_Strict):
                 merged["never_split"] = True
             caps = [c for c in (merged["max_shipments"], self.max_shipments) if c is not None]
             r = GroupRules(
-                weight_shipping=merged["weight_shipping"],
-                weight_handling=merged["weight_handling"],
-                weight_stockout=merged["weight_stockout"],
-                weight_late=merged["weight_late"],
-                reroute_cost=merged["reroute_cost"],
-                late_cost_per_day=merged["late_cost_per_day"],
-                per_shipment_cost=merged["per_shipment_cost"],
+                **{k: merged[k] for k in KNOBS if k != "max_shipments"},
                 max_shipments=min(caps) if caps else None,
-                never_split=bool(merged["never_split"]),
-                split_value_threshold=merged["split_value_threshold"],
-                max_distance_km=merged["max_distance_km"],
-                safety_stock=merged["safety_stock"],
-                promise_days=merged["promise_days"],
                 ship_together=group is not None and group in self.ship_together_groups,
                 zones=tuple(
                     (math.inf if z.max_km is None else z.max_km, z.per_parcel, z.per_kg)
@@ -323,53 +350,6 @@ class Policy(_Strict):
             if z.max_km is None or distance_km <= z.max_km:
                 return z
         return self.zones[-1]  # pragma: no cover - the validator guarantees a null last band
-
-
-_REQUIRED = (
-    "weight_shipping",
-    "weight_handling",
-    "weight_stockout",
-    "weight_late",
-    "reroute_cost",
-    "late_cost_per_day",
-    "per_shipment_cost",
-    "never_split",
-    "split_value_threshold",
-    "safety_stock",
-    "promise_days",
-)
-
-
-@dataclass(frozen=True, slots=True)
-class GroupRules:
-    """Plain-data view of the policy for one group, read on the hot path."""
-
-    weight_shipping: float
-    weight_handling: float
-    weight_stockout: float
-    weight_late: float
-    reroute_cost: float
-    late_cost_per_day: float
-    per_shipment_cost: float
-    max_shipments: int | None
-    never_split: bool
-    split_value_threshold: float
-    max_distance_km: float | None
-    safety_stock: float
-    promise_days: float
-    ship_together: bool
-    zones: tuple[tuple[float, float, float], ...]  # (max_km, per_parcel, per_kg)
-    unknown_distance_km: float
-    base_days: float
-    km_per_day: float
-    p90_ratio: float
-
-    def zone(self, distance_km: float | None) -> tuple[float, float, float]:
-        d = self.unknown_distance_km if distance_km is None else distance_km
-        for z in self.zones:
-            if d <= z[0]:
-                return z
-        return self.zones[-1]
 
 
 def policy_from_dict(doc: dict[str, Any] | None) -> Policy:

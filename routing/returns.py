@@ -57,9 +57,9 @@ def choose_return_node(
         if located:
             best = min(
                 located,
-                key=lambda n: (haversine_km(lat, lon, n.lat, n.lon), n.node_id),  # type: ignore[arg-type]
+                key=lambda n: (float(haversine_km(lat, lon, n.lat, n.lon)), n.node_id),  # type: ignore[arg-type]
             )
-            km = haversine_km(lat, lon, best.lat, best.lon)  # type: ignore[arg-type]
+            km = float(haversine_km(lat, lon, best.lat, best.lon))  # type: ignore[arg-type]
             what = ", ".join(sorted(groups)) or "these products"
             return ReturnRoute(
                 best.node_id,

@@ -58,14 +58,14 @@ def _rate(
             pred = None
             if predictions is not None:
                 pred = predictions.get((line.line_id, c.node.node_id))
-                if pred is None and mode == "predictive":
+                if pred is None and mode is Mode.PREDICTIVE:
                     missing.append((line.line_id, c.node.node_id))
                     continue
             ratings[(lc.index, c.node.node_id)] = rate_pair(
                 weight_kg=line.weight_kg,
                 handling_cost=c.node.handling_cost,
                 distance_km=c.distance_km,
-                prediction=pred if mode != "cost" else None,
+                prediction=pred if mode is not Mode.COST else None,
                 rules=lc.rules,
                 promise_days=promise,
             )
@@ -81,7 +81,7 @@ def route(
     order: Order,
     network: Network,
     *,
-    mode: Mode = "predictive",
+    mode: Mode | str = Mode.PREDICTIVE,
     policy: Policy | None = None,
     predictions: Mapping[tuple[str, str], Prediction] | None = None,
     now: datetime,
@@ -89,7 +89,8 @@ def route(
     """Decide which nodes ship which lines. See docs/formats.md for the plan's fields."""
     if mode not in MODES:
         raise UnknownMode(f"mode {mode!r} is not one of {', '.join(MODES)}")
-    if mode == "predictive" and predictions is None:
+    mode = Mode(mode)
+    if mode is Mode.PREDICTIVE and predictions is None:
         raise PredictionsRequired(
             "mode 'predictive' needs predictions for the pairs from candidate_pairs(); "
             "pass predictions=... or use mode 'cost' (same ratings without the models)"
@@ -129,7 +130,7 @@ def route(
     parts_by_line: dict[int, list[tuple[str, float]]] = {lc.index: [] for lc in lcs}
     sol: Solution | None = None
     problem: Problem | None = None
-    if mode in ("predictive", "cost"):
+    if mode in (Mode.PREDICTIVE, Mode.COST):
         sku_count: dict[str, int] = {}
         for lc in lcs:
             k = lc.line.sku.casefold()
@@ -231,11 +232,11 @@ def _classic_explanation(
     mode: Mode, ranking: Sequence[object], summary: str, total: float
 ) -> Explanation:
     rule = {
-        "priority": "nodes taken in ascending priority",
-        "distance": "nearest node first, unknown distances last in priority order",
-        "high_stock": "node with the most available first",
-        "predictive": "lowest expected cost",
-        "cost": "lowest expected cost without models",
+        Mode.PRIORITY: "nodes taken in ascending priority",
+        Mode.DISTANCE: "nearest node first, unknown distances last in priority order",
+        Mode.HIGH_STOCK: "node with the most available first",
+        Mode.PREDICTIVE: "lowest expected cost",
+        Mode.COST: "lowest expected cost without models",
     }[mode]
     return Explanation(summary=f"{summary} ({rule})", chosen_total=total)
 

@@ -13,6 +13,7 @@ from functools import partial
 from typing import Any
 
 from routing import (
+    Mode,
     Network,
     Order,
     OrderLine,
@@ -179,10 +180,10 @@ def _decide(
     reasons: list[str] = []
     predictions = None
     t1 = time.perf_counter()
-    if mode == "predictive":
+    if mode is Mode.PREDICTIVE:
         predictions, reasons = predict(order, network, runtime, now)
         if predictions is None:
-            mode = "cost"
+            mode = Mode.COST
     t2 = time.perf_counter()
     try:
         plan = route(

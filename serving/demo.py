@@ -55,8 +55,9 @@ def build_demo(
     from features.compute import build_feature_tables
     from features.store import apply_definitions, materialize, open_feature_store
     from simulation import generate_world
+    from training.config import TrainingConfig
     from training.pipeline import train_all
-    from training.registry import CHAMPION, configure, current_alias_version
+    from training.registry import configure, current_alias_version
 
     settings.home.mkdir(parents=True, exist_ok=True)
     report = DemoReport()
@@ -99,14 +100,17 @@ def build_demo(
     step("feast materialize", mat)
     client = configure(settings.tracking_uri, settings.artifact_dir)
 
+    # The names and alias the server will load, so the demo trains exactly what it serves.
+    config = TrainingConfig.from_settings(settings, max_rows=DEMO_MAX_ROWS)
+
     def train() -> str:
         have = all(
-            current_alias_version(client, n, CHAMPION) is not None
-            for n in (settings.stockout_model, settings.delivery_model)
+            current_alias_version(client, n, config.champion_alias) is not None
+            for n in (config.stockout_model, config.delivery_model)
         )
         if have and not fresh_world:
             return "champions exist; skipped (use `routecast train` for a challenger)"
-        results = train_all(store, settings.raw_dir, client, max_rows=DEMO_MAX_ROWS)
+        results = train_all(store, settings.raw_dir, client, config=config)
         for r in results:
             report.metrics[r.name] = r.metrics
             if r.version:

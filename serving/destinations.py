@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import zipcodes
 
@@ -34,7 +35,8 @@ def _zone_or_none(name: str | None) -> str | None:
 @lru_cache(maxsize=1)
 def zip_index() -> dict[str, Located]:
     index: dict[str, Located] = {}
-    for z in zipcodes.list_all():
+    rows: list[dict[str, Any]] = zipcodes.list_all()  # type: ignore[no-untyped-call]
+    for z in rows:
         try:
             index[z["zip_code"]] = Located(
                 float(z["lat"]), float(z["long"]), z["state"], _zone_or_none(z.get("timezone"))

@@ -131,12 +131,3 @@ class FeatureSnapshot:
         for j, c in enumerate(LANE_COLUMNS):
             cols[c] = lane_rows[:, j]
         return cols
-
-
-def haversine_km_vec(lat1: np.ndarray, lon1: np.ndarray, lat2: float, lon2: float) -> np.ndarray:
-    """Vectorised twin of ``routing.geo.haversine_km`` for the candidate batch."""
-    p1, p2 = np.radians(lat1), np.radians(lat2)
-    dp = p2 - p1
-    dl = np.radians(lon2 - lon1)
-    a = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
-    return np.asarray(2 * 6371.0088 * np.arcsin(np.minimum(1.0, np.sqrt(a))))

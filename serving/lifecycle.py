@@ -12,7 +12,7 @@ from collections import defaultdict
 from typing import Any
 
 from serving.decide import decide
-from serving.ledger import AllocationRequest, OrderView
+from serving.ledger import OrderView
 from serving.runtime import Runtime
 from serving.schemas.order import OrderIn
 
@@ -40,15 +40,6 @@ def unshipped(body: OrderIn, view: OrderView) -> tuple[OrderIn | None, frozenset
     return body.model_copy(update={"lines": lines}), frozenset(nodes)
 
 
-def requests(answer: dict[str, Any]) -> list[AllocationRequest]:
-    return [
-        AllocationRequest(
-            line_id=a["line_id"], node_id=a["node_id"], sku=a["sku"], qty=int(a["qty"])
-        )
-        for a in answer["allocations"]
-    ]
-
-
 def route_again(
     runtime: Runtime,
     view: OrderView,
@@ -72,9 +63,11 @@ def route_again(
     plan = None
     if store_request:
         plan = {"request": body.model_dump(mode="json"), "decision": answer}
+    from serving.orchestration import allocation_requests  # orchestration calls this module
+
     runtime.ledger.replan(
         view.order_id,
-        requests(answer),
+        allocation_requests(answer),
         why=why,
         plan=plan,
         expect_reserved=frozenset(

@@ -9,7 +9,8 @@ import numpy as np
 
 from features import catalog
 from routing import Prediction
-from serving.feature_snapshot import FeatureSnapshot, haversine_km_vec
+from routing.geo import haversine_km
+from serving.feature_snapshot import FeatureSnapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +39,7 @@ def score(
     cols = snapshot.gather(nodes, [c.sku for c in candidates], [dest_region] * len(nodes))
     cols["qty"] = np.fromiter((c.qty for c in candidates), float, len(candidates))
     cols["weekday"] = np.full(len(candidates), float(weekday))
-    cols["distance_km"] = haversine_km_vec(cols["node_lat"], cols["node_lon"], dest_lat, dest_lon)
+    cols["distance_km"] = haversine_km(cols["node_lat"], cols["node_lon"], dest_lat, dest_lon)
     x_stock = np.column_stack([cols[f] for f in catalog.STOCKOUT_FEATURES])
     x_deliv = np.column_stack([cols[f] for f in catalog.DELIVERY_FEATURES])
     p_stock = stockout_model.predict_array(x_stock)  # type: ignore[attr-defined]

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Header
 
 from serving.auth import Scope, verify
-from serving.deps import RuntimeDep
+from serving.deps import KeysDep, SettingsDep
 from serving.problems import RoutecastError
 
 
@@ -22,16 +22,17 @@ class Forbidden(RoutecastError):
 
 def require(scope: Scope) -> Callable[..., None]:
     def check(
-        runtime: RuntimeDep,
+        settings: SettingsDep,
+        keys: KeysDep,
         authorization: Annotated[str | None, Header()] = None,
         x_api_key: Annotated[str | None, Header()] = None,
     ) -> None:
-        if not runtime.settings.auth_enabled:
+        if not settings.auth_enabled:
             return
         raw = x_api_key
         if raw is None and authorization and authorization.lower().startswith("bearer "):
             raw = authorization[7:].strip()
-        authenticated, allowed = verify(runtime.keys, raw, scope)
+        authenticated, allowed = verify(keys, raw, scope)
         if not authenticated:
             raise Unauthenticated(
                 "send 'Authorization: Bearer <key>' (or X-API-Key); "

@@ -11,6 +11,8 @@ import yaml
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from routing.domain import Mode
+
 
 def _yaml_file() -> dict[str, Any]:
     path = os.environ.get("ROUTECAST_CONFIG")
@@ -57,11 +59,18 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_key_prefix: str = "routecast"
     feast_project: str = "routecast"
-    default_mode: Literal["predictive", "cost", "priority", "distance", "high_stock"] = "predictive"
+    default_mode: Mode = Mode.PREDICTIVE
     mlflow_tracking_uri: str | None = None
     stockout_model: str = "routecast-stockout-risk"
     delivery_model: str = "routecast-delivery-days"
     model_alias: str = "champion"
+    lgbm_threads: int = Field(
+        default=2, ge=1, description="LightGBM training threads (ROUTECAST_LGBM_THREADS)."
+    )
+    promotion_thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        description='Overrides of the promotion gate\'s thresholds, e.g. {"max_ece": 0.04}.',
+    )
     feature_staleness_hours: float = 72.0
     #: push ledger movements to the node×SKU features (Feast PushSource) every this many seconds
     live_features_seconds: float = 1.0

@@ -62,7 +62,7 @@ def plan_shadow(job: ShadowJob) -> ShadowRecord:
     preds = job.predictions
     if preds is None and job.predict is not None:
         preds = job.predict()
-    if job.mode == "predictive" and preds is None:
+    if job.mode is Mode.PREDICTIVE and preds is None:
         return _record(job, None, None, "predictive shadow skipped: models or features unavailable")
     plan = plan_to_dict(
         route(

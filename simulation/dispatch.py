@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from routing.domain import RejectReason
 from simulation.assortment import Catalog
 from simulation.inventory import Inventory
 from simulation.network import WorldNetwork
@@ -31,7 +32,7 @@ MAX_ROUNDS = 6
 #: after a rejection the store usually counts the shelf and fixes the books
 SPOT_COUNT_PROB = 0.7
 REROUTE_MINUTES = (10.0, 40.0)
-REJECT_REASON = "not_in_stock"
+REJECT_REASON = RejectReason.NOT_IN_STOCK.value
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import zipcodes
 
-from routing.geo import EARTH_RADIUS_KM
+from routing.geo import haversine_km
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -49,21 +49,6 @@ class ZipTable:
     lat: FloatArray
     lon: FloatArray
     weight: FloatArray
-
-
-def haversine_np(
-    lat1: FloatArray | float,
-    lon1: FloatArray | float,
-    lat2: FloatArray | float,
-    lon2: FloatArray | float,
-) -> FloatArray:
-    """Vectorised twin of :func:`routing.geo.haversine_km` (same radius, same formula)."""
-    p1, p2 = np.radians(lat1), np.radians(lat2)
-    dl = np.radians(np.asarray(lon2) - np.asarray(lon1))
-    a = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
-    return np.asarray(
-        2 * EARTH_RADIUS_KM * np.arcsin(np.minimum(1.0, np.sqrt(a))), dtype=np.float64
-    )
 
 
 @lru_cache(maxsize=1)
@@ -126,13 +111,13 @@ def postal_code(city: City) -> str:
     if candidates:
         lat = np.array([z["lat"] for z in candidates], dtype=float)
         lon = np.array([z["lon"] for z in candidates], dtype=float)
-        return str(candidates[int(np.argmin(haversine_np(city.lat, city.lon, lat, lon)))]["zip"])
+        return str(candidates[int(np.argmin(haversine_km(city.lat, city.lon, lat, lon)))]["zip"])
     return _nearest_zip(city.lat, city.lon)
 
 
 def _nearest_zip(lat: float, lon: float) -> str:
     table = zip_table()
-    return str(table.zip_code[int(np.argmin(haversine_np(lat, lon, table.lat, table.lon)))])
+    return str(table.zip_code[int(np.argmin(haversine_km(lat, lon, table.lat, table.lon)))])
 
 
 @lru_cache(maxsize=1)
@@ -155,7 +140,7 @@ def zip_table() -> ZipTable:
         if members:
             people[members] += pop / len(members)
         elif pop >= METRO_POPULATION:
-            d = haversine_np(float(c["latitude"]), float(c["longitude"]), lat, lon)
+            d = haversine_km(float(c["latitude"]), float(c["longitude"]), lat, lon)
             near = np.flatnonzero(d <= METRO_RADIUS_KM)
             if near.size:  # none nearby: a misplaced gazetteer entry, not a metro
                 people[near] += pop / near.size

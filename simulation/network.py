@@ -13,8 +13,9 @@ import numpy.typing as npt
 import pandas as pd
 
 from features.contracts.raw import NODE_TYPES
+from routing.geo import haversine_km
 from simulation.assortment import PRODUCT_GROUPS, Catalog
-from simulation.geography import City, haversine_np, postal_code, us_cities
+from simulation.geography import City, postal_code, us_cities
 from simulation.scales import ScaleConfig
 
 DC, STORE, TPL = (NODE_TYPES.index(t) for t in ("dc", "store", "3pl"))
@@ -85,13 +86,13 @@ def _spread_hubs(rng: np.random.Generator, pool: list[City], k: int) -> list[Cit
     pop = np.array([c.population for c in pool], dtype=float)
     first = int(rng.choice(min(10, len(pool))))
     chosen = [first]
-    nearest = haversine_np(lat[first], lon[first], lat, lon)
+    nearest = haversine_km(lat[first], lon[first], lat, lon)
     for _ in range(k - 1):
         score = nearest * pop**0.25 * rng.uniform(0.7, 1.0, len(pool))
         score[chosen] = -1.0
         nxt = int(np.argmax(score))
         chosen.append(nxt)
-        nearest = np.minimum(nearest, haversine_np(lat[nxt], lon[nxt], lat, lon))
+        nearest = np.minimum(nearest, haversine_km(lat[nxt], lon[nxt], lat, lon))
     return [pool[i] for i in chosen]
 
 

@@ -16,10 +16,11 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from routing.geo import haversine_km
 from simulation.assortment import PRODUCT_GROUPS, Catalog, make_catalog
 from simulation.carriers import CARRIERS, WEST, Parcels, deliver
 from simulation.dispatch import REJECT_REASON, Dispatch, dispatch
-from simulation.geography import haversine_np, sample_destinations, zip_table
+from simulation.geography import sample_destinations, zip_table
 from simulation.inventory import Inventory, initial_inventory
 from simulation.network import DC, STORE, TPL, WorldNetwork, make_network
 from simulation.orders import LINES_P, QTY_P, OrderLines, draw_orders
@@ -131,7 +132,7 @@ class Simulator:
         self._pair_node, self._pair_sku = np.nonzero(self.net.stocked)
         zips = zip_table()
         # every customer ZIP to every node, once: routing then only gathers rows
-        self._zip_dist = haversine_np(
+        self._zip_dist = haversine_km(
             zips.lat[:, None], zips.lon[:, None], self.net.lat[None, :], self.net.lon[None, :]
         ).astype(np.float32)
         self._node_ids = self.net.node_id.astype(object)
@@ -142,7 +143,7 @@ class Simulator:
         """Expected online units per node × SKU before any history: who is nearest to whom."""
         net, cat = self.net, self.catalog
         probe = sample_destinations(self.rng, 4000)
-        dist = haversine_np(
+        dist = haversine_km(
             probe.lat[:, None], probe.lon[:, None], net.lat[None, :], net.lon[None, :]
         )
         share = np.zeros((len(net), len(PRODUCT_GROUPS)))
@@ -272,7 +273,7 @@ class Simulator:
             lines.dest_lon[src],
             lines.dest_state[src],
         )
-        distance = haversine_np(net.lat[node], net.lon[node], dest_lat, dest_lon)
+        distance = haversine_km(net.lat[node], net.lon[node], dest_lat, dest_lon)
         west = np.isin(dest_state, list(WEST)) & np.isin(self._states[node], list(WEST))
         out = deliver(
             self.rng,

@@ -1,7 +1,8 @@
 """Post-hoc calibration fitted on data the booster did not see.
 
 ``ProbabilityCalibrator`` maps classifier scores to probabilities (isotonic when the
-held-out set is large enough to estimate a step function, Platt's sigmoid otherwise);
+held-out set is large enough to estimate a step function, Platt's sigmoid otherwise); the
+stockout model and the real-data evaluations use this one;
 ``ConformalUpper`` widens an upper quantile until it reaches its nominal coverage on a
 held-out slice (split-conformal), which also absorbs drift between training and now.
 """
@@ -9,26 +10,30 @@ held-out slice (split-conformal), which also absorbs drift between training and 
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
 Method = Literal["auto", "isotonic", "sigmoid"]
-#: Below this many held-out rows (or 50 of the rarer class) isotonic steps overfit.
+#: Below this many held-out rows (or 50 positives) isotonic steps overfit; Platt instead.
 MIN_ISOTONIC_ROWS = 1000
-MIN_ISOTONIC_MINORITY = 50
+MIN_ISOTONIC_POSITIVES = 50
 _EPS = 1e-6
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(np.asarray(p, dtype=float), _EPS, 1 - _EPS)
-    return np.log(p / (1 - p))
+    p = np.asarray(p, dtype=float)
+    return np.asarray(np.log(np.clip(p, _EPS, 1 - _EPS) / np.clip(1 - p, _EPS, 1)))
 
 
 class ProbabilityCalibrator:
-    """Monotone map from raw scores to calibrated probabilities."""
+    """Monotone map from raw scores to calibrated probabilities (the one the models use).
+
+    Fitted state is plain numbers (isotonic thresholds or Platt's slope and intercept), so a
+    pickled model carries no scikit-learn objects and predicts with one ``np.interp``.
+    """
 
     def __init__(self, method: Method = "auto") -> None:
         self.method = method
@@ -38,28 +43,39 @@ class ProbabilityCalibrator:
         y = np.asarray(y, dtype=int)
         if len(np.unique(y)) < 2:
             raise ValueError("calibration needs both classes in the held-out set")
-        minority = int(min(y.sum(), len(y) - y.sum()))
         method = self.method
         if method == "auto":
-            big = len(y) >= MIN_ISOTONIC_ROWS and minority >= MIN_ISOTONIC_MINORITY
+            big = len(y) >= MIN_ISOTONIC_ROWS and y.sum() >= MIN_ISOTONIC_POSITIVES
             method = "isotonic" if big else "sigmoid"
         self.method_: Literal["isotonic", "sigmoid"] = method
         if method == "isotonic":
-            self.isotonic_ = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
-            self.isotonic_.fit(scores, y)
+            iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(scores, y)
+            self.x_ = np.asarray(iso.X_thresholds_, float)
+            self.y_ = np.asarray(iso.y_thresholds_, float)
         else:
-            self.sigmoid_ = LogisticRegression(C=1e6, max_iter=1000)
-            self.sigmoid_.fit(_logit(scores).reshape(-1, 1), y)
+            lr = LogisticRegression(C=1e6, max_iter=1000).fit(_logit(scores).reshape(-1, 1), y)
+            self.a_, self.b_ = float(lr.coef_[0, 0]), float(lr.intercept_[0])
         self.n_ = len(y)
         return self
 
     def predict(self, scores: np.ndarray) -> np.ndarray:
         scores = np.asarray(scores, dtype=float)
         if self.method_ == "isotonic":
-            out = self.isotonic_.predict(scores)
+            out = np.interp(scores, self.x_, self.y_)
         else:
-            out = self.sigmoid_.predict_proba(_logit(scores).reshape(-1, 1))[:, 1]
-        return np.clip(np.asarray(out, dtype=float), 0.0, 1.0)
+            out = 1.0 / (1.0 + np.exp(-(self.a_ * _logit(scores) + self.b_)))
+        return np.clip(np.asarray(out, dtype=np.float64), 0.0, 1.0)
+
+    @classmethod
+    def from_mapping(cls, saved: dict[str, Any]) -> ProbabilityCalibrator:
+        """Rebuild from the dict older pickled models stored (``method`` + x/y or a/b)."""
+        cal = cls(saved["method"])
+        cal.method_ = saved["method"]
+        if cal.method_ == "isotonic":
+            cal.x_, cal.y_ = np.asarray(saved["x"], float), np.asarray(saved["y"], float)
+        else:
+            cal.a_, cal.b_ = float(saved["a"]), float(saved["b"])
+        return cal
 
 
 class ConformalUpper:

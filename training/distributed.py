@@ -24,10 +24,10 @@ refuses monotone constraints); gradients are per row, so they work unchanged on 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import dask.array as da
 import lightgbm as lgb
@@ -37,29 +37,15 @@ from distributed import Client
 from feast import FeatureStore
 from mlflow import MlflowClient
 
-from features import catalog
-from training.models import (
-    BASE_PARAMS,
-    DeliveryQuantileModel,
-    StockoutRiskModel,
-    fit_calibration,
-)
-from training.pipeline import (
-    DELIVERY_MODEL,
-    STOCKOUT_MODEL,
-    TrainResult,
-    delivery_split,
-    evaluate_delivery,
-    evaluate_stockout,
-    stockout_split,
-)
+from training.config import TrainingConfig
+from training.models import BoostJob, DeliveryQuantileModel, StockoutRiskModel
+from training.pipeline import TrainResult, train_all
+
+Estimator = TypeVar("Estimator", StockoutRiskModel, DeliveryQuantileModel)
 
 TRAINER = "lightgbm.dask"
 #: LightGBM's distributed learners only support the ``basic`` monotone method.
 MONOTONE_METHOD = "basic"
-#: Same patience as the single-machine models' ``lgb.early_stopping`` callbacks.
-STOCKOUT_PATIENCE = 40
-DELIVERY_PATIENCE = 60
 #: A worker with fewer rows than this adds network rounds but no useful histogram mass.
 MIN_ROWS_PER_WORKER = 200
 SHUFFLE_SEED = 7
@@ -145,25 +131,6 @@ def _scatter(client: Client, array: np.ndarray, blocks: Sequence[tuple[str, int,
     return da.concatenate(parts, axis=0)
 
 
-def _matrix(frame: pd.DataFrame, features: Sequence[str]) -> np.ndarray:
-    missing = [f for f in features if f not in frame.columns]
-    if missing:
-        raise KeyError(f"training frame lacks feature columns {missing}")
-    return frame.loc[:, list(features)].to_numpy(dtype=np.float64)
-
-
-def _params(
-    params: Mapping[str, Any] | None, features: Sequence[str], monotone: Mapping[str, int]
-) -> dict[str, Any]:
-    # Dask sets num_threads per worker from its thread count; passing one only warns.
-    merged = {k: v for k, v in {**BASE_PARAMS, **(params or {})}.items() if k != "num_threads"}
-    return {
-        **merged,
-        "monotone_constraints": [int(monotone.get(f, 0)) for f in features],
-        "monotone_constraints_method": MONOTONE_METHOD,
-    }
-
-
 def _fit_on_cluster(
     estimator: lgb.DaskLGBMClassifier | lgb.DaskLGBMRegressor,
     client: Client,
@@ -216,246 +183,53 @@ def best_iteration(
     return best_i + 1
 
 
-def _logloss(y: np.ndarray) -> Callable[[np.ndarray], float]:
-    y = np.asarray(y, dtype=np.float64)
+class DaskBackend:
+    """Grows the booster on a Dask cluster; the best iteration is replayed afterwards."""
 
-    def loss(raw: np.ndarray) -> float:
-        # log(1 + e^raw) - y * raw is the binary log loss on the margin, overflow-safe.
-        return float(np.mean(np.logaddexp(0.0, raw) - y * raw))
+    monotone_method = MONOTONE_METHOD
 
-    return loss
+    def __init__(self, client: Client) -> None:
+        self.client = client
 
+    def boost(self, job: BoostJob) -> tuple[lgb.Booster, int]:
+        # Dask sets num_threads per worker from its thread count; passing one only warns.
+        # There is no validation set on the cluster, so no metric either.
+        drop = ("num_threads", "metric", "alpha")
+        kwargs = {k: v for k, v in job.params.items() if k not in drop}
+        kind = lgb.DaskLGBMClassifier if kwargs["objective"] == "binary" else lgb.DaskLGBMRegressor
+        estimator = kind(client=self.client, n_estimators=job.rounds, **kwargs)
+        start = job.start(len(job.y))
+        booster = _fit_on_cluster(estimator, self.client, job.x, job.y, job.feature_names, start)
+        best = booster.current_iteration()
+        if job.valid is not None and job.loss is not None and len(job.valid[1]):
+            x_valid, base = job.valid[0], job.init or 0.0
+            best = best_iteration(booster, x_valid, job.loss, patience=job.patience, base=base)
+        return booster, int(best)
 
-def _pinball(y: np.ndarray, alpha: float) -> Callable[[np.ndarray], float]:
-    y = np.asarray(y, dtype=np.float64)
-
-    def loss(pred: np.ndarray) -> float:
-        diff = y - pred
-        return float(np.mean(np.maximum(alpha * diff, (alpha - 1.0) * diff)))
-
-    return loss
-
-
-def pinball_objective(alpha: float) -> Callable[..., tuple[np.ndarray, np.ndarray]]:
-    """Pinball-loss gradient with a unit hessian, in the scikit-learn objective signature.
-
-    A nested function on purpose: Dask ships it to the workers by value (cloudpickle), so
-    an existing cluster needs only lightgbm and numpy, not routecast, on its workers.
-    """
-
-    def objective(y_true: np.ndarray | None, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if y_true is None:
-            raise ValueError("the pinball objective needs labels")
-        grad = np.where(y_true > y_pred, -alpha, 1.0 - alpha)
-        return grad, np.ones_like(grad)
-
-    return objective
+    def tags(self) -> dict[str, str]:
+        """What the registry records about where a model was trained."""
+        return {
+            "trainer": TRAINER,
+            "dask_scheduler": _address(self.client),
+            "dask_workers": str(len(self.client.ncores())),
+            "monotone_constraints_method": MONOTONE_METHOD,
+        }
 
 
-def fit_stockout_dask(
+def fit_dask(
+    estimator: Estimator,
     train: pd.DataFrame,
     y: np.ndarray,
     *,
     scheduler: str | Client,
     valid: pd.DataFrame | None = None,
     y_valid: np.ndarray | None = None,
-    features: Sequence[str] = catalog.STOCKOUT_FEATURES,
-    monotone: Mapping[str, int] | None = None,
-    num_boost_round: int = 400,
-    params: Mapping[str, Any] | None = None,
     timeout: float = 10.0,
-) -> StockoutRiskModel:
-    """Fit the rejection-risk classifier on the cluster; returns the single-machine class.
-
-    Mirrors ``StockoutRiskModel.fit``: the first half of the validation window picks the
-    iteration, the second half calibrates the probabilities. ``monotone`` defaults to
-    ``catalog.STOCKOUT_MONOTONE``; pass ``{}`` for none.
-    """
-    directions = catalog.STOCKOUT_MONOTONE if monotone is None else monotone
-    model = StockoutRiskModel(
-        features, monotone=directions, num_boost_round=num_boost_round, params=params
-    )
-    x = _matrix(train, model.features)
-    labels = np.asarray(y, dtype=np.float64)
+) -> Estimator:
+    """``estimator.fit`` with its boosting on the cluster: same rules, another backend."""
     with dask_client(scheduler, timeout=timeout) as client:
-        estimator = lgb.DaskLGBMClassifier(
-            client=client,
-            objective="binary",
-            n_estimators=num_boost_round,
-            **_params(model.params, model.features, directions),
-        )
-        booster = _fit_on_cluster(estimator, client, x, labels, model.features)
-    rounds = booster.current_iteration()
-    x_stop, y_stop, x_cal, y_cal = _stopping_and_calibration(model.features, valid, y_valid)
-    if x_stop is not None and y_stop is not None and len(y_stop):
-        rounds = best_iteration(booster, x_stop, _logloss(y_stop), patience=STOCKOUT_PATIENCE)
-    # __setstate__ is the path an unpickled single-machine model takes: same attributes,
-    # booster rebuilt from the model string.
-    model.__setstate__(
-        {
-            "model_str_": booster.model_to_string(num_iteration=rounds),
-            "feature_names_": model.features,
-            "best_iteration_": int(rounds),
-            "calibration_": None,
-        }
-    )
-    if x_cal is not None and y_cal is not None and len(np.unique(y_cal)) == 2:
-        raw = np.asarray(model.booster_.predict(x_cal, num_threads=1), dtype=np.float64)
-        model.calibration_ = fit_calibration(raw, y_cal)
-    return model
-
-
-def _stopping_and_calibration(
-    features: Sequence[str], valid: pd.DataFrame | None, y_valid: np.ndarray | None
-) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
-    """Split the time-ordered validation window as ``StockoutRiskModel.fit`` does.
-
-    The first half picks the iteration, the second half (never seen by the booster)
-    calibrates; below 400 rows all of it picks the iteration and nothing is calibrated.
-    """
-    if valid is None or y_valid is None:
-        return None, None, None, None
-    x = _matrix(valid, features)
-    y = np.asarray(y_valid)
-    half = len(y) // 2 if len(y) >= 400 else len(y)
-    if half == len(y):
-        return x, y, None, None
-    return x[:half], y[:half], x[half:], y[half:]
-
-
-def fit_delivery_dask(
-    train: pd.DataFrame,
-    y: np.ndarray,
-    *,
-    scheduler: str | Client,
-    valid: pd.DataFrame | None = None,
-    y_valid: np.ndarray | None = None,
-    features: Sequence[str] = catalog.DELIVERY_FEATURES,
-    monotone: Mapping[str, int] | None = None,
-    num_boost_round: int = 400,
-    params: Mapping[str, Any] | None = None,
-    timeout: float = 10.0,
-) -> DeliveryQuantileModel:
-    """Fit the P50/P90 delivery boosters on the cluster; returns the single-machine class.
-
-    Mirrors ``DeliveryQuantileModel.fit``: each quantile starts from its empirical value
-    (init score), and with 50+ validation rows the P90 gets the split-conformal shift that
-    makes it cover 90% of the validation window.
-    """
-    directions = catalog.DELIVERY_MONOTONE if monotone is None else monotone
-    model = DeliveryQuantileModel(
-        features, monotone=directions, num_boost_round=num_boost_round, params=params
-    )
-    x = _matrix(train, model.features)
-    labels = np.asarray(y, dtype=np.float64)
-    has_valid = valid is not None and y_valid is not None and len(y_valid) > 0
-    x_valid = _matrix(valid, model.features) if valid is not None and has_valid else None
-    yv = np.asarray(y_valid, dtype=np.float64) if has_valid else np.empty(0)
-    model_strs: dict[float, str] = {}
-    inits: dict[float, float] = {}
-    rounds: dict[float, int] = {}
-    with dask_client(scheduler, timeout=timeout) as client:
-        for alpha in model.quantiles:
-            init = float(np.quantile(labels, alpha))
-            estimator = lgb.DaskLGBMRegressor(
-                client=client,
-                objective=pinball_objective(alpha),
-                n_estimators=num_boost_round,
-                **{
-                    **_params(model.params, model.features, directions),
-                    "min_sum_hessian_in_leaf": 1.0,
-                },
-            )
-            booster = _fit_on_cluster(
-                estimator, client, x, labels, model.features, np.full(len(labels), init)
-            )
-            n = booster.current_iteration()
-            if x_valid is not None:
-                n = best_iteration(
-                    booster, x_valid, _pinball(yv, alpha), patience=DELIVERY_PATIENCE, base=init
-                )
-            model_strs[alpha] = booster.model_to_string(num_iteration=n)
-            inits[alpha] = init
-            rounds[alpha] = int(n)
-    model.__setstate__(
-        {
-            "model_strs_": model_strs,
-            "init_": inits,
-            "best_iterations_": rounds,
-            "feature_names_": model.features,
-            "p90_offset_": 0.0,
-        }
-    )
-    if x_valid is not None and len(yv) >= 50:
-        _, p90 = model.predict_array(x_valid)
-        model.p90_offset_ = float(np.quantile(yv - p90, 0.9))
-    return model
-
-
-def _dask_tags(client: Client) -> dict[str, str]:
-    return {
-        "trainer": TRAINER,
-        "dask_scheduler": _address(client),
-        "dask_workers": str(len(client.ncores())),
-        "monotone_constraints_method": MONOTONE_METHOD,
-    }
-
-
-def train_stockout_dask(
-    store: FeatureStore,
-    raw_dir: Path,
-    client_mlflow: MlflowClient | None,
-    *,
-    scheduler: str | Client,
-    name: str = STOCKOUT_MODEL,
-    max_rows: int | None = 200_000,
-    num_boost_round: int = 400,
-    timeout: float = 10.0,
-) -> TrainResult:
-    """``training.pipeline.train_stockout`` with the boosting done on a Dask cluster.
-
-    The cluster is checked before the (slow) feature-store join so a wrong address fails fast.
-    """
-    with dask_client(scheduler, timeout=timeout) as client:
-        split = stockout_split(store, raw_dir, max_rows=max_rows)
-        model = fit_stockout_dask(
-            split.train,
-            split.train["label"].to_numpy(int),
-            scheduler=client,
-            valid=split.valid,
-            y_valid=split.valid["label"].to_numpy(int),
-            num_boost_round=num_boost_round,
-            timeout=timeout,
-        )
-        tags = _dask_tags(client)
-    return evaluate_stockout(split, model, client_mlflow, name=name, extra_tags=tags)
-
-
-def train_delivery_dask(
-    store: FeatureStore,
-    raw_dir: Path,
-    client_mlflow: MlflowClient | None,
-    *,
-    scheduler: str | Client,
-    name: str = DELIVERY_MODEL,
-    max_rows: int | None = 200_000,
-    num_boost_round: int = 400,
-    timeout: float = 10.0,
-) -> TrainResult:
-    """``training.pipeline.train_delivery`` with the boosting done on a Dask cluster."""
-    with dask_client(scheduler, timeout=timeout) as client:
-        split = delivery_split(store, raw_dir, max_rows=max_rows)
-        model = fit_delivery_dask(
-            split.train,
-            split.train["label"].to_numpy(float),
-            scheduler=client,
-            valid=split.valid,
-            y_valid=split.valid["label"].to_numpy(float),
-            num_boost_round=num_boost_round,
-            timeout=timeout,
-        )
-        tags = _dask_tags(client)
-    return evaluate_delivery(split, model, client_mlflow, name=name, extra_tags=tags)
+        estimator.set_params(backend=DaskBackend(client))
+        return estimator.fit(train, y, valid, y_valid)  # type: ignore[return-value]
 
 
 def train_all_dask(
@@ -464,16 +238,20 @@ def train_all_dask(
     client_mlflow: MlflowClient | None,
     *,
     scheduler: str | Client,
+    config: TrainingConfig | None = None,
     on_step: Callable[[str], None] | None = None,
-    max_rows: int | None = 200_000,
     timeout: float = 10.0,
 ) -> list[TrainResult]:
-    """Both models on one cluster connection, in the order of ``pipeline.train_all``."""
-    jobs = (("stockout risk", train_stockout_dask), ("delivery days", train_delivery_dask))
-    results = []
+    """``pipeline.train_all`` with the boosting on one cluster connection.
+
+    The cluster is checked before the (slow) feature-store join so a wrong address fails fast.
+    """
     with dask_client(scheduler, timeout=timeout) as client:
-        for label, job in jobs:
-            if on_step:
-                on_step(label)
-            results.append(job(store, raw_dir, client_mlflow, scheduler=client, max_rows=max_rows))
-    return results
+        return train_all(
+            store,
+            raw_dir,
+            client_mlflow,
+            config=config,
+            on_step=on_step,
+            backend=DaskBackend(client),
+        )

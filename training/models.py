@@ -1,19 +1,31 @@
-"""LightGBM models in scikit-learn style: ``fit`` returns self, fitted attributes end in ``_``.
+"""LightGBM models as scikit-learn estimators: each owns its fit rules, whatever does the boosting.
 
-Both models expose ``predict_array`` on a float matrix whose columns follow
-``feature_names_``: the request path calls it once per order with every candidate row.
+``__init__`` stores its arguments only, ``fit`` returns self, fitted attributes end in ``_``,
+so ``get_params`` and ``sklearn.base.clone`` work. Both models expose ``predict_array`` on a
+float matrix whose columns follow ``feature_names_``: the request path calls it once per
+order with every candidate row.
+
+Where the trees are grown is a *fit backend*: ``LocalBackend`` (``lightgbm.train`` on this
+machine, early stopping) or ``training.distributed.DaskBackend`` (a Dask cluster). The
+validation split, the calibration, the pinball objective and the P90 conformal shift live
+here once and apply to both.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
 
+from training.calibration import ProbabilityCalibrator
+from training.metrics import pinball_loss
+
+#: LightGBM parameters of both models; ``num_threads`` comes from the estimator.
 BASE_PARAMS: dict[str, Any] = {
     "learning_rate": 0.05,
     "num_leaves": 31,
@@ -23,87 +35,166 @@ BASE_PARAMS: dict[str, Any] = {
     "bagging_freq": 1,
     "lambda_l2": 1.0,
     "verbose": -1,
-    # Training threads; the test suite sets 1 so parallel test workers do not oversubscribe.
-    "num_threads": int(os.environ.get("ROUTECAST_LGBM_THREADS", "2")),
     "seed": 7,
     "deterministic": True,
     "force_row_wise": True,
 }
+#: Training threads unless the caller (``TrainingConfig``) says otherwise.
+DEFAULT_THREADS = 2
+#: Validation rows below which all of them stop boosting and none calibrate.
+MIN_CALIBRATION_SPLIT = 400
+#: Validation rows needed for the P90's split-conformal shift.
+MIN_CONFORMAL_ROWS = 50
+STOCKOUT_PATIENCE = 40
+DELIVERY_PATIENCE = 60
+
+Objective = Callable[[np.ndarray | None, np.ndarray], tuple[np.ndarray, np.ndarray]]
+Loss = Callable[[np.ndarray], float]
+Validation = tuple[np.ndarray, np.ndarray]
 
 
-def _monotone(features: Sequence[str], directions: Mapping[str, int]) -> list[int]:
-    return [int(directions.get(name, 0)) for name in features]
-
-
-def _matrix(frame: pd.DataFrame, features: Sequence[str]) -> np.ndarray:
+def feature_matrix(frame: pd.DataFrame, features: Sequence[str]) -> np.ndarray:
+    """The float matrix of ``features`` in order; a missing column is named."""
     missing = [f for f in features if f not in frame.columns]
     if missing:
         raise KeyError(f"training frame lacks feature columns {missing}")
     return frame.loc[:, list(features)].to_numpy(dtype=np.float64)
 
 
-def _pinball_objective(alpha: float) -> Any:
-    """Gradient of the pinball loss at ``alpha`` with a unit hessian."""
+def pinball_objective(alpha: float) -> Objective:
+    """Pinball-loss gradient with a unit hessian, in the scikit-learn objective signature.
 
-    def objective(preds: np.ndarray, data: lgb.Dataset) -> tuple[np.ndarray, np.ndarray]:
-        y = data.get_label()
-        grad = np.where(y > preds, -alpha, 1.0 - alpha)
+    A nested function on purpose: Dask ships it to the workers by value (cloudpickle), so
+    an existing cluster needs only lightgbm and numpy, not routecast, on its workers.
+    """
+
+    def objective(y_true: np.ndarray | None, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if y_true is None:
+            raise ValueError("the pinball objective needs labels")
+        grad = np.where(y_true > y_pred, -alpha, 1.0 - alpha)
         return grad, np.ones_like(grad)
 
     return objective
 
 
-def fit_calibration(raw: np.ndarray, y: np.ndarray) -> dict[str, Any]:
-    """Isotonic with enough held-out rows and positives, Platt (sigmoid) otherwise.
+def binary_logloss(y: np.ndarray) -> Loss:
+    """Log loss of raw margins against ``y`` (what ``binary_logloss`` early-stops on)."""
+    y = np.asarray(y, dtype=np.float64)
 
-    Both maps are non-decreasing, so the booster's monotone constraints survive.
+    def loss(raw: np.ndarray) -> float:
+        # log(1 + e^raw) - y * raw is the binary log loss on the margin, overflow-safe.
+        return float(np.mean(np.logaddexp(0.0, raw) - y * raw))
+
+    return loss
+
+
+def quantile_loss(y: np.ndarray, alpha: float) -> Loss:
+    """Pinball loss of predictions against ``y`` (what the ``quantile`` metric early-stops on)."""
+    return lambda pred: pinball_loss(y, pred, alpha)
+
+
+@dataclass(frozen=True)
+class BoostJob:
+    """One booster to grow, fully specified by the estimator.
+
+    ``params['objective']`` is ``"binary"`` or an :data:`Objective`; ``init`` is a constant
+    start score for every row; ``loss`` scores raw scores on ``valid`` (for backends that
+    cannot early-stop while boosting) with the same ``patience`` as early stopping.
     """
-    from sklearn.isotonic import IsotonicRegression
-    from sklearn.linear_model import LogisticRegression
 
-    y = np.asarray(y, dtype=int)
-    if len(y) >= 1000 and y.sum() >= 50:
-        iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y)
-        return {
-            "method": "isotonic",
-            "x": np.asarray(iso.X_thresholds_, float),
-            "y": np.asarray(iso.y_thresholds_, float),
-        }
-    logit = np.log(np.clip(raw, 1e-6, 1 - 1e-6) / np.clip(1 - raw, 1e-6, 1)).reshape(-1, 1)
-    lr = LogisticRegression(C=1e6, max_iter=1000).fit(logit, y)
-    return {"method": "sigmoid", "a": float(lr.coef_[0, 0]), "b": float(lr.intercept_[0])}
+    params: Mapping[str, Any]
+    x: np.ndarray
+    y: np.ndarray
+    rounds: int
+    feature_names: Sequence[str]
+    init: float | None
+    valid: Validation | None
+    patience: int
+    loss: Loss | None
+
+    def start(self, n: int) -> np.ndarray | None:
+        """Per-row init scores for ``n`` rows (None without an init)."""
+        return None if self.init is None else np.full(n, self.init)
 
 
-def apply_calibration(cal: Mapping[str, Any], raw: np.ndarray) -> np.ndarray:
-    if cal["method"] == "isotonic":
-        return np.asarray(np.interp(raw, cal["x"], cal["y"]), dtype=np.float64)
-    logit = np.log(np.clip(raw, 1e-6, 1 - 1e-6) / np.clip(1 - raw, 1e-6, 1))
-    return np.asarray(1.0 / (1.0 + np.exp(-(cal["a"] * logit + cal["b"]))), dtype=np.float64)
+class FitBackend(Protocol):
+    """Grows one booster; the estimator decides everything else."""
+
+    #: LightGBM's ``monotone_constraints_method`` this backend supports.
+    monotone_method: str
+
+    def boost(self, job: BoostJob) -> tuple[lgb.Booster, int]:
+        """Return the booster and its best iteration (``job.rounds`` without validation)."""
+        ...
+
+
+class LocalBackend:
+    """``lightgbm.train`` on this machine with ``lgb.early_stopping``."""
+
+    monotone_method = "advanced"
+
+    def boost(self, job: BoostJob) -> tuple[lgb.Booster, int]:
+        params = dict(job.params)
+        objective = params["objective"]
+        if callable(objective):
+            params["objective"] = lambda preds, data: objective(data.get_label(), preds)
+        dtrain = lgb.Dataset(
+            job.x,
+            label=job.y,
+            feature_name=list(job.feature_names),
+            init_score=job.start(len(job.y)),
+        )
+        sets: list[lgb.Dataset] = []
+        callbacks: list[Any] = []
+        if job.valid is not None:
+            xv, yv = job.valid
+            sets = [lgb.Dataset(xv, label=yv, reference=dtrain, init_score=job.start(len(yv)))]
+            callbacks = [lgb.early_stopping(job.patience, verbose=False)]
+        booster = lgb.train(params, dtrain, job.rounds, valid_sets=sets, callbacks=callbacks)
+        return booster, int(booster.best_iteration or job.rounds)
 
 
 def _booster(model_str: str) -> lgb.Booster:
     return lgb.Booster(model_str=model_str)
 
 
-class _LightGBMEstimator:
-    """Shared constructor: the column order, monotone directions and boosting budget."""
+class _LightGBMEstimator(BaseEstimator):  # type: ignore[misc]
+    """Shared constructor and plumbing: column order, monotone directions, budget, backend."""
+
+    # Boosters and the backend are rebuilt or dropped on pickling, never stored.
+    _transient: tuple[str, ...] = ("backend",)
+    feature_names_: tuple[str, ...]
 
     def __init__(
         self,
-        features: Sequence[str],
+        features: Sequence[str] = (),
         *,
         monotone: Mapping[str, int] | None = None,
         num_boost_round: int = 400,
         params: Mapping[str, Any] | None = None,
+        num_threads: int = DEFAULT_THREADS,
+        backend: FitBackend | None = None,
     ) -> None:
-        self.features = tuple(features)
-        self.monotone = dict(monotone or {})
+        self.features = features
+        self.monotone = monotone
         self.num_boost_round = num_boost_round
-        self.params = {**BASE_PARAMS, **(params or {})}
+        self.params = params
+        self.num_threads = num_threads
+        self.backend = backend
 
-    # Boosters are rebuilt from their model strings after unpickling, never pickled.
-    _transient: tuple[str, ...] = ()
-    feature_names_: tuple[str, ...]
+    def _backend(self) -> FitBackend:
+        return self.backend if self.backend is not None else LocalBackend()
+
+    def _params(self, backend: FitBackend, **objective: Any) -> dict[str, Any]:
+        directions = self.monotone or {}
+        return {
+            **BASE_PARAMS,
+            "num_threads": self.num_threads,
+            **(self.params or {}),
+            **objective,
+            "monotone_constraints": [int(directions.get(f, 0)) for f in self.features],
+            "monotone_constraints_method": backend.monotone_method,
+        }
 
     def _importance_booster(self) -> lgb.Booster:
         raise NotImplementedError
@@ -120,13 +211,34 @@ class _LightGBMEstimator:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self.__dict__.setdefault("backend", None)
         self._restore()
+
+
+def _validation(
+    valid: pd.DataFrame | None, y_valid: np.ndarray | None, features: Sequence[str]
+) -> Validation | None:
+    if valid is None or y_valid is None or len(y_valid) == 0:
+        return None
+    return feature_matrix(valid, features), np.asarray(y_valid, dtype=np.float64)
+
+
+def _split_validation(window: Validation | None) -> tuple[Validation | None, Validation | None]:
+    """(stop, calibrate): the time-ordered window's first half stops boosting, the second
+    half (never seen by the booster) calibrates; small windows only stop boosting."""
+    if window is None:
+        return None, None
+    x, y = window
+    half = len(y) // 2 if len(y) >= MIN_CALIBRATION_SPLIT else len(y)
+    if half == len(y):
+        return (x, y), None
+    return (x[:half], y[:half]), (x[half:], y[half:])
 
 
 class StockoutRiskModel(_LightGBMEstimator):
     """Binary classifier of 'the node rejects this allocation'; outputs probabilities."""
 
-    _transient = ("booster_",)
+    _transient = ("backend", "booster_")
 
     def fit(
         self,
@@ -135,39 +247,28 @@ class StockoutRiskModel(_LightGBMEstimator):
         valid: pd.DataFrame | None = None,
         y_valid: np.ndarray | None = None,
     ) -> StockoutRiskModel:
-        params = {
-            **self.params,
-            "objective": "binary",
-            "metric": "binary_logloss",
-            "monotone_constraints": _monotone(self.features, self.monotone),
-            "monotone_constraints_method": "advanced",
-        }
-        dtrain = lgb.Dataset(
-            _matrix(train, self.features), label=y, feature_name=list(self.features)
+        backend = self._backend()
+        stop, cal = _split_validation(_validation(valid, y_valid, self.features))
+        booster, best = backend.boost(
+            BoostJob(
+                params=self._params(backend, objective="binary", metric="binary_logloss"),
+                x=feature_matrix(train, self.features),
+                y=np.asarray(y),
+                rounds=self.num_boost_round,
+                feature_names=self.features,
+                init=None,
+                valid=stop,
+                patience=STOCKOUT_PATIENCE,
+                loss=None if stop is None else binary_logloss(stop[1]),
+            )
         )
-        callbacks: list[Any] = []
-        sets: list[lgb.Dataset] = []
-        x_cal = y_cal = None
-        if valid is not None and y_valid is not None:
-            # Time-ordered validation: the first half stops boosting, the second half
-            # (never seen by the booster) calibrates its probabilities.
-            x_val = _matrix(valid, self.features)
-            y_val = np.asarray(y_valid)
-            half = len(y_val) // 2 if len(y_val) >= 400 else len(y_val)
-            sets = [lgb.Dataset(x_val[:half], label=y_val[:half], reference=dtrain)]
-            callbacks = [lgb.early_stopping(40, verbose=False)]
-            if half < len(y_val):
-                x_cal, y_cal = x_val[half:], y_val[half:]
-        booster = lgb.train(
-            params, dtrain, self.num_boost_round, valid_sets=sets, callbacks=callbacks
-        )
-        self.model_str_ = booster.model_to_string(num_iteration=booster.best_iteration or None)
+        self.model_str_ = booster.model_to_string(num_iteration=best)
         self.booster_ = _booster(self.model_str_)
-        self.feature_names_ = self.features
-        self.best_iteration_ = int(booster.best_iteration or self.num_boost_round)
-        self.calibration_ = None
-        if x_cal is not None and y_cal is not None and len(np.unique(y_cal)) == 2:
-            self.calibration_ = fit_calibration(self._raw(x_cal), y_cal)
+        self.feature_names_ = tuple(self.features)
+        self.best_iteration_ = best
+        self.calibration_: ProbabilityCalibrator | None = None
+        if cal is not None and len(np.unique(cal[1])) == 2:
+            self.calibration_ = ProbabilityCalibrator().fit(self._raw(cal[0]), cal[1])
         return self
 
     def _raw(self, x: np.ndarray) -> np.ndarray:
@@ -176,10 +277,10 @@ class StockoutRiskModel(_LightGBMEstimator):
     def predict_array(self, x: np.ndarray) -> np.ndarray:
         raw = self._raw(x)
         cal = getattr(self, "calibration_", None)
-        return raw if cal is None else apply_calibration(cal, raw)
+        return raw if cal is None else cal.predict(raw)
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.predict_array(_matrix(frame, self.feature_names_))
+        return self.predict_array(feature_matrix(frame, self.feature_names_))
 
     def _importance_booster(self) -> lgb.Booster:
         return self.booster_
@@ -187,12 +288,14 @@ class StockoutRiskModel(_LightGBMEstimator):
     def _restore(self) -> None:
         if "model_str_" in self.__dict__:
             self.booster_ = _booster(self.model_str_)
+        if isinstance(self.__dict__.get("calibration_"), dict):  # pickled by an older release
+            self.calibration_ = ProbabilityCalibrator.from_mapping(self.__dict__["calibration_"])
 
 
 class DeliveryQuantileModel(_LightGBMEstimator):
     """Delivery days as two quantile boosters (P50, P90); predictions never cross."""
 
-    _transient = ("boosters_",)
+    _transient = ("backend", "boosters_")
 
     quantiles = (0.5, 0.9)
 
@@ -209,52 +312,44 @@ class DeliveryQuantileModel(_LightGBMEstimator):
         pinball loss is given as a custom objective (unit hessian) starting from the
         empirical quantile; the constraints then hold by construction.
         """
-        x = _matrix(train, self.features)
+        backend = self._backend()
+        x = feature_matrix(train, self.features)
         y = np.asarray(y, dtype=np.float64)
+        window = _validation(valid, y_valid, self.features)
         self.model_strs_: dict[float, str] = {}
         self.init_: dict[float, float] = {}
         self.best_iterations_: dict[float, int] = {}
         for alpha in self.quantiles:
             init = float(np.quantile(y, alpha))
-            params = {
-                **self.params,
-                "objective": _pinball_objective(alpha),
-                "alpha": alpha,
-                "metric": "quantile",
-                "min_sum_hessian_in_leaf": 1.0,
-                "monotone_constraints": _monotone(self.features, self.monotone),
-                "monotone_constraints_method": "advanced",
-            }
-            dtrain = lgb.Dataset(
-                x, label=y, feature_name=list(self.features), init_score=np.full(len(y), init)
+            booster, best = backend.boost(
+                BoostJob(
+                    params=self._params(
+                        backend,
+                        objective=pinball_objective(alpha),
+                        alpha=alpha,
+                        metric="quantile",
+                        min_sum_hessian_in_leaf=1.0,
+                    ),
+                    x=x,
+                    y=y,
+                    rounds=self.num_boost_round,
+                    feature_names=self.features,
+                    init=init,
+                    valid=window,
+                    patience=DELIVERY_PATIENCE,
+                    loss=None if window is None else quantile_loss(window[1], alpha),
+                )
             )
-            sets: list[lgb.Dataset] = []
-            callbacks: list[Any] = []
-            if valid is not None and y_valid is not None:
-                sets = [
-                    lgb.Dataset(
-                        _matrix(valid, self.features),
-                        label=y_valid,
-                        reference=dtrain,
-                        init_score=np.full(len(y_valid), init),
-                    )
-                ]
-                callbacks = [lgb.early_stopping(60, verbose=False)]
-            booster = lgb.train(
-                params, dtrain, self.num_boost_round, valid_sets=sets, callbacks=callbacks
-            )
-            self.model_strs_[alpha] = booster.model_to_string(
-                num_iteration=booster.best_iteration or None
-            )
+            self.model_strs_[alpha] = booster.model_to_string(num_iteration=best)
             self.init_[alpha] = init
-            self.best_iterations_[alpha] = int(booster.best_iteration or self.num_boost_round)
+            self.best_iterations_[alpha] = best
         self._load_boosters()
-        self.feature_names_ = self.features
+        self.feature_names_ = tuple(self.features)
         self.p90_offset_ = 0.0
-        if valid is not None and y_valid is not None and len(y_valid) >= 50:
+        if window is not None and len(window[1]) >= MIN_CONFORMAL_ROWS:
             # Split-conformal shift: the P90 covers 90% of the validation window.
-            _, p90 = self.predict_array(_matrix(valid, self.features))
-            self.p90_offset_ = float(np.quantile(np.asarray(y_valid, float) - p90, 0.9))
+            _, p90 = self.predict_array(window[0])
+            self.p90_offset_ = float(np.quantile(window[1] - p90, 0.9))
         return self
 
     def _load_boosters(self) -> None:
@@ -273,7 +368,7 @@ class DeliveryQuantileModel(_LightGBMEstimator):
         return np.asarray(p50, dtype=np.float64), np.asarray(p90, dtype=np.float64)
 
     def predict_quantiles(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        return self.predict_array(_matrix(frame, self.feature_names_))
+        return self.predict_array(feature_matrix(frame, self.feature_names_))
 
     def _importance_booster(self) -> lgb.Booster:
         return self.boosters_[0.5]

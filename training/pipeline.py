@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,7 @@ from mlflow import MlflowClient
 
 from features import catalog
 from training import baselines, plots
+from training.config import TrainingConfig
 from training.datasets import Split, build_training_set, delivery_entities, stockout_entities
 from training.metrics import (
     classification_metrics,
@@ -20,7 +22,7 @@ from training.metrics import (
     quantile_metrics,
     reliability_bins,
 )
-from training.models import DeliveryQuantileModel, StockoutRiskModel
+from training.models import DeliveryQuantileModel, FitBackend, StockoutRiskModel
 from training.pyfunc import DeliveryDaysPyfunc, StockoutRiskPyfunc
 from training.registry import (
     RegisteredVersion,
@@ -29,8 +31,6 @@ from training.registry import (
     log_and_register,
 )
 
-STOCKOUT_MODEL = "routecast-stockout-risk"
-DELIVERY_MODEL = "routecast-delivery-days"
 #: Lanes with fewer test shipments are pooled into "other" in the review's coverage table.
 MIN_LANE_ROWS = 30
 
@@ -73,38 +73,20 @@ def stockout_split(store: FeatureStore, raw_dir: Path, *, max_rows: int | None) 
     )
 
 
-def train_stockout(
-    store: FeatureStore,
-    raw_dir: Path,
-    client: MlflowClient | None,
-    *,
-    name: str = STOCKOUT_MODEL,
-    max_rows: int | None = 200_000,
-    num_boost_round: int = 400,
-) -> TrainResult:
-    """Rejection-risk classifier beside the on-hand rule and a logistic regression."""
-    split = stockout_split(store, raw_dir, max_rows=max_rows)
-    y_tr, y_va = (s["label"].to_numpy(int) for s in (split.train, split.valid))
-    model = StockoutRiskModel(
-        catalog.STOCKOUT_FEATURES,
-        monotone=catalog.STOCKOUT_MONOTONE,
-        num_boost_round=num_boost_round,
-    ).fit(split.train, y_tr, split.valid, y_va)
-    return evaluate_stockout(split, model, client, name=name)
-
-
 def evaluate_stockout(
     split: Split,
     model: StockoutRiskModel,
     client: MlflowClient | None,
     *,
-    name: str = STOCKOUT_MODEL,
+    config: TrainingConfig | None = None,
     extra_tags: Mapping[str, str] | None = None,
 ) -> TrainResult:
     """Score a fitted classifier beside the baselines on the test window, then register it.
 
     Separate from fitting so every trainer (single machine, Dask) is judged and logged alike.
     """
+    config = config or TrainingConfig()
+    name = config.stockout_model
     features = catalog.STOCKOUT_FEATURES
     y_tr, y_te = (s["label"].to_numpy(int) for s in (split.train, split.test))
     rule = baselines.OnHandRule().fit(split.train, y_tr)
@@ -121,6 +103,8 @@ def evaluate_stockout(
         result.version = log_and_register(
             client,
             name=name,
+            champion_alias=config.champion_alias,
+            challenger_alias=config.challenger_alias,
             python_model=StockoutRiskPyfunc(model),
             input_example=example,
             output_example=pd.DataFrame({"p_stockout": model.predict_proba(example)}),
@@ -148,38 +132,20 @@ def delivery_split(store: FeatureStore, raw_dir: Path, *, max_rows: int | None) 
     )
 
 
-def train_delivery(
-    store: FeatureStore,
-    raw_dir: Path,
-    client: MlflowClient | None,
-    *,
-    name: str = DELIVERY_MODEL,
-    max_rows: int | None = 200_000,
-    num_boost_round: int = 400,
-) -> TrainResult:
-    """P50/P90 delivery-days boosters beside the lane median and a distance rule."""
-    split = delivery_split(store, raw_dir, max_rows=max_rows)
-    y_tr, y_va = (s["label"].to_numpy(float) for s in (split.train, split.valid))
-    model = DeliveryQuantileModel(
-        catalog.DELIVERY_FEATURES,
-        monotone=catalog.DELIVERY_MONOTONE,
-        num_boost_round=num_boost_round,
-    ).fit(split.train, y_tr, split.valid, y_va)
-    return evaluate_delivery(split, model, client, name=name)
-
-
 def evaluate_delivery(
     split: Split,
     model: DeliveryQuantileModel,
     client: MlflowClient | None,
     *,
-    name: str = DELIVERY_MODEL,
+    config: TrainingConfig | None = None,
     extra_tags: Mapping[str, str] | None = None,
 ) -> TrainResult:
     """Score fitted quantile boosters beside the baselines on the test window, then register.
 
     Separate from fitting so every trainer (single machine, Dask) is judged and logged alike.
     """
+    config = config or TrainingConfig()
+    name = config.delivery_model
     features = catalog.DELIVERY_FEATURES
     y_tr, y_te = (s["label"].to_numpy(float) for s in (split.train, split.test))
     p50, p90 = model.predict_quantiles(split.test)
@@ -204,6 +170,8 @@ def evaluate_delivery(
         result.version = log_and_register(
             client,
             name=name,
+            champion_alias=config.champion_alias,
+            challenger_alias=config.challenger_alias,
             python_model=DeliveryDaysPyfunc(model),
             input_example=example,
             output_example=pd.DataFrame({"days_p50": e50, "days_p90": e90}),
@@ -227,6 +195,61 @@ def evaluate_delivery(
     return result
 
 
+def _backend_tags(backend: FitBackend | None) -> dict[str, str]:
+    tags = getattr(backend, "tags", None)
+    return dict(tags()) if callable(tags) else {}
+
+
+def train_model(
+    kind: str,
+    store: FeatureStore,
+    raw_dir: Path,
+    client: MlflowClient | None,
+    *,
+    config: TrainingConfig | None = None,
+    backend: FitBackend | None = None,
+) -> TrainResult:
+    """Fit one model (``stockout`` or ``delivery``) on its training set, then judge and
+    register it under the configured name. ``backend`` grows the trees (default: locally)."""
+    config = config or TrainingConfig()
+    # Looked up per call, so a replaced split function (tests) is the one used.
+    specs: dict[str, tuple[Callable[..., Split], type, tuple[str, ...], Mapping[str, int]]] = {
+        "stockout": (stockout_split, int, catalog.STOCKOUT_FEATURES, catalog.STOCKOUT_MONOTONE),
+        "delivery": (delivery_split, float, catalog.DELIVERY_FEATURES, catalog.DELIVERY_MONOTONE),
+    }
+    if kind not in specs:
+        raise ValueError(f"model kind must be stockout or delivery, got {kind!r}")
+    split, dtype, features, monotone = specs[kind]
+    data = split(store, raw_dir, max_rows=config.max_rows)
+    y_tr, y_va = (s["label"].to_numpy(dtype) for s in (data.train, data.valid))
+    estimator = StockoutRiskModel if kind == "stockout" else DeliveryQuantileModel
+    model = estimator(
+        features,
+        monotone=monotone,
+        num_boost_round=config.num_boost_round,
+        num_threads=config.num_threads,
+        backend=backend,
+    ).fit(data.train, y_tr, data.valid, y_va)
+    tags = _backend_tags(backend)
+    if isinstance(model, StockoutRiskModel):
+        return evaluate_stockout(data, model, client, config=config, extra_tags=tags)
+    return evaluate_delivery(data, model, client, config=config, extra_tags=tags)
+
+
+def train_stockout(
+    store: FeatureStore, raw_dir: Path, client: MlflowClient | None, **kw: Any
+) -> TrainResult:
+    """Rejection-risk classifier beside the on-hand rule and a logistic regression."""
+    return train_model("stockout", store, raw_dir, client, **kw)
+
+
+def train_delivery(
+    store: FeatureStore, raw_dir: Path, client: MlflowClient | None, **kw: Any
+) -> TrainResult:
+    """P50/P90 delivery-days boosters beside the lane median and a distance rule."""
+    return train_model("delivery", store, raw_dir, client, **kw)
+
+
 def lane_groups(frame: pd.DataFrame) -> np.ndarray:
     """A lane: the node that ships and the destination region."""
     return (frame["node_id"].astype(str) + " → " + frame["dest_region"].astype(str)).to_numpy()
@@ -237,14 +260,16 @@ def train_all(
     raw_dir: Path,
     client: MlflowClient | None,
     *,
+    config: TrainingConfig | None = None,
     on_step: Callable[[str], None] | None = None,
-    max_rows: int | None = 200_000,
+    backend: FitBackend | None = None,
 ) -> list[TrainResult]:
+    """Both models, registered under the configured names; ``backend`` grows the trees."""
     results = []
-    for label, job in (("stockout risk", train_stockout), ("delivery days", train_delivery)):
+    for label, kind in (("stockout risk", "stockout"), ("delivery days", "delivery")):
         if on_step:
             on_step(label)
-        results.append(job(store, raw_dir, client, max_rows=max_rows))
+        results.append(train_model(kind, store, raw_dir, client, config=config, backend=backend))
     return results
 
 

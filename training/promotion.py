@@ -11,26 +11,11 @@ import numpy as np
 import pandas as pd
 from feast import FeatureStore
 from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
-from pydantic import BaseModel, ConfigDict
 
-from features import catalog
-from training.datasets import build_training_set, delivery_entities, stockout_entities
+from training.config import GateThresholds, TrainingConfig
 from training.metrics import classification_metrics, quantile_metrics
-from training.registry import CHALLENGER, CHAMPION
-
-
-class GateThresholds(BaseModel):
-    """What a challenger must show on the holdout to replace the champion."""
-
-    model_config = ConfigDict(frozen=True)
-
-    min_auc_gain: float = 0.0
-    max_brier_increase: float = 0.0
-    max_ece: float = 0.05
-    max_mae_ratio: float = 1.0
-    min_p90_coverage: float = 0.85
-    max_mean_p90_ratio: float = 1.10
+from training.pipeline import delivery_split, stockout_split
+from training.registry import current_alias_version
 
 
 @dataclass
@@ -69,23 +54,9 @@ def _load(name: str, alias: str) -> object:
     return mlflow.pyfunc.load_model(f"models:/{name}@{alias}").unwrap_python_model().model
 
 
-def _version(client: MlflowClient, name: str, alias: str) -> str | None:
-    try:
-        return str(client.get_model_version_by_alias(name, alias).version)
-    except MlflowException:
-        return None
-
-
 def _holdout(store: FeatureStore, raw_dir: Path, kind: str, max_rows: int | None) -> pd.DataFrame:
-    if kind == "stockout":
-        split = build_training_set(
-            store, stockout_entities(raw_dir), catalog.SERVICE_STOCKOUT, max_rows=max_rows
-        )
-    else:
-        split = build_training_set(
-            store, delivery_entities(raw_dir), catalog.SERVICE_DELIVERY, max_rows=max_rows
-        )
-    return split.test
+    split = stockout_split if kind == "stockout" else delivery_split
+    return split(store, raw_dir, max_rows=max_rows).test
 
 
 def _score(kind: str, model: object, frame: pd.DataFrame) -> dict[str, float]:
@@ -137,24 +108,28 @@ def promote(
     store: FeatureStore,
     raw_dir: Path,
     *,
-    name: str,
     kind: str,
-    thresholds: GateThresholds | None = None,
-    max_rows: int | None = 200_000,
+    config: TrainingConfig | None = None,
 ) -> GateResult:
-    """Score champion and challenger on the newest holdout; move ``champion`` if the gate passes."""
-    thresholds = thresholds or GateThresholds()
-    chall_v = _version(client, name, CHALLENGER)
+    """Score champion and challenger on the newest holdout; move the alias the server loads
+    (``config.champion_alias``) to the challenger if the gate passes."""
+    config = config or TrainingConfig()
+    name, champion, challenger = (
+        config.model_name(kind),
+        config.champion_alias,
+        config.challenger_alias,
+    )
+    chall_v = current_alias_version(client, name, challenger)
     if chall_v is None:
-        raise LookupError(f"{name} has no '{CHALLENGER}' version: run `routecast train` first")
-    champ_v = _version(client, name, CHAMPION)
-    holdout = _holdout(store, raw_dir, kind, max_rows)
-    chall_m = _score(kind, _load(name, CHALLENGER), holdout)
+        raise LookupError(f"{name} has no '{challenger}' version: run `routecast train` first")
+    champ_v = current_alias_version(client, name, champion)
+    holdout = _holdout(store, raw_dir, kind, config.max_rows)
+    chall_m = _score(kind, _load(name, challenger), holdout)
     champ_m = (
-        _score(kind, _load(name, CHAMPION), holdout) if champ_v else {k: np.nan for k in chall_m}
+        _score(kind, _load(name, champion), holdout) if champ_v else {k: np.nan for k in chall_m}
     )
     checks = (
-        gate_checks(kind, champ_m, chall_m, thresholds)
+        gate_checks(kind, champ_m, chall_m, config.thresholds)
         if champ_v
         else [Check("no champion", True, "first release")]
     )
@@ -162,8 +137,8 @@ def promote(
     client.set_model_version_tag(name, chall_v, "gate_verdict", result.verdict)
     client.set_model_version_tag(name, chall_v, "gate_report", result.explain()[:4900])
     if result.verdict == "pass":
-        client.set_registered_model_alias(name, CHAMPION, chall_v)
-        client.delete_registered_model_alias(name, CHALLENGER)
+        client.set_registered_model_alias(name, champion, chall_v)
+        client.delete_registered_model_alias(name, challenger)
         if champ_v:
             client.set_model_version_tag(name, champ_v, "replaced_by", chall_v)
         result.promoted = True

@@ -16,9 +16,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.pyfunc import PythonModel
 
+from training.config import CHALLENGER, CHAMPION
+
 EXPERIMENT = "routecast"
-CHAMPION = "champion"
-CHALLENGER = "challenger"
 
 #: Declared so MLflow does not probe the environment on every log (slow and noisy).
 PIP_REQUIREMENTS = ["lightgbm", "pandas<3", "numpy", "scikit-learn", "routecast"]
@@ -74,9 +74,11 @@ def current_alias_version(client: MlflowClient, name: str, alias: str) -> str | 
         return None
 
 
-def champion_metrics(client: MlflowClient, name: str) -> tuple[str, dict[str, float]] | None:
+def champion_metrics(
+    client: MlflowClient, name: str, alias: str = CHAMPION
+) -> tuple[str, dict[str, float]] | None:
     """The current champion's logged test metrics (its own test window), if any."""
-    version = current_alias_version(client, name, CHAMPION)
+    version = current_alias_version(client, name, alias)
     if version is None:
         return None
     mv = client.get_model_version(name, version)
@@ -133,6 +135,8 @@ def log_and_register(
     client: MlflowClient,
     *,
     name: str,
+    champion_alias: str = CHAMPION,
+    challenger_alias: str = CHALLENGER,
     python_model: PythonModel,
     input_example: pd.DataFrame,
     output_example: pd.DataFrame,
@@ -145,12 +149,13 @@ def log_and_register(
 ) -> RegisteredVersion:
     """Log one run, register it under ``name`` and alias it.
 
-    The first version becomes ``champion``; later ones become ``challenger`` and wait for
-    the promotion gate. ``sections`` (title → markdown, e.g. coverage by lane group, a
-    reliability table) go into the review report and the version's description, so a
-    reviewer sees where a challenger is better or worse, not only the averages.
+    The first version takes the alias the server loads (``champion_alias``); later ones
+    become ``challenger_alias`` and wait for the promotion gate. ``sections`` (title →
+    markdown, e.g. coverage by lane group, a reliability table) go into the review report
+    and the version's description, so a reviewer sees where a challenger is better or
+    worse, not only the averages.
     """
-    champ = champion_metrics(client, name)
+    champ = champion_metrics(client, name, champion_alias)
     table = dict(metrics)
     if champ is not None:
         table[f"champion_v{champ[0]}"] = champ[1]
@@ -184,7 +189,8 @@ def log_and_register(
             f"Review report: artifact `review.md`; plots: {plot_list}."
         ),
     )
-    alias = CHAMPION if current_alias_version(client, name, CHAMPION) is None else CHALLENGER
+    first = current_alias_version(client, name, champion_alias) is None
+    alias = champion_alias if first else challenger_alias
     client.set_registered_model_alias(name, alias, version.version)
     return RegisteredVersion(
         name=name, version=str(version.version), run_id=run_id, aliases=(alias,)

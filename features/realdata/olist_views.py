@@ -22,7 +22,6 @@ from features.realdata import olist_tables as t
 
 SERVICE = "olist_delivery_v1"
 DISTANCE = "olist_distance"
-EARTH_RADIUS_KM = 6371.0088
 _HISTORY_TTL = timedelta(0)
 
 #: Columns the caller supplies in the entity frame (known when the order is placed).
@@ -115,13 +114,6 @@ def feature_views(table_dir: Path) -> dict[str, FeatureView]:
     }
 
 
-def haversine_km(lat1: Any, lon1: Any, lat2: Any, lon2: Any) -> np.ndarray:
-    p1, p2 = np.radians(lat1), np.radians(lat2)
-    dlat, dlon = p2 - p1, np.radians(lon2) - np.radians(lon1)
-    a = np.sin(dlat / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dlon / 2) ** 2
-    return np.asarray(2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0))))
-
-
 def distance_view(profile: FeatureView) -> Any:
     """Great-circle km from the seller (profile view) to the order's destination (request)."""
 
@@ -133,14 +125,13 @@ def distance_view(profile: FeatureView) -> Any:
     )
     def olist_distance(inputs: pd.DataFrame) -> pd.DataFrame:
         # Feast re-executes this body from its source text, so it imports what it uses.
-        import numpy as np
         import pandas as pd
 
-        p1, p2 = np.radians(inputs["node_lat"]), np.radians(inputs["dest_lat"])
-        dlat = p2 - p1
-        dlon = np.radians(inputs["dest_lon"]) - np.radians(inputs["node_lon"])
-        a = np.sin(dlat / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dlon / 2) ** 2
-        km = 2 * 6371.0088 * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+        from routing.geo import haversine_km
+
+        km = haversine_km(
+            inputs["node_lat"], inputs["node_lon"], inputs["dest_lat"], inputs["dest_lon"]
+        )
         return pd.DataFrame({"distance_km": np.asarray(km, dtype=float)})
 
     return olist_distance

@@ -1,7 +1,7 @@
 """On-demand distance from a node to the order's destination, computed at request time.
 
-The transformation mirrors ``routing.geo.haversine_km`` (same Earth radius) vectorised over
-a frame. Feast serialises the function by value, so it imports what it needs inside.
+The transformation calls ``routing.geo.haversine_km``, the same formula the request path
+uses. Feast serialises the function by value, so it imports what it needs inside.
 """
 
 from __future__ import annotations
@@ -24,19 +24,16 @@ destination_request = RequestSource(
 
 def distance_km(inputs: pd.DataFrame) -> pd.DataFrame:
     """Great-circle km between ``node_lat/node_lon`` and ``dest_lat/dest_lon``, row by row."""
-    import numpy as np
     import pandas as pd
 
-    from routing.geo import EARTH_RADIUS_KM
+    from routing.geo import haversine_km
 
-    lat1 = np.radians(inputs["node_lat"].to_numpy(dtype=float))
-    lat2 = np.radians(inputs["dest_lat"].to_numpy(dtype=float))
-    dlat = lat2 - lat1
-    dlon = np.radians(
-        inputs["dest_lon"].to_numpy(dtype=float) - inputs["node_lon"].to_numpy(dtype=float)
+    km = haversine_km(
+        inputs["node_lat"].to_numpy(dtype=float),
+        inputs["node_lon"].to_numpy(dtype=float),
+        inputs["dest_lat"].to_numpy(dtype=float),
+        inputs["dest_lon"].to_numpy(dtype=float),
     )
-    a = np.sin(dlat / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin(dlon / 2) ** 2
-    km = 2 * EARTH_RADIUS_KM * np.arcsin(np.minimum(1.0, np.sqrt(a)))
     return pd.DataFrame({"distance_km": km}, index=inputs.index)
 
 

@@ -18,12 +18,14 @@ def train(
 ) -> None:
     """Train both models; the first versions become champion, later ones challenger."""
     from features.store import open_feature_store
+    from training.config import TrainingConfig
     from training.pipeline import summary_rows, train_all
     from training.registry import configure
 
     s = settings()
     client = configure(s.tracking_uri, s.artifact_dir)
     store = open_feature_store(s)
+    config = TrainingConfig.from_settings(s)
 
     def step(n: str) -> None:
         console.print(f"training {n}…")
@@ -32,12 +34,14 @@ def train(
         from training.distributed import DaskClusterError, train_all_dask
 
         try:
-            results = train_all_dask(store, s.raw_dir, client, scheduler=dask, on_step=step)
+            results = train_all_dask(
+                store, s.raw_dir, client, scheduler=dask, config=config, on_step=step
+            )
         except DaskClusterError as exc:
             console.print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from None
     else:
-        results = train_all(store, s.raw_dir, client, on_step=step)
+        results = train_all(store, s.raw_dir, client, config=config, on_step=step)
     table = Table(title="test-window metrics")
     for col in ("model", "candidate", "metric", "value"):
         table.add_column(col)
@@ -56,19 +60,20 @@ def promote(
 ) -> None:
     """Gate each challenger against the champion on the newest holdout; promote winners."""
     from features.store import open_feature_store
+    from training.config import TrainingConfig
     from training.promotion import promote as run_gate
     from training.registry import configure
 
     s = settings()
     client = configure(s.tracking_uri, s.artifact_dir)
     store = open_feature_store(s)
-    kinds = {"stockout": s.stockout_model, "delivery": s.delivery_model}
+    config = TrainingConfig.from_settings(s)
     failed = False
-    for kind, name in kinds.items():
+    for kind in ("stockout", "delivery"):
         if model not in ("all", kind):
             continue
         try:
-            result = run_gate(client, store, s.raw_dir, name=name, kind=kind)
+            result = run_gate(client, store, s.raw_dir, kind=kind, config=config)
         except LookupError as exc:
             console.print(f"[yellow]{exc}[/yellow]")
             continue

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from routing.domain import MODES, Mode
 from serving.cli.common import console, read_json, settings
 
 
@@ -78,9 +79,7 @@ def route_cmd(
     ] = None,
     mode: Annotated[
         str | None,
-        typer.Option(
-            help="predictive|cost|priority|distance|high_stock (standalone default: cost)"
-        ),
+        typer.Option(help="|".join(MODES) + " (standalone default: cost)"),
     ] = None,
     policy: Annotated[Path | None, typer.Option(help="POLICY.yaml")] = None,
 ) -> None:
@@ -113,7 +112,7 @@ def route_cmd(
             plan = route(
                 order_from_dict(order_doc),
                 network_from_dict(read_json(network, "network")),
-                mode=mode or "cost",  # type: ignore[arg-type]
+                mode=mode or Mode.COST,
                 policy=pol,
                 predictions=None,
                 now=datetime.now(UTC),

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -19,6 +20,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from routing.domain import RejectReason
 from serving.ledger import (
     adjustments,
     audit,
@@ -53,7 +55,6 @@ from serving.ledger.records import (
     InventoryEvent,
     NodeRecord,
     OrderView,
-    RejectReason,
     RejectResult,
     Reservation,
     ShadowRecord,
@@ -67,7 +68,7 @@ T = TypeVar("T")
 AllocationLike = AllocationRequest | tuple[str, str, str, int]
 ResponseBuilder = Callable[[Reservation], dict[str, Any]]
 
-REJECT_REASONS: tuple[str, ...] = ("not_in_stock", "damaged", "capacity")
+REJECT_REASONS: tuple[str, ...] = tuple(r.value for r in RejectReason)
 _RETRY_SQLSTATES = {"40001", "40P01", "55P03"}
 
 
@@ -324,6 +325,24 @@ class Ledger:
         """Give up a claim after a failure, so the client may retry with the same key."""
         return self._write(lambda conn: idempotency.release(conn, key, request_hash))
 
+    @contextmanager
+    def idempotent(self, key: str | None, request_hash: str) -> Iterator[IdemState | None]:
+        """Hold the claim on ``key`` for the block (``None`` without a key).
+
+        The state says ``replay`` when the key is already done. If the block raises, the
+        claim is released, so a failed order can be retried with the same key; a completed
+        (``done``) key is never released.
+        """
+        if key is None:
+            yield None
+            return
+        state = self.begin_idempotent(key, request_hash)
+        try:
+            yield state
+        except BaseException:
+            self.release_idempotent(key, request_hash)
+            raise
+
     # -- orders ---------------------------------------------------------------------------
 
     def reserve_order(
@@ -339,6 +358,7 @@ class Ledger:
         hold: Hold | None = None,
         customer_id: str | None = None,
         destination_key: str | None = None,
+        keep_claim: bool = False,
     ) -> Reservation:
         """Place the order: all allocations reserved, order, movements and key stored, or nothing.
 
@@ -347,7 +367,8 @@ class Ledger:
 
         Replays (same key or same order id with the same ``request_hash``) return the
         earlier outcome with ``replayed=True`` and reserve nothing. On failure the key's
-        in-flight claim is released so the client can retry once stock allows.
+        in-flight claim is released so the client can retry once stock allows, unless
+        ``keep_claim`` says the caller holds it in an ``idempotent`` block.
         """
         lines = _allocations(allocations)
         at = self.clock()
@@ -396,7 +417,7 @@ class Ledger:
         except (IdempotencyMismatch, IdempotencyInFlight):
             raise
         except Exception:
-            if idempotency_key is not None:
+            if idempotency_key is not None and not keep_claim:
                 self.release_idempotent(idempotency_key, request_hash)
             raise
 

@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
+from routing.domain import RejectReason
+from routing.rejections import becomes_exception, closes_node, stock_to_drop
 from serving.ledger.errors import (
     AllocationNotFound,
     CancelQtyTooLarge,
@@ -34,7 +36,6 @@ from serving.ledger.records import (
     Hold,
     OrderStatus,
     OrderView,
-    RejectReason,
     RejectResult,
     RerouteLine,
     ShipmentView,
@@ -649,11 +650,8 @@ def reject(
     at: datetime,
     max_rejections: int,
 ) -> RejectResult:
-    """Release the rejected allocations, apply what the node told us, and say what to reroute.
-
-    ``not_in_stock``: on_hand drops to what other orders hold reserved (available 0);
-    ``damaged``: on_hand drops by the rejected quantity; ``capacity``: the node closes until
-    its local midnight. After ``max_rejections`` the order becomes ``exception``.
+    """Release the rejected allocations, apply what the node told us (the rules of
+    ``routing.rejections``) in the same transaction, and say what to reroute.
     """
     row = lock_order(conn, order_id)
     if row is None:
@@ -672,12 +670,7 @@ def reject(
     closed_until = None
     for key, qty in sorted(by_sku.items()):
         state = states[key]
-        if reason == "not_in_stock":
-            drop = state.on_hand - state.reserved
-        elif reason == "damaged":
-            drop = min(qty, state.on_hand - state.reserved)
-        else:
-            drop = 0
+        drop = stock_to_drop(reason, available=state.on_hand - state.reserved, rejected_qty=qty)
         if drop:
             move(
                 conn,
@@ -688,7 +681,7 @@ def reject(
                 ref=order_id,
                 note=reason,
             )
-    if reason == "capacity":
+    if closes_node(reason):
         tz = conn.execute(select(nodes.c.timezone).where(nodes.c.node_id == node_id)).scalar_one()
         closed_until = end_of_local_day(at, tz)
         conn.execute(
@@ -700,7 +693,7 @@ def reject(
     rejections = int(row.rejections) + 1
     status: OrderStatus = (
         "exception"
-        if rejections >= max_rejections
+        if becomes_exception(rejections, max_rejections)
         else _status_after(conn, order_id, cast(OrderStatus, row.status))
     )
     conn.execute(

@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from routing.domain import RejectReason
+
 OrderStatus = Literal["placed", "held", "partially_shipped", "shipped", "cancelled", "exception"]
 AllocationStatus = Literal["reserved", "shipped", "released", "rejected"]
-RejectReason = Literal["not_in_stock", "damaged", "capacity"]
 AdjustKind = Literal["count", "delta"]
 AdjustOutcome = Literal["applied", "duplicate", "stale"]
 DeliveryOutcome = Literal["applied", "duplicate", "already_delivered"]

@@ -12,7 +12,8 @@ from serving import lifecycle
 from serving.deps import RuntimeDep
 from serving.ledger import OrderStateError
 from serving.ledger.errors import LineAlreadyShipped
-from serving.routers.orders import Unfillable, order_json
+from serving.orchestration import Unfillable
+from serving.routers.orders import order_json
 from serving.schemas.order import Destination, OrderIn
 from serving.security import OrdersScope
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from serving.deps import RuntimeDep
+from serving.deps import LedgerDep
 from serving.ledger import InventoryEvent
 from serving.schemas.operations import AdjustmentsIn
 from serving.security import InventoryScope
@@ -16,7 +16,7 @@ router = APIRouter(prefix="/v1/inventory", tags=["inventory"])
 
 
 @router.post("/adjustments")
-def adjust(body: AdjustmentsIn, runtime: RuntimeDep, _: InventoryScope) -> dict[str, Any]:
+def adjust(body: AdjustmentsIn, ledger: LedgerDep, _: InventoryScope) -> dict[str, Any]:
     """Apply counts (absolute on-hand) and deltas. A repeated event id is a no-op; a count
     older than the newest one never overwrites it; reservations are kept."""
     events = [
@@ -30,13 +30,13 @@ def adjust(body: AdjustmentsIn, runtime: RuntimeDep, _: InventoryScope) -> dict[
         )
         for e in body.events
     ]
-    results = runtime.ledger.adjust(events)
+    results = ledger.adjust(events)
     return {"results": [asdict(r) for r in results]}
 
 
 @router.get("/{sku}")
-def sku_levels(sku: str, runtime: RuntimeDep, _: InventoryScope) -> dict[str, Any]:
-    levels = runtime.ledger.availability([sku])
+def sku_levels(sku: str, ledger: LedgerDep, _: InventoryScope) -> dict[str, Any]:
+    levels = ledger.availability([sku])
     return {
         "sku": sku,
         "available": sum(lv.available for lv in levels),

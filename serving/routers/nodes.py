@@ -8,8 +8,8 @@ from typing import Any
 from fastapi import APIRouter
 
 from routing import calendar_from_dict
-from serving.deps import RuntimeDep
-from serving.ledger import NodeRecord
+from serving.deps import CatalogueDep, LedgerDep, PoliciesDep, SettingsDep
+from serving.ledger import Ledger, NodeRecord
 from serving.problems import RoutecastError
 from serving.schemas.operations import CalendarIn, CapacityIn
 from serving.security import AdminScope
@@ -25,10 +25,10 @@ class InvalidCalendar(RoutecastError):
     status, type, title = 422, "invalid-calendar", "Invalid node calendar"
 
 
-def _node(runtime: Any, node_id: str) -> NodeRecord:
-    for rec in runtime.ledger.nodes():
+def _node(ledger: Ledger, node_id: str) -> NodeRecord:
+    for rec in ledger.nodes():
         if rec.node_id == node_id:
-            return rec  # type: ignore[no-any-return]
+            return rec
     raise NodeNotFound(f"node {node_id!r} is unknown; GET /v1/nodes lists nodes", node_id=node_id)
 
 
@@ -46,37 +46,37 @@ def _view(rec: NodeRecord) -> dict[str, Any]:
 
 
 @router.get("")
-def list_nodes(runtime: RuntimeDep, _: AdminScope) -> list[dict[str, Any]]:
-    return [_view(r) for r in runtime.ledger.nodes()]
+def list_nodes(ledger: LedgerDep, _: AdminScope) -> list[dict[str, Any]]:
+    return [_view(r) for r in ledger.nodes()]
 
 
 @router.put("/{node_id}/calendar")
 def put_calendar(
-    node_id: str, body: CalendarIn, runtime: RuntimeDep, _: AdminScope
+    node_id: str, body: CalendarIn, ledger: LedgerDep, catalogue: CatalogueDep, _: AdminScope
 ) -> dict[str, Any]:
     doc = body.model_dump(exclude_none=True)
     try:
         calendar_from_dict(doc)
     except ValueError as exc:
         raise InvalidCalendar(f"{exc}; see docs/formats.md for the calendar format") from exc
-    rec = replace(_node(runtime, node_id), calendar=[doc])
-    runtime.ledger.upsert_nodes([rec])
-    runtime.reload_nodes()
+    rec = replace(_node(ledger, node_id), calendar=[doc])
+    ledger.upsert_nodes([rec])
+    catalogue.reload_nodes()
     return _view(rec)
 
 
 @router.put("/{node_id}/capacity")
 def put_capacity(
-    node_id: str, body: CapacityIn, runtime: RuntimeDep, _: AdminScope
+    node_id: str, body: CapacityIn, ledger: LedgerDep, catalogue: CatalogueDep, _: AdminScope
 ) -> dict[str, Any]:
-    rec = _node(runtime, node_id)
+    rec = _node(ledger, node_id)
     rec = replace(
         rec,
         daily_capacity=body.daily_capacity,
         enabled=rec.enabled if body.enabled is None else body.enabled,
     )
-    runtime.ledger.upsert_nodes([rec])
-    runtime.reload_nodes()
+    ledger.upsert_nodes([rec])
+    catalogue.reload_nodes()
     return _view(rec)
 
 
@@ -84,14 +84,12 @@ policy_router = APIRouter(prefix="/v1/policy", tags=["policy"])
 
 
 @policy_router.get("")
-def get_policy(runtime: RuntimeDep, _: AdminScope) -> dict[str, Any]:
+def get_policy(settings: SettingsDep, policies: PoliciesDep, _: AdminScope) -> dict[str, Any]:
     """The routing policy in force (file named by ROUTECAST_POLICY_FILE, reloaded on change)."""
     from routing import policy_to_dict
 
     return {
-        "source": str(runtime.settings.policy_file)
-        if runtime.settings.policy_file
-        else "built-in default",
-        "error": runtime.policy_error,
-        "policy": policy_to_dict(runtime.policy),
+        "source": str(settings.policy_file) if settings.policy_file else "built-in default",
+        "error": policies.error,
+        "policy": policy_to_dict(policies.policy),
     }

@@ -1,28 +1,20 @@
-"""Orders: place (route + reserve atomically, idempotent), read, cancel, ship, reject + reroute."""
+"""Orders over HTTP: parse, call ``serving.orchestration`` or the ledger, answer."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from dataclasses import asdict
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Header
 from fastapi.responses import JSONResponse
 
-from serving import lifecycle, metrics, screening
-from serving.decide import decide
-from serving.deps import RuntimeDep
+from serving import metrics, orchestration
+from serving.deps import LedgerDep, RuntimeDep
 from serving.ledger import (
     DeliveryEvent,
-    InsufficientStock,
     OrderView,
-    Reservation,
 )
-from serving.ledger.records import Hold
-from serving.problems import NoShipmentBudget, RoutecastError
 from serving.routers.route import audit
 from serving.runtime import Runtime
 from serving.schemas.operations import DeliveriesIn, RejectionIn, ShipmentIn
@@ -31,15 +23,6 @@ from serving.security import OrdersScope
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
 log = logging.getLogger("routecast.orders")
-
-
-class Unfillable(RoutecastError):
-    status, type, title = 409, "unfillable", "Order cannot be filled"
-
-
-def request_hash(body: OrderIn) -> str:
-    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def order_json(view: OrderView) -> dict[str, Any]:
@@ -68,72 +51,6 @@ def order_json(view: OrderView) -> dict[str, Any]:
     }
 
 
-def _unfillable(answer: dict[str, Any]) -> Unfillable:
-    missing = answer.get("unallocated") or []
-    what = ", ".join(f"{m['sku']} x{m['qty']:g}" for m in missing) or "some lines"
-    return Unfillable(
-        f"cannot fill {what} from available stock; nothing was reserved. "
-        "Allow partial fulfilment (allow_partial) or adjust inventory.",
-        unallocated=missing,
-        decision_id=answer["decision_id"],
-    )
-
-
-def _place(body: OrderIn, runtime: Runtime, key: str | None, digest: str) -> Reservation:
-    """Route and reserve; if a concurrent order took the stock first, route once more."""
-    for attempt in (1, 2):
-        answer = decide(body, runtime)
-        if not answer["allocations"] or (not answer["shippable"] and not body.allow_partial):
-            metrics.RESERVATIONS.labels("unfillable").inc()
-            raise _unfillable(answer)
-
-        hold = screening.hold_for(body, runtime, datetime.now(UTC))
-
-        def respond(
-            res: Reservation, answer: dict[str, Any] = answer, hold: Hold | None = hold
-        ) -> dict[str, Any]:
-            return {
-                "order_id": res.order_id,
-                "status": res.status,
-                "allocations": [asdict(a) for a in res.allocations],
-                "decision": answer,
-                "hold": None
-                if hold is None
-                else {"reasons": list(hold.reasons), "expires_at": hold.expires_at.isoformat()},
-            }
-
-        try:
-            res = runtime.ledger.reserve_order(
-                body.order_id,
-                lifecycle.requests(answer),
-                idempotency_key=key,
-                request_hash=digest,
-                plan={"request": body.model_dump(mode="json"), "decision": answer},
-                response_builder=respond,
-                hold=hold,
-                customer_id=body.customer_id,
-                destination_key=screening.destination_key(body.destination),
-            )
-        except InsufficientStock:
-            if attempt == 2:
-                metrics.RESERVATIONS.labels("conflict").inc()
-                raise
-            if key is not None:
-                runtime.ledger.begin_idempotent(
-                    key, digest
-                )  # re-claim after the ledger released it
-            continue
-        metrics.RESERVATIONS.labels("replayed" if res.replayed else "reserved").inc()
-        return (
-            res
-            if res.response is not None
-            else Reservation(
-                res.order_id, res.status, res.allocations, res.replayed, respond(res), 201
-            )
-        )
-    raise AssertionError("unreachable")
-
-
 @router.post("", status_code=201, summary="Place an order: route and reserve all lines atomically")
 def place_order(
     body: OrderIn,
@@ -144,58 +61,44 @@ def place_order(
 ) -> JSONResponse:
     """Same `Idempotency-Key` + same body → the first answer; + different body → 422;
     while the first is still running → 409. An unfillable order reserves nothing (409)."""
-    digest = request_hash(body)
-    if idempotency_key is not None:
-        state = runtime.ledger.begin_idempotent(idempotency_key, digest)
-        if state.state == "replay":
-            return JSONResponse(
-                state.response,
-                status_code=state.http_status or 201,
-                headers={"Idempotent-Replayed": "true"},
-            )
-    try:
-        res = _place(body, runtime, idempotency_key, digest)
-    except Exception:
-        if idempotency_key is not None:
-            runtime.ledger.release_idempotent(idempotency_key, digest)
-        raise
+    res = orchestration.place(body, runtime, idempotency_key, _audit_later(tasks, runtime))
     payload = res.response or {}
-    decision = payload.get("decision") or {}
-    if not res.replayed and decision:
-        tasks.add_task(audit, runtime, body, decision, body.order_id)
     log.info(
         "order placed",
-        extra={"order_id": body.order_id, "decision_id": decision.get("decision_id")},
+        extra={
+            "order_id": body.order_id,
+            "decision_id": (payload.get("decision") or {}).get("decision_id"),
+        },
     )
     headers = {"Idempotent-Replayed": "true"} if res.replayed else {}
     return JSONResponse(payload, status_code=res.http_status or 201, headers=headers)
 
 
 @router.get("/{order_id}")
-def get_order(order_id: str, runtime: RuntimeDep, _: OrdersScope) -> dict[str, Any]:
-    return order_json(runtime.ledger.get_order(order_id))
+def get_order(order_id: str, ledger: LedgerDep, _: OrdersScope) -> dict[str, Any]:
+    return order_json(ledger.get_order(order_id))
 
 
 @router.post("/{order_id}/release", summary="Release a held order to its nodes")
-def release_order(order_id: str, runtime: RuntimeDep, _: OrdersScope) -> dict[str, Any]:
+def release_order(order_id: str, ledger: LedgerDep, _: OrdersScope) -> dict[str, Any]:
     """A screened order was checked and is good: its reserved stock goes to the nodes."""
-    return order_json(runtime.ledger.release_hold(order_id))
+    return order_json(ledger.release_hold(order_id))
 
 
 @router.post("/{order_id}/cancel")
-def cancel_order(order_id: str, runtime: RuntimeDep, _: OrdersScope) -> dict[str, Any]:
+def cancel_order(order_id: str, ledger: LedgerDep, _: OrdersScope) -> dict[str, Any]:
     """Release every reservation of the order (shipped lines stay shipped)."""
-    return order_json(runtime.ledger.cancel_order(order_id))
+    return order_json(ledger.cancel_order(order_id))
 
 
 @router.post("/{order_id}/shipments")
 def ship_order(
-    order_id: str, body: ShipmentIn, runtime: RuntimeDep, _: OrdersScope
+    order_id: str, body: ShipmentIn, ledger: LedgerDep, _: OrdersScope
 ) -> dict[str, Any]:
     """Turn reservations into deductions for the given (or all) lines; one shipment per node
     keeps the carrier and tracking number."""
     return order_json(
-        runtime.ledger.ship_order(
+        ledger.ship_order(
             order_id,
             body.line_ids,
             carrier=body.carrier,
@@ -207,10 +110,10 @@ def ship_order(
 
 @router.post("/{order_id}/deliveries")
 def confirm_deliveries(
-    order_id: str, body: DeliveriesIn, runtime: RuntimeDep, _: OrdersScope
+    order_id: str, body: DeliveriesIn, ledger: LedgerDep, _: OrdersScope
 ) -> dict[str, Any]:
     """Carrier delivery confirmations, per shipment; resending an event id changes nothing."""
-    results = runtime.ledger.confirm_deliveries(
+    results = ledger.confirm_deliveries(
         order_id,
         [
             DeliveryEvent(
@@ -228,7 +131,7 @@ def confirm_deliveries(
     return {
         "order_id": order_id,
         "deliveries": [{**asdict(r), "delivered_at": r.delivered_at.isoformat()} for r in results],
-        "order": order_json(runtime.ledger.get_order(order_id)),
+        "order": order_json(ledger.get_order(order_id)),
     }
 
 
@@ -241,81 +144,23 @@ def reject(
     tasks: BackgroundTasks,
 ) -> dict[str, Any]:
     """A node refused lines: release them, learn from the reason, reroute elsewhere."""
-    result = runtime.ledger.reject_allocation(order_id, body.node_id, body.line_ids, body.reason)
-    metrics.REJECTIONS.labels(body.reason).inc()
-    runtime.reload_nodes()  # a capacity rejection closes the node for the day
-    view = runtime.ledger.get_order(order_id)
-    out: dict[str, Any] = {
-        "rejection": {
-            "node_id": body.node_id,
-            "reason": body.reason,
-            "rejections": result.rejections,
-        }
-    }
-    if result.order_status == "exception" or not result.reroute:
-        metrics.REROUTES.labels("exception" if result.order_status == "exception" else "none").inc()
-        return {**out, "rerouted": False, "order": order_json(view)}
-    original = OrderIn.model_validate(view.plan["request"])
-    qty = {r.line_id: r.qty for r in result.reroute}
-    lines = [
-        ln.model_copy(update={"qty": qty[ln.line_id]}) for ln in original.lines if ln.line_id in qty
-    ]
-    excluded = frozenset(a.node_id for a in view.allocations if a.status == "rejected") | {
-        body.node_id
-    }
-    try:
-        if lifecycle.has_shipment_caps(original):
-            # the caps span every line: route the whole unshipped order again, atomically
-            answer = lifecycle.route_again(
-                runtime, view, original, exclude=excluded, why=f"rejected:{body.reason}"
-            )
-            tasks.add_task(audit, runtime, original, answer, order_id)
-            if answer["shippable"]:
-                metrics.REROUTES.labels("rerouted").inc()
-                return {
-                    **out,
-                    "rerouted": True,
-                    "decision": answer,
-                    "order": order_json(runtime.ledger.get_order(order_id)),
-                }
-        else:
-            reroute_body = original.model_copy(update={"lines": lines})
-            answer = decide(reroute_body, runtime, exclude=excluded)
-            tasks.add_task(audit, runtime, reroute_body, answer, order_id)
-    except NoShipmentBudget as exc:
-        metrics.REROUTES.labels("unfillable").inc()
-        return {**out, "rerouted": False, "detail": exc.detail, "order": order_json(view)}
-    except InsufficientStock as exc:
-        metrics.REROUTES.labels("conflict").inc()
-        return {
-            **out,
-            "rerouted": False,
-            "missing": exc.extra.get("missing"),
-            "order": order_json(view),
-        }
-    if not answer["shippable"]:
-        metrics.REROUTES.labels("unfillable").inc()
-        return {
-            **out,
-            "rerouted": False,
-            "unallocated": answer.get("unallocated"),
-            "decision": answer,
-            "order": order_json(view),
-        }
-    try:
-        runtime.ledger.reallocate(order_id, lifecycle.requests(answer))
-    except InsufficientStock as exc:
-        metrics.REROUTES.labels("conflict").inc()
-        return {
-            **out,
-            "rerouted": False,
-            "missing": exc.extra.get("missing"),
-            "order": order_json(view),
-        }
-    metrics.REROUTES.labels("rerouted").inc()
+    done = orchestration.reject(
+        order_id, body.node_id, body.line_ids, body.reason, runtime, _audit_later(tasks, runtime)
+    )
+    rejection = {"node_id": body.node_id, "reason": body.reason}
     return {
-        **out,
-        "rerouted": True,
-        "decision": answer,
-        "order": order_json(runtime.ledger.get_order(order_id)),
+        "rejection": {**rejection, "rejections": done.rejection.rejections},
+        "rerouted": done.rerouted,
+        **done.details,
+        **({"decision": done.decision} if done.decision is not None else {}),
+        "order": order_json(done.order),
     }
+
+
+def _audit_later(tasks: BackgroundTasks, runtime: Runtime) -> orchestration.OnDecision:
+    """Audit each decision after the answer is sent."""
+
+    def later(body: OrderIn, answer: dict[str, Any], order_id: str) -> None:
+        tasks.add_task(audit, runtime, body, answer, order_id)
+
+    return later

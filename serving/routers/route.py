@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, BackgroundTasks
 
 from serving.decide import decide
-from serving.deps import RuntimeDep
+from serving.deps import LedgerDep, RuntimeDep
 from serving.problems import DecisionNotFound
 from serving.runtime import Runtime
 from serving.schemas.order import OrderIn, RouteResponse
@@ -41,14 +41,14 @@ def route_order(body: OrderIn, runtime: RuntimeDep, _: RouteScope, tasks: Backgr
 
 
 @router.get("/decisions/{decision_id}")
-def get_decision(decision_id: str, runtime: RuntimeDep, _: RouteScope) -> Any:
+def get_decision(decision_id: str, ledger: LedgerDep, _: RouteScope) -> Any:
     """The stored audit record of a decision, with its shadow plan when shadow mode is on."""
-    rec = runtime.ledger.get_decision(decision_id)
+    rec = ledger.get_decision(decision_id)
     if rec is None:
         raise DecisionNotFound(f"decision {decision_id!r} is unknown (dry runs are kept too)")
     out = asdict(rec)
     out["created_at"] = rec.created_at.isoformat()
-    shadow = runtime.ledger.get_shadow(decision_id)
+    shadow = ledger.get_shadow(decision_id)
     out["shadow"] = (
         None if shadow is None else {**asdict(shadow), "created_at": shadow.created_at.isoformat()}
     )

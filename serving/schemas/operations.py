@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field
 
+from routing.domain import RejectReason
+
 
 def _require_offset(v: datetime) -> datetime:
     if v.tzinfo is None:
@@ -23,7 +25,7 @@ class RejectionIn(BaseModel):
 
     node_id: str = Field(..., min_length=1)
     line_ids: list[str] = Field(..., min_length=1)
-    reason: Literal["not_in_stock", "damaged", "capacity"]
+    reason: RejectReason
     note: str | None = None
 
 

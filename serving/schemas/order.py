@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from routing.calendar import zone
-
-Mode = Literal["predictive", "cost", "priority", "distance", "high_stock"]
+from routing.domain import Channel, Mode
 
 
 class Destination(BaseModel):
@@ -74,7 +73,7 @@ class OrderIn(BaseModel):
     )
 
     order_id: str = Field(..., min_length=1, max_length=64)
-    channel: str = Field("web", min_length=1, max_length=32)
+    channel: str = Field(Channel.WEB.value, min_length=1, max_length=32)
     destination: Destination
     lines: list[OrderLineIn] = Field(..., min_length=1)
     mode: Mode | None = Field(None, description="Override the routing mode for this order")

@@ -7,6 +7,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -190,12 +191,12 @@ def test_delivery_frame_has_haversine_distance(
     ].assign(weekday=ships["event_timestamp"].dt.weekday)
     frame = training_frame(store, entities, catalog.SERVICE_DELIVERY)
     assert list(frame.columns) == [*entities.columns, *stored_features(catalog.SERVICE_DELIVERY)]
-    nodes = raw["nodes"].set_index("node_id")
-    for _, row in frame.iterrows():
-        node = nodes.loc[row["node_id"]]
-        assert row["distance_km"] == pytest.approx(
-            haversine_km(node["lat"], node["lon"], row["dest_lat"], row["dest_lon"])
-        )
+    nodes = raw["nodes"].set_index("node_id").loc[frame["node_id"]]
+    # The Feast on-demand view and the request path share routing.geo's one formula.
+    expected = haversine_km(
+        nodes["lat"].to_numpy(), nodes["lon"].to_numpy(), frame["dest_lat"], frame["dest_lon"]
+    )
+    np.testing.assert_allclose(frame["distance_km"].to_numpy(), expected, rtol=1e-12)
     assert (frame["lane_shipments_28d"] >= 0).all()
     assert not frame.isna().any().any()
 
@@ -233,12 +234,9 @@ def test_online_distance_uses_the_request_coordinates(
             "dest_lon": [-118.24, -118.24],
         },
     ).to_dict()
-    nodes = raw_world[1]["nodes"].set_index("node_id")
-    for i, node_id in enumerate(["N1", "N3"]):
-        node = nodes.loc[node_id]
-        assert response["distance_km"][i] == pytest.approx(
-            haversine_km(node["lat"], node["lon"], 34.05, -118.24)
-        )
+    nodes = raw_world[1]["nodes"].set_index("node_id").loc[["N1", "N3"]]
+    expected = haversine_km(nodes["lat"].to_numpy(), nodes["lon"].to_numpy(), 34.05, -118.24)
+    np.testing.assert_allclose(response["distance_km"], expected, rtol=1e-12)
 
 
 def test_bad_requests_are_named(applied: tuple[FeatureStore, Path], raw_world: Raw) -> None:

@@ -10,20 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from routing.geo import haversine_km
 from simulation.assortment import PRODUCT_GROUPS, make_catalog
 from simulation.carriers import Parcels, deliver, promised_business_days
 from simulation.dispatch import grouped_cumsum
-from simulation.geography import NON_CONTIGUOUS, haversine_np, postal_code, us_cities, zip_table
+from simulation.geography import NON_CONTIGUOUS, postal_code, us_cities, zip_table
 from simulation.inventory import LEAD_TIME, initial_inventory
 from simulation.network import DC, STORE, TPL, make_network
 from simulation.scales import SCALES, scale_config
 from simulation.simulator import pack_schedule
-
-
-@given(st.floats(-89, 89), st.floats(-179, 179), st.floats(-89, 89), st.floats(-179, 179))
-def test_vectorised_haversine_matches_routing_geo(a: float, b: float, c: float, d: float) -> None:
-    assert float(haversine_np(a, b, c, d)) == pytest.approx(haversine_km(a, b, c, d), abs=1e-6)
 
 
 @settings(max_examples=50)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sim_world import node_types
 
-from simulation.geography import haversine_np
+from routing.geo import haversine_km
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def shipments(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     nodes = tables["nodes"].set_index("node_id")
     ship = tables["shipments"].copy()
     ship["node_type"] = ship["node_id"].map(nodes["node_type"])
-    ship["distance_km"] = haversine_np(
+    ship["distance_km"] = haversine_km(
         ship["node_id"].map(nodes["lat"]).to_numpy(),
         ship["node_id"].map(nodes["lon"]).to_numpy(),
         ship["dest_lat"].to_numpy(),

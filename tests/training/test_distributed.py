@@ -14,22 +14,28 @@ import numpy as np
 import pandas as pd
 import pytest
 from distributed import Client, LocalCluster
+from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
 
 from features import catalog
-from training import distributed
+from training import pipeline
+from training.config import TrainingConfig
 from training.datasets import Split
 from training.distributed import (
+    DaskBackend,
     NoWorkersError,
     SchedulerUnreachableError,
     best_iteration,
     dask_client,
-    fit_delivery_dask,
-    fit_stockout_dask,
-    train_stockout_dask,
+    fit_dask,
 )
 from training.metrics import pinball_loss
-from training.models import DeliveryQuantileModel, StockoutRiskModel
+from training.models import (
+    DeliveryQuantileModel,
+    StockoutRiskModel,
+    binary_logloss,
+    pinball_objective,
+)
 
 ROUNDS = 80
 
@@ -81,12 +87,14 @@ def stockout_pair(scheduler: str) -> tuple[StockoutRiskModel, StockoutRiskModel]
     """(distributed, single-machine) fitted on the same rows with the same validation."""
     f, y = _stockout_frame(4000, seed=0)
     fv, yv = _stockout_frame(1000, seed=1)
-    dask_model = fit_stockout_dask(
-        f, y, scheduler=scheduler, valid=fv, y_valid=yv, num_boost_round=ROUNDS
-    )
-    local = StockoutRiskModel(
-        catalog.STOCKOUT_FEATURES, monotone=catalog.STOCKOUT_MONOTONE, num_boost_round=ROUNDS
-    ).fit(f, y, fv, yv)
+
+    def model() -> StockoutRiskModel:
+        return StockoutRiskModel(
+            catalog.STOCKOUT_FEATURES, monotone=catalog.STOCKOUT_MONOTONE, num_boost_round=ROUNDS
+        )
+
+    dask_model = fit_dask(model(), f, y, scheduler=scheduler, valid=fv, y_valid=yv)
+    local = model().fit(f, y, fv, yv)
     return dask_model, local
 
 
@@ -156,10 +164,11 @@ def test_stockout_booster_was_built_by_both_workers(
 def test_delivery_quantiles_on_cluster_stay_monotone_and_match_quality(scheduler: str) -> None:
     f, y = _delivery_frame(3000, seed=1)
     fv, yv = _delivery_frame(600, seed=2)
-    model = fit_delivery_dask(f, y, scheduler=scheduler, valid=fv, y_valid=yv, num_boost_round=150)
     local = DeliveryQuantileModel(
         catalog.DELIVERY_FEATURES, monotone=catalog.DELIVERY_MONOTONE, num_boost_round=150
-    ).fit(f, y, fv, yv)
+    )
+    model = fit_dask(clone(local), f, y, scheduler=scheduler, valid=fv, y_valid=yv)
+    local.fit(f, y, fv, yv)
     assert type(model) is DeliveryQuantileModel
     ft, yt = _delivery_frame(2000, seed=3)
     p50, p90 = model.predict_quantiles(ft)
@@ -193,16 +202,16 @@ def test_train_stockout_dask_registers_with_trainer_tags(
         valid=frame(500, 11, "2024-01-03"),
         test=frame(500, 12, "2024-01-04"),
     )
-    monkeypatch.setattr(distributed, "stockout_split", lambda *a, **k: split)
+    monkeypatch.setattr(pipeline, "stockout_split", lambda *a, **k: split)
     client = configure(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "artifacts")
-    result = train_stockout_dask(
-        None,  # type: ignore[arg-type]  # the split is stubbed; no feature store needed
-        tmp_path,
-        client,
-        scheduler=scheduler,
-        name="dask-test-stockout",
-        num_boost_round=40,
-    )
+    with dask_client(scheduler) as dask:
+        result = pipeline.train_stockout(
+            None,  # type: ignore[arg-type]  # the split is stubbed; no feature store needed
+            tmp_path,
+            client,
+            config=TrainingConfig(stockout_model="dask-test-stockout", num_boost_round=40),
+            backend=DaskBackend(dask),
+        )
     assert set(result.metrics) == {"model", "baseline_on_hand_rule", "baseline_logistic"}
     assert result.metrics["model"]["auc"] > 0.8
     assert result.version is not None and result.version.aliases == ("champion",)
@@ -229,7 +238,7 @@ def test_replayed_best_iteration_equals_lightgbm_early_stopping() -> None:
     )
     full = lgb.train(params, lgb.Dataset(x, label=y), 300)
     assert stopped.best_iteration < 300  # a fast learning rate overfits: stopping triggers
-    replayed = best_iteration(full, xv, distributed._logloss(yv), patience=10)
+    replayed = best_iteration(full, xv, binary_logloss(yv), patience=10)
     assert replayed == stopped.best_iteration
 
 
@@ -237,7 +246,8 @@ def test_unreachable_scheduler_says_how_to_start_one() -> None:
     address = f"tcp://127.0.0.1:{_free_port()}"
     f, y = _stockout_frame(300, seed=8)
     with pytest.raises(SchedulerUnreachableError) as err:
-        fit_stockout_dask(f, y, scheduler=address, num_boost_round=5, timeout=1.0)
+        model = StockoutRiskModel(catalog.STOCKOUT_FEATURES, num_boost_round=5)
+        fit_dask(model, f, y, scheduler=address, timeout=1.0)
     message = str(err.value)
     assert address in message
     assert "dask scheduler" in message and "dask worker" in message
@@ -268,7 +278,7 @@ def test_pinball_objective_reaches_workers_without_routecast() -> None:
 
     from distributed.protocol import pickle as dask_pickle
 
-    blob = dask_pickle.dumps(distributed.pinball_objective(0.9))
+    blob = dask_pickle.dumps(pinball_objective(0.9))
     code = (
         "import sys, importlib.abc\n"
         "class Block(importlib.abc.MetaPathFinder):\n"

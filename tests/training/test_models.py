@@ -115,10 +115,25 @@ def test_calibration_on_unseen_rows_keeps_monotonicity() -> None:
         catalog.STOCKOUT_FEATURES, monotone=catalog.STOCKOUT_MONOTONE, num_boost_round=80
     )
     m.fit(train, y[:3000], valid, y[3000:5000])
-    assert m.calibration_ is not None and m.calibration_["method"] in {"isotonic", "sigmoid"}
+    assert m.calibration_ is not None and m.calibration_.method_ in {"isotonic", "sigmoid"}
     p = m.predict_proba(test)
     assert np.all((p >= 0) & (p <= 1))
     assert expected_calibration_error(y[5000:], p) < 0.06
     lower = m.predict_proba(test.assign(on_hand=0.0))
     higher = m.predict_proba(test.assign(on_hand=20.0))
     assert np.all(lower >= higher - 1e-12)
+
+
+def test_estimators_follow_scikit_learn_conventions(
+    stockout_model: StockoutRiskModel, delivery_model: DeliveryQuantileModel
+) -> None:
+    """``__init__`` stores arguments only, so ``get_params``/``clone`` rebuild an unfitted twin."""
+    from sklearn.base import clone
+
+    for fitted in (stockout_model, delivery_model):
+        params = fitted.get_params()
+        assert params["monotone"] is fitted.monotone and params["num_boost_round"] == 80
+        twin = clone(fitted)
+        assert type(twin) is type(fitted) and twin.get_params().keys() == params.keys()
+        assert not hasattr(twin, "feature_names_")
+        assert type(fitted)(**params).get_params() == params

@@ -14,6 +14,7 @@ from features import catalog
 from features.store import open_feature_store
 from serving.demo import DemoReport
 from serving.settings import Settings
+from training.config import TrainingConfig
 from training.datasets import build_training_set, stockout_entities
 from training.metrics import classification_metrics
 from training.models import StockoutRiskModel
@@ -60,10 +61,11 @@ def test_gate_refuses_worse_and_accepts_better(
     client = configure(uri, settings.artifact_dir)
     store = open_feature_store(settings)
     name = settings.stockout_model
+    config = TrainingConfig.from_settings(settings, max_rows=20_000)
 
     worse = _register_shuffled(client, store, settings.raw_dir, name)
     assert str(client.get_model_version_by_alias(name, "challenger").version) == worse
-    refused = promote(client, store, settings.raw_dir, name=name, kind="stockout", max_rows=20_000)
+    refused = promote(client, store, settings.raw_dir, kind="stockout", config=config)
     assert not refused.promoted and refused.verdict == "fail"
     assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
     assert client.get_model_version(name, worse).tags["gate_verdict"] == "fail"
@@ -71,9 +73,14 @@ def test_gate_refuses_worse_and_accepts_better(
 
     # A bad release slipped out as champion; a properly trained challenger must replace it.
     client.set_registered_model_alias(name, "champion", worse)
-    better = train_stockout(store, settings.raw_dir, client, max_rows=20_000, num_boost_round=150)
+    better = train_stockout(
+        store,
+        settings.raw_dir,
+        client,
+        config=TrainingConfig.from_settings(settings, max_rows=20_000, num_boost_round=150),
+    )
     assert better.version is not None and better.version.aliases == ("challenger",)
-    accepted = promote(client, store, settings.raw_dir, name=name, kind="stockout", max_rows=20_000)
+    accepted = promote(client, store, settings.raw_dir, kind="stockout", config=config)
     assert accepted.promoted, accepted.explain()
     assert (
         str(client.get_model_version_by_alias(name, "champion").version) == better.version.version

@@ -1,0 +1,192 @@
+"""The network's catalogue and live shape: SKUs, nodes (catalogue attributes merged with the
+ledger's operational state), capacity counts and the routing ``Network`` of an order's SKUs.
+
+Loaded at start and refreshed off the request path; handlers read the current references.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from routing import Closure, Network, Node, NodeCalendar, StockRow, calendar_from_dict
+from serving.ledger import Ledger, NodeRecord
+
+#: Destination regions whose lane features the snapshot holds.
+US_REGIONS = [
+    "AL",
+    "AK",
+    "AZ",
+    "AR",
+    "CA",
+    "CO",
+    "CT",
+    "DE",
+    "DC",
+    "FL",
+    "GA",
+    "HI",
+    "ID",
+    "IL",
+    "IN",
+    "IA",
+    "KS",
+    "KY",
+    "LA",
+    "ME",
+    "MD",
+    "MA",
+    "MI",
+    "MN",
+    "MS",
+    "MO",
+    "MT",
+    "NE",
+    "NV",
+    "NH",
+    "NJ",
+    "NM",
+    "NY",
+    "NC",
+    "ND",
+    "OH",
+    "OK",
+    "OR",
+    "PA",
+    "RI",
+    "SC",
+    "SD",
+    "TN",
+    "TX",
+    "UT",
+    "VT",
+    "VA",
+    "WA",
+    "WV",
+    "WI",
+    "WY",
+    "PR",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class SkuRecord:
+    sku: str
+    product_group: str
+    weight_kg: float
+    price: float
+
+
+class Catalogue:
+    """SKUs and nodes from the canonical tables, node state from the ledger."""
+
+    def __init__(self, raw_dir: Path, ledger: Ledger) -> None:
+        self.raw_dir = raw_dir
+        self.ledger = ledger
+        self.skus: dict[str, SkuRecord] = {}
+        self.nodes: tuple[Node, ...] = ()
+        self._catalogue_nodes: dict[str, tuple[frozenset[str] | None, float]] = {}
+        self.node_skus: list[tuple[str, str]] = []
+        self._orders_today: dict[str, int] = {}
+        self._orders_today_at = 0.0
+
+    def load(self) -> None:
+        raw = self.raw_dir
+        if not (raw / "nodes.parquet").exists():
+            raise FileNotFoundError(
+                f"no network under {raw}: run `routecast demo` (or `make run`) first"
+            )
+        nodes = pd.read_parquet(raw / "nodes.parquet")
+        skus = pd.read_parquet(raw / "skus.parquet")
+        self.skus = {
+            str(r["sku"]).upper(): SkuRecord(
+                str(r["sku"]), str(r["product_group"]), float(r["weight_kg"]), float(r["price"])
+            )
+            for r in skus.to_dict(orient="records")
+        }
+        # Catalogue attributes the ledger does not hold; operational state comes from the ledger.
+        self._catalogue_nodes = {
+            str(r["node_id"]): (
+                frozenset(g for g in str(r["ships_groups"]).split(",") if g) or None,
+                float(r["handling_cost"]),
+            )
+            for r in nodes.to_dict(orient="records")
+        }
+        inv = pd.read_parquet(raw / "inventory_snapshots.parquet", columns=["node_id", "sku"])
+        pairs = inv.drop_duplicates()
+        self.node_skus = list(
+            zip(pairs["node_id"].astype(str), pairs["sku"].astype(str), strict=True)
+        )
+
+    @property
+    def node_ids(self) -> list[str]:
+        return list(self._catalogue_nodes)
+
+    def lanes(self) -> list[tuple[str, str]]:
+        """(node, destination region) pairs whose lane features the snapshot reads."""
+        return [(n, r) for n in self._catalogue_nodes for r in US_REGIONS]
+
+    def reload_nodes(self) -> None:
+        """Merge the ledger's operational node state (enabled, calendar, capacity, closures)
+        with catalogue attributes (type, groups, handling cost) into routing nodes."""
+        built = []
+        for rec in self.ledger.nodes():
+            groups, handling = self._catalogue_nodes.get(rec.node_id, (None, 0.0))
+            built.append(
+                Node(
+                    node_id=rec.node_id,
+                    node_type=rec.node_type,
+                    lat=rec.lat,
+                    lon=rec.lon,
+                    enabled=rec.enabled,
+                    priority=rec.priority,
+                    ships_groups=groups,
+                    handling_cost=handling,
+                    timezone=rec.timezone,
+                    daily_capacity=rec.daily_capacity or None,
+                    calendar=node_calendar(rec),
+                )
+            )
+        self.nodes = tuple(sorted(built, key=lambda n: n.node_id))
+
+    def _capacity_counts(self) -> dict[str, int]:
+        """Orders taken per node today, re-read at most every two seconds."""
+        now = time.monotonic()
+        if now - self._orders_today_at > 2.0:
+            self._orders_today = self.ledger.orders_per_node_since(
+                datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+            )
+            self._orders_today_at = now
+        return self._orders_today
+
+    def network_for(self, skus: list[str]) -> Network:
+        """Nodes plus live availability of just these SKUs, read from the ledger."""
+        counts = self._capacity_counts()
+        nodes = [
+            replace(n, orders_today=counts.get(n.node_id, 0)) if n.node_id in counts else n
+            for n in self.nodes
+        ]
+        known = {n.node_id for n in nodes}
+        stock = [
+            StockRow(lvl.node_id, lvl.sku, float(lvl.available), lvl.available > 0)
+            for lvl in self.ledger.availability(skus)
+            if lvl.node_id in known
+        ]
+        return Network(nodes, stock)
+
+
+def node_calendar(rec: NodeRecord) -> NodeCalendar | None:
+    """The routing calendar of a ledger node: its stored calendar plus any closure the
+    ledger set after a capacity rejection (closed for the rest of the local day)."""
+    doc = rec.calendar[0] if rec.calendar else None
+    cal = calendar_from_dict(doc) if doc else None
+    if rec.closed_until is None or rec.closed_until <= datetime.now(UTC):
+        return cal
+    closure = Closure(datetime.now(UTC), rec.closed_until, "rejected for capacity")
+    if cal is None:
+        return NodeCalendar(closures=(closure,))
+    return replace(cal, closures=(*cal.closures, closure))
