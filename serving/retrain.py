@@ -39,6 +39,7 @@ def retrain(
     from features.store import apply_definitions, materialize, open_feature_store
     from serving.history_export import export_history, merge_history
     from serving.ledger import create_schema, make_engine
+    from training.config import TrainingConfig
     from training.pipeline import train_all
     from training.promotion import promote
     from training.registry import configure
@@ -77,9 +78,10 @@ def retrain(
 
     step("feast apply + materialize", online)
     client = configure(settings.tracking_uri, settings.artifact_dir)
+    config = TrainingConfig.from_settings(settings, max_rows=max_rows)
 
     def train() -> None:
-        for r in train_all(store, merged, client, max_rows=max_rows):
+        for r in train_all(store, merged, client, config=config):
             if r.version is not None:
                 report.challengers[r.name] = str(r.version.version)
 
@@ -91,7 +93,7 @@ def retrain(
             ("delivery", settings.delivery_model),
         ):
             try:
-                result = promote(client, store, merged, name=name, kind=kind, max_rows=max_rows)
+                result = promote(client, store, merged, kind=kind, config=config)
             except LookupError as exc:
                 report.gate[name] = str(exc)
                 continue
