@@ -68,6 +68,8 @@ class ShipDay:
     carrier: IntArray
     delivery_days: FloatArray
     promised_days: FloatArray
+    weight_kg: FloatArray
+    distance_km: FloatArray
     #: per node: shipments taken today, today's capacity, backlog carried into tomorrow
     orders: IntArray
     capacity: IntArray
@@ -146,6 +148,7 @@ class Simulator:
         self.promo_left = np.zeros(len(PRODUCT_GROUPS), dtype=np.int64)
         self.promo_lift = np.ones(len(PRODUCT_GROUPS))
         self.calibrated = False
+        self.last_ship: ShipDay | None = None
         self._burn_orders = np.zeros(n, dtype=np.int64)
         self._burn_days = 0
         self._serial = {"order": 0, "allocation": 0, "shipment": 0}
@@ -284,6 +287,7 @@ class Simulator:
         if capacity is None:
             capacity = self.capacity_today(m.weekday, rng)
         ship = self._ship(m.day, parts, routed.line_node, routed.line_hour, rng, capacity, draws)
+        self.last_ship = ship
         if not self.calibrated and m.t >= self.cfg.burn_in_days - CALIBRATION_DAYS:
             self._burn_orders += ship.orders
             self._burn_days += 1
@@ -363,6 +367,8 @@ class Simulator:
             carrier=out.carrier,
             delivery_days=out.delivery_days,
             promised_days=out.promised_days,
+            weight_kg=weight,
+            distance_km=distance,
             orders=counts.astype(np.int64),
             capacity=capacity,
             backlog=self.backlog.copy(),
