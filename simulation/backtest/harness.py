@@ -293,7 +293,6 @@ class PolicyRun:
 def run_policy(job: PolicyJob) -> PolicyRun:
     """Play every backtest day of one policy; returns its daily tallies."""
     os.environ.setdefault("ROUTECAST_LGBM_THREADS", "1")
-    import hashlib
     import logging
 
     from serving.decide import decide
@@ -345,7 +344,7 @@ def run_policy(job: PolicyJob) -> PolicyRun:
 
     net = world.sim.net
     run = PolicyRun(job.policy)
-    digest = hashlib.sha256()
+    digest = _digest_init()
     for d in range(job.days):
         orders = world.open_day()
         tally = DayTally(orders.day.isoformat())
@@ -363,7 +362,7 @@ def run_policy(job: PolicyJob) -> PolicyRun:
             runtime.snapshot = pit.snapshot(orders.day)
         lines = orders.lines
         starts = np.searchsorted(lines.order, np.arange(lines.n_orders + 1))
-        digest.update(lines.sku.tobytes() + lines.qty.tobytes() + lines.dest_zip.tobytes())
+        _digest_day(digest, orders)
         for o, order_id in enumerate(orders.order_ids):
             a, b = int(starts[o]), int(starts[o + 1])
             hour = float(lines.hour[a])
@@ -527,6 +526,18 @@ def _play_order(
     ledger.ship_order(body.order_id)
 
 
+def _digest_init() -> Any:
+    import hashlib
+
+    return hashlib.sha256()
+
+
+def _digest_day(digest: Any, orders: DayOrders) -> None:
+    """Fingerprint of the order stream: equal across policies under common random numbers."""
+    lines = orders.lines
+    digest.update(lines.sku.tobytes() + lines.qty.tobytes() + lines.dest_zip.tobytes())
+
+
 def _take(runtime: Any, order_id: str, requests: Sequence[Any], live: dict[str, int]) -> None:
     for r in requests:
         live[r.node_id] = live.get(r.node_id, 0) + 1
@@ -660,12 +671,167 @@ __all__ = [
     "BACKTEST_START",
     "POLICIES",
     "BacktestSpec",
+    "ForesightDay",
+    "Planner",
     "PointInTimeFeatures",
     "PolicyJob",
     "PolicyRun",
     "Prepared",
+    "foresight_day",
     "prepare",
     "run_backtest",
+    "run_foresight",
     "run_policy",
     "write_json",
 ]
+
+
+# -- perfect foresight --------------------------------------------------------------------
+@dataclass(frozen=True)
+class ForesightDay:
+    """One day as a clairvoyant planner sees it: the orders, the *true* shelf at decision
+    time, today's real hand-over capacity, and for every candidate (line, node) the realised
+    transit and the cost terms of ``routing.ratings`` (cost mode: shipping, handling; the
+    parcel fee per order × node). Input of the perfect-foresight bound; never of a policy."""
+
+    day: date
+    order_ids: list[str]
+    node_ids: list[str]
+    sku_ids: list[str]
+    #: per line: order index, SKU index, units, UTC order hour
+    line_order: np.ndarray
+    line_sku: np.ndarray
+    line_qty: np.ndarray
+    line_hour: np.ndarray
+    #: node × SKU units on the shelf; today's capacity (orders) and backlog carried in
+    shelf: np.ndarray
+    capacity: np.ndarray
+    backlog: np.ndarray
+    #: candidate pairs: the node is enabled, ships the group and carries the SKU
+    pair_line: np.ndarray
+    pair_node: np.ndarray
+    pair_km: np.ndarray
+    #: days from order to delivery if shipped today without queue (realised carrier draws)
+    pair_transit_days: np.ndarray
+    #: per unit shipped, and per line part, in currency (``rate_pair`` terms)
+    pair_unit_shipping: np.ndarray
+    pair_handling: np.ndarray
+    #: opening a parcel at the pair's node for the pair's order (``shipment_cost``)
+    pair_parcel_cost: np.ndarray
+    promise_days: float
+    late_cost_per_day: float
+    reroute_cost: float
+
+
+#: a clairvoyant planner: (line, node, units) allocations for the day
+Planner = Callable[[ForesightDay], Sequence[tuple[int, int, int]]]
+
+
+def foresight_day(world: WorldDriver, orders: DayOrders, policy: Policy) -> ForesightDay:
+    """Build the bound's view of the day just opened (hidden truth included)."""
+    from simulation.assortment import PRODUCT_GROUPS
+    from simulation.geography import haversine_np
+
+    truth = world.truth()
+    net, cat = world.sim.net, world.sim.catalog
+    lines = orders.lines
+    pl, pn = world.candidates()
+    km = np.asarray(
+        haversine_np(net.lat[pn], net.lon[pn], lines.dest_lat[pl], lines.dest_lon[pl]), dtype=float
+    )
+    unit = np.empty(len(pl))
+    handling = np.empty(len(pl))
+    parcel = np.empty(len(pl))
+    default = policy.rules(None)
+    for i, (li, node, d) in enumerate(zip(pl, pn, km, strict=True)):
+        sku = int(lines.sku[li])
+        rules = policy.rules(PRODUCT_GROUPS[int(cat.group[sku])])
+        r = rate_pair(
+            weight_kg=float(cat.weight_kg[sku]),
+            handling_cost=float(net.handling_cost[node]),
+            distance_km=float(d),
+            prediction=None,
+            rules=rules,
+            promise_days=rules.promise_days,
+        )
+        unit[i], handling[i] = r.per_unit_shipping, r.handling
+        parcel[i] = shipment_cost(float(d), default, default.per_shipment_cost)
+    return ForesightDay(
+        day=orders.day,
+        order_ids=orders.order_ids,
+        node_ids=world.node_ids,
+        sku_ids=world.sku_ids,
+        line_order=lines.order,
+        line_sku=lines.sku,
+        line_qty=lines.qty,
+        line_hour=lines.hour,
+        shelf=truth.shelf,
+        capacity=truth.capacity,
+        backlog=truth.backlog,
+        pair_line=pl,
+        pair_node=pn,
+        pair_km=km,
+        pair_transit_days=world.transit_days(pl, pn),
+        pair_unit_shipping=unit,
+        pair_handling=handling,
+        pair_parcel_cost=parcel,
+        promise_days=default.promise_days,
+        late_cost_per_day=default.late_cost_per_day,
+        reroute_cost=default.reroute_cost,
+    )
+
+
+def run_foresight(
+    prepared: Prepared,
+    days: int,
+    plan: Planner,
+    *,
+    inventory_accuracy: float | None = None,
+    progress: bool = False,
+    name: str = "bound",
+) -> PolicyRun:
+    """Play the same order stream with a clairvoyant planner (no ledger: it knows the shelf);
+    outcomes and KPIs are tallied exactly as for the policies."""
+    from simulation.assortment import PRODUCT_GROUPS
+
+    t_start, cpu_start = time.perf_counter(), time.process_time()
+    with prepared.sim_path.open("rb") as fh:
+        sim: Simulator = pickle.load(fh)
+    world = WorldDriver(
+        sim,
+        seed=prepared.seed,
+        start=prepared.start,
+        first_t=prepared.first_t,
+        inventory_accuracy=inventory_accuracy,
+    )
+    policy = Policy.default()
+    groups = np.asarray(world.sim.catalog.group)
+    run = PolicyRun(name)
+    digest = _digest_init()
+    for d in range(days):
+        orders = world.open_day()
+        _digest_day(digest, orders)
+        tally = DayTally(orders.day.isoformat())
+        tally.orders = orders.lines.n_orders
+        tally.units = int(orders.lines.qty.sum())
+        view = foresight_day(world, orders, policy)
+        t0 = time.perf_counter()
+        allocations = sorted(plan(view), key=lambda a: (orders.lines.hour[a[0]], a[0], a[1]))
+        tally.latencies_ms.append((time.perf_counter() - t0) * 1000.0)
+        served = 0
+        for li, node, qty in allocations:
+            tally.allocations += 1
+            ans = world.pick(int(li), int(node), int(qty), float(orders.lines.hour[li]))
+            if ans.accepted:
+                served += int(qty)
+            else:
+                tally.rejections += 1
+        tally.unfilled_units = tally.units - served
+        outcome = world.close_day()
+        _tally_outcome(outcome, orders, world, policy, groups, PRODUCT_GROUPS, world.sim.net, tally)
+        run.days.append(tally)
+        _say(f"[{name}] day {d + 1}/{days} {orders.day}: {tally.orders} orders", progress)
+    run.seconds = time.perf_counter() - t_start
+    run.cpu_seconds = time.process_time() - cpu_start
+    run.order_digest = digest.hexdigest()
+    return run

@@ -34,9 +34,10 @@ import numpy as np
 import numpy.typing as npt
 from scipy.special import ndtri
 
-from simulation.carriers import ParcelDraws
+from simulation.carriers import WEST, ParcelDraws, Parcels, deliver
 from simulation.dispatch import REROUTE_MINUTES, SPOT_COUNT_PROB, Dispatch
-from simulation.engine import DayTables, Morning, ShipDay, Simulator
+from simulation.engine import MIN_PACK_HOURS, DayTables, Morning, ShipDay, Simulator
+from simulation.geography import haversine_np
 from simulation.orders import OrderLines
 
 IntArray = npt.NDArray[np.int64]
@@ -273,6 +274,46 @@ class WorldDriver:
     def parcel_draws(self, order: IntArray, node: IntArray) -> ParcelDraws:
         """The carrier randomness a shipment of ``order`` from ``node`` meets today."""
         return self._parcel_draws(np.asarray(order), np.asarray(node))
+
+    def candidates(self) -> tuple[IntArray, IntArray]:
+        """(line, node) pairs that could serve today's lines: the node is enabled, ships the
+        SKU's group and carries the SKU (whatever its stock)."""
+        m = self._require_day()
+        net, cat = self.sim.net, self.sim.catalog
+        ok = (
+            net.enabled[None, :]
+            & net.ships[:, cat.group[m.lines.sku]].T
+            & net.stocked[:, m.lines.sku].T
+        )
+        line, node = np.nonzero(ok)
+        return line.astype(np.int64), node.astype(np.int64)
+
+    def transit_days(self, line: IntArray, node: IntArray) -> FloatArray:
+        """Realised days from order to delivery if ``node`` shipped ``line`` today with no
+        queue ahead of it (the carrier draws are the ones that shipment would really get)."""
+        m = self._require_day()
+        net, cat = self.sim.net, self.sim.catalog
+        lines = m.lines
+        line, node = np.asarray(line, dtype=np.int64), np.asarray(node, dtype=np.int64)
+        hour = lines.hour[line]
+        km = haversine_np(net.lat[node], net.lon[node], lines.dest_lat[line], lines.dest_lon[line])
+        west_nodes = np.isin(self.sim._states[node], list(WEST))
+        out = deliver(
+            np.random.default_rng(0),  # unused: every variate comes from the keyed draws
+            Parcels(
+                order_day=np.full(len(line), np.datetime64(m.day, "D")),
+                order_hour=hour,
+                node_type=net.node_type[node],
+                distance_km=np.asarray(km, dtype=np.float64),
+                weight_kg=cat.weight_kg[lines.sku[line]] * lines.qty[line],
+                intra_west=np.isin(lines.dest_state[line], list(WEST)) & west_nodes,
+                queue_days=np.zeros(len(line), dtype=np.int64),
+                ready_hour=hour + MIN_PACK_HOURS,
+                handover_lag=net.handover_lag[node],
+            ),
+            self._parcel_draws(lines.order[line], node),
+        )
+        return np.asarray(out.delivery_days, dtype=np.float64)
 
     # -- internals -------------------------------------------------------------------------
     def _require_day(self) -> Morning:
