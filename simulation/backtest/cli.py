@@ -32,6 +32,12 @@ def backtest(
     history_days: Annotated[
         int | None, typer.Option(min=14, help="Training history before the backtest.")
     ] = None,
+    policy_file: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True, dir_okay=False, help="Routing policy YAML for every policy (cost terms)."
+        ),
+    ] = None,
     workers: Annotated[int, typer.Option(min=1, help="Policies run in parallel processes.")] = 2,
     work_dir: Annotated[
         Path, typer.Option(help="Where trained worlds are kept (reused across runs).")
@@ -63,6 +69,7 @@ def backtest(
         history_days=history_days,
         inventory_accuracy=inventory_accuracy,
         workers=workers,
+        policy_file=policy_file,
         work_dir=work_dir,
         progress=True,
     )

@@ -65,6 +65,8 @@ class BacktestSpec:
     workers: int = 2
     work_dir: Path = Path(".routecast/backtest")
     progress: bool = True
+    #: routing policy YAML used by every policy (cost terms, promise); None = the default
+    policy_file: Path | None = None
 
     @property
     def history(self) -> int:
@@ -277,6 +279,7 @@ class PolicyJob:
     inventory_accuracy: float | None = None
     progress: bool = False
     mode: str | None = None
+    policy_file: Path | None = None
     decider: Decider | None = None
     world_hook: Callable[[WorldDriver], None] | None = None
 
@@ -326,12 +329,15 @@ def run_policy(job: PolicyJob) -> PolicyRun:
         database_url=f"sqlite:///{db}",
         default_mode=mode,
         auth_enabled=False,
+        policy_file=job.policy_file,
     )
     runtime = _runtime_class()(settings)
     runtime.ledger.clock = lambda: runtime.sim_now
     runtime.sim_now = sim_time(prep.start, 0.0) - timedelta(hours=1)
     runtime.taken = {}
     runtime.start(background=False)
+    if runtime.policy_error:
+        raise ValueError(runtime.policy_error)
     if predictive and (
         runtime.models.get("stockout") is None or runtime.models.get("delivery") is None
     ):
@@ -614,7 +620,15 @@ def run_backtest(spec: BacktestSpec, out_dir: Path | None = None) -> dict[str, A
     t_prep = time.perf_counter() - t0
     run_dir = (out_dir or spec.work_dir / "runs").resolve()
     jobs = [
-        PolicyJob(prepared, p, spec.days, run_dir, spec.inventory_accuracy, spec.progress)
+        PolicyJob(
+            prepared,
+            p,
+            spec.days,
+            run_dir,
+            spec.inventory_accuracy,
+            spec.progress,
+            policy_file=spec.policy_file,
+        )
         for p in spec.policies
     ]
     _say(
@@ -640,6 +654,7 @@ def run_backtest(spec: BacktestSpec, out_dir: Path | None = None) -> dict[str, A
         "start": prepared.start.isoformat(),
         "history_days": prepared.history_days,
         "inventory_accuracy": spec.inventory_accuracy,
+        "policy_file": str(spec.policy_file) if spec.policy_file else None,
         "orders": int(sum(d.orders for d in by_policy[spec.policies[0]].days)),
         "policies": policies,
         "daily": {p: [day_kpis(d) for d in by_policy[p].days] for p in spec.policies},
