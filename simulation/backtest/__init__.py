@@ -4,7 +4,6 @@
 (``harness.py``) plays it through routing and the ledger; ``summarise`` (``kpis.py``) scores;
 ``bound.py`` is the perfect-foresight yardstick and ``report.py`` writes the report.
 """
-"""
 
 from simulation.backtest.harness import (
     BACKTEST_START,

@@ -38,8 +38,8 @@ from routing import Policy
 from routing.ratings import rate_pair, shipment_cost
 from simulation.backtest.kpis import DayTally, day_kpis, summarise
 from simulation.backtest.world import DayOrders, DayOutcome, WorldDriver, sim_time
-from simulation.engine import Simulator
 from simulation.scales import scale_config
+from simulation.simulator import Simulator
 from simulation.world import GENERATOR_VERSION, world_key, write_history
 
 POLICIES = ("predictive", "cost", "distance", "priority", "high_stock")
@@ -108,8 +108,7 @@ def _settings(home: Path, **extra: Any) -> Any:
 def prepare(spec: BacktestSpec) -> Prepared:
     """History, feature tables and registered models for (scale, seed); reused when on disk."""
     from features.compute import build_feature_tables
-    from features.store import apply_definitions
-    from serving.demo import open_feature_store
+    from features.store import apply_definitions, open_feature_store
     from training.pipeline import train_all
     from training.registry import configure
 
@@ -118,14 +117,21 @@ def prepare(spec: BacktestSpec) -> Prepared:
     tag = f"{spec.scale}-seed{spec.seed}-hist{n_hist}-v{GENERATOR_VERSION}-{BACKTEST_START}"
     home = (spec.work_dir / tag).resolve()
     done = home / "prepared.json"
+    calendar = [BACKTEST_START - timedelta(days=n_hist - i) for i in range(n_hist)]
     if done.exists():
         meta = json.loads(done.read_text())
-        return Prepared(
+        found = Prepared(
             home, BACKTEST_START, meta["first_t"], spec.seed, spec.scale, n_hist, meta["models"]
         )
+        if not _loads(found.sim_path):
+            # the simulator is deterministic: replay the history (unrecorded) to rebuild it
+            sim = Simulator(cfg, spec.seed)
+            for _ in sim.run(calendar, cfg.burn_in_days):
+                pass
+            _dump(sim, found.sim_path)
+        return found
     home.mkdir(parents=True, exist_ok=True)
     settings = _settings(home, scale=spec.scale, seed=spec.seed, feast_project=f"bt{spec.seed}")
-    calendar = [BACKTEST_START - timedelta(days=n_hist - i) for i in range(n_hist)]
     sim = Simulator(cfg, spec.seed)
     t0 = time.perf_counter()
     _say(
@@ -148,13 +154,26 @@ def prepare(spec: BacktestSpec) -> Prepared:
     client = configure(settings.tracking_uri, settings.artifact_dir)
     results = train_all(store, settings.raw_dir, client, max_rows=TRAIN_MAX_ROWS)
     models = {r.name: (r.version.version if r.version else "") for r in results}
-    with (home / "simulator.pkl").open("wb") as fh:
-        pickle.dump(sim, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    _dump(sim, home / "simulator.pkl")
     first_t = cfg.burn_in_days + n_hist
     done.write_text(
         json.dumps({"first_t": first_t, "models": models, "seconds": time.perf_counter() - t0})
     )
     return Prepared(home, BACKTEST_START, first_t, spec.seed, spec.scale, n_hist, models)
+
+
+def _dump(sim: Simulator, path: Path) -> None:
+    with path.open("wb") as fh:
+        pickle.dump(sim, fh, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _loads(path: Path) -> bool:
+    """Whether the pickled simulator exists and still loads with the current code."""
+    try:
+        with path.open("rb") as fh:
+            return isinstance(pickle.load(fh), Simulator)
+    except (OSError, pickle.UnpicklingError, AttributeError, ImportError, EOFError):
+        return False
 
 
 # -- point-in-time features ---------------------------------------------------------------
@@ -299,8 +318,8 @@ def run_policy(job: PolicyJob) -> PolicyRun:
     import logging
 
     from serving.decide import decide
-    from serving.ledger import AllocationRequest, InventoryEvent, StockRow
-    from serving.schemas import Destination, OrderIn, OrderLineIn
+    from serving.ledger import AllocationRequest, InitialStock, InventoryEvent
+    from serving.schemas.order import Destination, OrderIn, OrderLineIn
 
     logging.getLogger("routecast").setLevel(logging.WARNING)
     t_start, cpu_start = time.perf_counter(), time.process_time()
@@ -359,7 +378,7 @@ def run_policy(job: PolicyJob) -> PolicyRun:
         feed = world.feed()
         if feed:
             runtime.ledger.load_stock(
-                [StockRow(world.node_ids[n], world.sku_ids[s], q) for n, s, q in feed],
+                [InitialStock(world.node_ids[n], world.sku_ids[s], q) for n, s, q in feed],
                 event_time=runtime.sim_now,
             )
         if job.world_hook is not None:

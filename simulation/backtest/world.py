@@ -1,6 +1,6 @@
 """The world driver: the simulated world, one day at a time, for any decision-maker.
 
-The world (``simulation.engine.Simulator``: network, catalogue, hidden shelf truth, walk-in
+The world (``simulation.simulator.Simulator``: network, catalogue, hidden shelf truth, walk-in
 sales, shrink, counts, replenishment, carriers, capacity and backlog) is kept apart from
 whoever routes its orders. A day is three calls::
 
@@ -36,9 +36,9 @@ from scipy.special import ndtri
 
 from simulation.carriers import WEST, ParcelDraws, Parcels, deliver
 from simulation.dispatch import REROUTE_MINUTES, SPOT_COUNT_PROB, Dispatch
-from simulation.engine import MIN_PACK_HOURS, DayTables, Morning, ShipDay, Simulator
 from simulation.geography import haversine_np
 from simulation.orders import OrderLines
+from simulation.simulator import MIN_PACK_HOURS, DayTables, Morning, ShipDay, Simulator
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
