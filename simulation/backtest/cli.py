@@ -45,6 +45,9 @@ def backtest(
     out: Annotated[
         Path | None, typer.Option(help="Directory for backtest.json and the run's ledgers.")
     ] = None,
+    bound: Annotated[
+        bool, typer.Option(help="Also solve the perfect-foresight bound and the gap closed.")
+    ] = True,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print exactly one JSON object on stdout.")
     ] = False,
@@ -73,9 +76,15 @@ def backtest(
         work_dir=work_dir,
         progress=True,
     )
-    result = run_backtest(spec, out)
+    result = run_backtest(spec, out, bound=bound)
     if out is not None:
+        from simulation.backtest.report import write_report
+
         write_json(result, out / "backtest.json")
+        written = write_report(result, out)
+        typer.echo(
+            f"wrote {out / 'backtest.json'} and {', '.join(map(str, written.values()))}", err=True
+        )
     if as_json:
         sys.stdout.write(json.dumps(result, default=str) + "\n")
         return
@@ -84,4 +93,9 @@ def backtest(
     for k in KPI_NAMES:
         row = "".join(f"{result['policies'][p][k]:>{max(width, 12) + 2}.4g}" for p in names)
         typer.echo(f"{k:<22}{row}")
+    if "gap_closed" in result:
+        gaps = ", ".join(
+            f"{p} {v:.2f}" if v is not None else f"{p} –" for p, v in result["gap_closed"].items()
+        )
+        typer.echo(f"gap closed (distance → bound, total cost): {gaps}")
     typer.echo(f"{result['orders']} orders × {len(names)} policies in {result['seconds']} s")

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from routing import Policy
-from routing.ratings import rate_pair, shipment_cost
+from routing.ratings import rate_realised, shipment_cost
 from simulation.backtest.kpis import DayTally, day_kpis, summarise
 from simulation.backtest.world import DayOrders, DayOutcome, WorldDriver, sim_time
 from simulation.scales import scale_config
@@ -363,11 +363,6 @@ def run_policy(job: PolicyJob) -> PolicyRun:
         raise RuntimeError(f"registered models did not load: {runtime.models.errors()}")
     policy: Policy = runtime.policy
     pit = PointInTimeFeatures(prep.raw_dir, prep.start) if predictive else None
-    catalog = world.sim.catalog
-    groups = np.asarray(catalog.group)
-    from simulation.assortment import PRODUCT_GROUPS
-
-    net = world.sim.net
     run = PolicyRun(job.policy)
     digest = _digest_init()
     for d in range(job.days):
@@ -427,7 +422,7 @@ def run_policy(job: PolicyJob) -> PolicyRun:
         outcome = world.close_day()
         if pit is not None and outcome.tables is not None:
             pit.add(outcome.tables.frames)
-        _tally_outcome(outcome, orders, world, policy, groups, PRODUCT_GROUPS, net, tally)
+        _tally_outcome(outcome, orders, world, policy, tally)
         run.days.append(tally)
         k = day_kpis(tally)
         _say(
@@ -574,39 +569,42 @@ def _tally_outcome(
     orders: DayOrders,
     world: WorldDriver,
     policy: Policy,
-    groups: np.ndarray,
-    group_names: Sequence[str],
-    net: Any,
     tally: DayTally,
 ) -> None:
-    """Realised cost (routing.ratings terms), delivery against the promise, km and CO2."""
+    """Realised cost on the terms of ``routing.ratings`` (``rate_realised``: shipping,
+    handling and lateness against the promise with the parcel's real delivery; the parcel
+    fee per shipment; the reroute cost per rejection), km and the CO2 proxy."""
+    from simulation.assortment import PRODUCT_GROUPS
     from simulation.backtest.kpis import CO2_FACTORS
 
     lines = orders.lines
     ship = outcome.ship
+    net, cat = world.sim.net, world.sim.catalog
+    default = policy.rules(None)
+    # delivered (days after the order was placed) against the promise made at order time
+    first_hour = lines.hour[np.searchsorted(lines.order, ship.order)]
+    from_order = ship.delivery_days + (ship.hour - first_hour) / 24.0
+    ship_of = {
+        (int(o), int(n)): i for i, (o, n) in enumerate(zip(ship.order, ship.node, strict=True))
+    }
     ok = ~outcome.pick_rejected
-    cat = world.sim.catalog
     for li, node, qty in zip(
         outcome.pick_line[ok], outcome.pick_node[ok], outcome.pick_qty[ok], strict=True
     ):
         sku = int(lines.sku[li])
-        rules = policy.rules(group_names[int(groups[sku])])
-        from simulation.geography import haversine_np
-
-        km = float(
-            haversine_np(net.lat[node], net.lon[node], lines.dest_lat[li], lines.dest_lon[li])
-        )
-        r = rate_pair(
+        rules = policy.rules(PRODUCT_GROUPS[int(cat.group[sku])])
+        s = ship_of[(int(lines.order[li]), int(node))]
+        r = rate_realised(
             weight_kg=float(cat.weight_kg[sku]),
             handling_cost=float(net.handling_cost[node]),
-            distance_km=km,
-            prediction=None,
+            distance_km=float(ship.distance_km[s]),
             rules=rules,
+            delivery_days=float(from_order[s]),
             promise_days=rules.promise_days,
         )
         tally.shipping_cost += r.per_unit_shipping * int(qty)
         tally.handling_cost += r.handling
-    default = policy.rules(None)
+        tally.late_cost += r.late_cost
     tally.reroute_cost += tally.rejections * default.reroute_cost
     for km in ship.distance_km:
         tally.shipping_cost += shipment_cost(float(km), default, default.per_shipment_cost)
@@ -615,9 +613,6 @@ def _tally_outcome(
     tally.co2_kg += float(
         (ship.weight_kg / 1000.0 * ship.distance_km * CO2_FACTORS[ship.carrier]).sum()
     )
-    # delivered (days after the order was placed) against the promise made at order time
-    first_hour = lines.hour[np.searchsorted(lines.order, ship.order)]
-    from_order = ship.delivery_days + (ship.hour - first_hour) / 24.0
     late = from_order > default.promise_days
     shipped_orders = np.unique(ship.order)
     late_orders = np.unique(ship.order[late])
@@ -626,8 +621,79 @@ def _tally_outcome(
 
 
 # -- the whole backtest -------------------------------------------------------------------
-def run_backtest(spec: BacktestSpec, out_dir: Path | None = None) -> dict[str, Any]:
-    """Prepare the world, run every policy (in parallel processes), summarise KPIs."""
+@dataclass(frozen=True)
+class BoundJob:
+    prepared: Prepared
+    days: int
+    inventory_accuracy: float | None = None
+    progress: bool = False
+    policy_file: Path | None = None
+    time_limit: float | None = None
+
+
+@dataclass
+class BoundRun:
+    run: PolicyRun
+    results: list[Any]
+
+
+def run_bound(job: BoundJob) -> BoundRun:
+    """The perfect-foresight bound played on its own copy of the world (see ``BoundPlanner``)."""
+    policy = _load_policy(job.policy_file)
+    planner = BoundPlanner(policy=policy, time_limit=job.time_limit)
+    run = run_foresight(
+        job.prepared,
+        job.days,
+        planner,
+        inventory_accuracy=job.inventory_accuracy,
+        progress=job.progress,
+        policy=policy,
+    )
+    return BoundRun(run, planner.results)
+
+
+def _load_policy(path: Path | None) -> Policy:
+    if path is None:
+        return Policy.default()
+    import yaml
+
+    from routing import policy_from_dict
+
+    return policy_from_dict(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+
+
+def bound_block(bound: BoundRun, *, seed: int) -> dict[str, Any]:
+    """The JSON ``bound``: the solver's figures on the policies' cost terms, plus the
+    outcomes of playing its plan (it is never rejected; its parcels still meet carriers)."""
+    from simulation.backtest import bound as bound_mod
+
+    results = bound.results
+    out = bound_mod.summarise(results)
+    orders = max(out["orders"], 1)
+    cost = sum(r.costs.shipping + r.costs.handling for r in results) / orders
+    total = sum(r.costs.shipping + r.costs.handling + r.costs.late for r in results) / orders
+    out.update(
+        cost_per_order=cost,
+        total_cost_per_order=total,
+        basis="cost_per_order = shipping + parcel fees + handling; total_cost_per_order adds "
+        "realised lateness (routing.ratings terms, realised delivery); policies add their "
+        "reroute cost; the bound's unfilled-unit penalty is left out",
+        realised=summarise(bound.run.days, seed=seed),
+    )
+    for day, r in zip(out["daily"], results, strict=True):
+        day["cost_per_order"] = (r.costs.shipping + r.costs.handling) / max(r.orders, 1)
+        day["total_cost_per_order"] = (r.costs.shipping + r.costs.handling + r.costs.late) / max(
+            r.orders, 1
+        )
+    return out
+
+
+def run_backtest(
+    spec: BacktestSpec, out_dir: Path | None = None, *, bound: bool = True
+) -> dict[str, Any]:
+    """Prepare the world, run every policy and the bound (in parallel processes), summarise."""
+    from simulation.backtest.bound import gap_closed
+
     unknown = [p for p in spec.policies if p not in POLICIES]
     if unknown:
         raise ValueError(f"unknown policies {unknown}; choose from {', '.join(POLICIES)}")
@@ -650,23 +716,31 @@ def run_backtest(spec: BacktestSpec, out_dir: Path | None = None) -> dict[str, A
         )
         for p in spec.policies
     ]
+    # the predictive policy is the slowest: start it first
+    jobs.sort(key=lambda j: j.policy != "predictive")
+    bjob = BoundJob(prepared, spec.days, spec.inventory_accuracy, spec.progress, spec.policy_file)
     _say(
-        f"backtest: {len(jobs)} policies × {spec.days} days on {spec.workers} worker(s)",
+        f"backtest: {len(jobs)} policies{' + bound' if bound else ''} × {spec.days} days "
+        f"on {spec.workers} worker(s)",
         spec.progress,
     )
-    if spec.workers > 1 and len(jobs) > 1:
-        # the predictive policy is the slowest: start it first
-        jobs.sort(key=lambda j: j.policy != "predictive")
+    if spec.workers > 1:
         with ProcessPoolExecutor(max_workers=spec.workers, mp_context=get_context("spawn")) as pool:
-            runs = list(pool.map(run_policy, jobs))
+            futures = [pool.submit(run_policy, j) for j in jobs]
+            bound_future = pool.submit(run_bound, bjob) if bound else None
+            runs = [f.result() for f in futures]
+            bound_run = bound_future.result() if bound_future is not None else None
     else:
         runs = [run_policy(j) for j in jobs]
+        bound_run = run_bound(bjob) if bound else None
     digests = {r.order_digest for r in runs}
+    if bound_run is not None:
+        digests.add(bound_run.run.order_digest)
     if len(digests) != 1:
         raise RuntimeError("policies saw different order streams; common random numbers broke")
     by_policy = {r.policy: r for r in runs}
     policies = {p: summarise(by_policy[p].days, seed=spec.seed) for p in spec.policies}
-    return {
+    result: dict[str, Any] = {
         "scale": spec.scale,
         "seed": spec.seed,
         "days": spec.days,
@@ -677,15 +751,30 @@ def run_backtest(spec: BacktestSpec, out_dir: Path | None = None) -> dict[str, A
         "orders": int(sum(d.orders for d in by_policy[spec.policies[0]].days)),
         "policies": policies,
         "daily": {p: [day_kpis(d) for d in by_policy[p].days] for p in spec.policies},
-        "models": prepared.model_versions,
-        "seconds": round(time.perf_counter() - t0, 1),
-        "seconds_prepare": round(t_prep, 1),
-        "seconds_by_policy": {r.policy: round(r.seconds, 1) for r in runs},
-        "cpu_seconds_by_policy": {r.policy: round(r.cpu_seconds, 1) for r in runs},
-        "workers": spec.workers,
-        "load_average_start": [round(x, 2) for x in load0],
-        "load_average_end": [round(x, 2) for x in os.getloadavg()],
     }
+    if bound_run is not None:
+        block = bound_block(bound_run, seed=spec.seed)
+        result["bound"] = block
+        if "distance" in policies:
+            base = policies["distance"]["total_cost_per_order"]
+            result["gap_closed"] = {
+                p: gap_closed(k["total_cost_per_order"], base, block["total_cost_per_order"])
+                for p, k in policies.items()
+            }
+    result.update(
+        models=prepared.model_versions,
+        seconds=round(time.perf_counter() - t0, 1),
+        seconds_prepare=round(t_prep, 1),
+        seconds_by_policy={r.policy: round(r.seconds, 1) for r in runs},
+        cpu_seconds_by_policy={r.policy: round(r.cpu_seconds, 1) for r in runs},
+        workers=spec.workers,
+        load_average_start=[round(x, 2) for x in load0],
+        load_average_end=[round(x, 2) for x in os.getloadavg()],
+    )
+    if bound_run is not None:
+        result["seconds_by_policy"]["bound"] = round(bound_run.run.seconds, 1)
+        result["cpu_seconds_by_policy"]["bound"] = round(bound_run.run.cpu_seconds, 1)
+    return result
 
 
 def write_json(result: dict[str, Any], path: Path) -> None:
@@ -705,15 +794,18 @@ __all__ = [
     "BACKTEST_START",
     "POLICIES",
     "BacktestSpec",
-    "ForesightDay",
+    "BoundJob",
+    "BoundPlanner",
+    "BoundRun",
     "Planner",
     "PointInTimeFeatures",
     "PolicyJob",
     "PolicyRun",
     "Prepared",
-    "foresight_day",
+    "bound_block",
     "prepare",
     "run_backtest",
+    "run_bound",
     "run_foresight",
     "run_policy",
     "write_json",
@@ -721,98 +813,102 @@ __all__ = [
 
 
 # -- perfect foresight --------------------------------------------------------------------
-@dataclass(frozen=True)
-class ForesightDay:
-    """One day as a clairvoyant planner sees it: the orders, the *true* shelf at decision
-    time, today's real hand-over capacity, and for every candidate (line, node) the realised
-    transit and the cost terms of ``routing.ratings`` (cost mode: shipping, handling; the
-    parcel fee per order × node). Input of the perfect-foresight bound; never of a policy."""
-
-    day: date
-    order_ids: list[str]
-    node_ids: list[str]
-    sku_ids: list[str]
-    #: per line: order index, SKU index, units, UTC order hour
-    line_order: np.ndarray
-    line_sku: np.ndarray
-    line_qty: np.ndarray
-    line_hour: np.ndarray
-    #: node × SKU units on the shelf; today's capacity (orders) and backlog carried in
-    shelf: np.ndarray
-    capacity: np.ndarray
-    backlog: np.ndarray
-    #: candidate pairs: the node is enabled, ships the group and carries the SKU
-    pair_line: np.ndarray
-    pair_node: np.ndarray
-    pair_km: np.ndarray
-    #: days from order to delivery if shipped today without queue (realised carrier draws)
-    pair_transit_days: np.ndarray
-    #: per unit shipped, and per line part, in currency (``rate_pair`` terms)
-    pair_unit_shipping: np.ndarray
-    pair_handling: np.ndarray
-    #: opening a parcel at the pair's node for the pair's order (``shipment_cost``)
-    pair_parcel_cost: np.ndarray
-    promise_days: float
-    late_cost_per_day: float
-    reroute_cost: float
+#: a clairvoyant planner: sees the world (hidden truth included) and the day's orders,
+#: returns (line, node, units) allocations
+Planner = Callable[[WorldDriver, DayOrders], Sequence[tuple[int, int, int]]]
 
 
-#: a clairvoyant planner: (line, node, units) allocations for the day
-Planner = Callable[[ForesightDay], Sequence[tuple[int, int, int]]]
+@dataclass
+class BoundPlanner:
+    """The perfect-foresight bound (``bound.solve_bound``) as a planner: each day's orders
+    on the true shelf, with every candidate parcel's realised transit, the nodes' daily
+    capacity fence and the routing policy's cost terms. Keeps each day's ``BoundResult``."""
 
+    policy: Policy = field(default_factory=Policy.default)
+    time_limit: float | None = None
+    results: list[Any] = field(default_factory=list)
 
-def foresight_day(world: WorldDriver, orders: DayOrders, policy: Policy) -> ForesightDay:
-    """Build the bound's view of the day just opened (hidden truth included)."""
-    from simulation.assortment import PRODUCT_GROUPS
-    from simulation.geography import haversine_np
+    def __call__(self, world: WorldDriver, orders: DayOrders) -> list[tuple[int, int, int]]:
+        from routing import Network, Node, Order, OrderLine
+        from routing import StockRow as RouteStock
+        from simulation.assortment import PRODUCT_GROUPS
+        from simulation.backtest import bound
 
-    truth = world.truth()
-    net, cat = world.sim.net, world.sim.catalog
-    lines = orders.lines
-    pl, pn = world.candidates()
-    km = np.asarray(
-        haversine_np(net.lat[pn], net.lon[pn], lines.dest_lat[pl], lines.dest_lon[pl]), dtype=float
-    )
-    unit = np.empty(len(pl))
-    handling = np.empty(len(pl))
-    parcel = np.empty(len(pl))
-    default = policy.rules(None)
-    for i, (li, node, d) in enumerate(zip(pl, pn, km, strict=True)):
-        sku = int(lines.sku[li])
-        rules = policy.rules(PRODUCT_GROUPS[int(cat.group[sku])])
-        r = rate_pair(
-            weight_kg=float(cat.weight_kg[sku]),
-            handling_cost=float(net.handling_cost[node]),
-            distance_km=float(d),
-            prediction=None,
-            rules=rules,
-            promise_days=rules.promise_days,
+        net, cat = world.sim.net, world.sim.catalog
+        lines = orders.lines
+        shelf = world.truth().shelf
+        nodes = [
+            Node(
+                node_id=world.node_ids[i],
+                node_type=("dc", "store", "3pl")[int(net.node_type[i])],
+                lat=float(net.lat[i]),
+                lon=float(net.lon[i]),
+                enabled=bool(net.enabled[i]),
+                priority=int(net.priority[i]),
+                ships_groups=frozenset(
+                    g for g, ok in zip(PRODUCT_GROUPS, net.ships[i], strict=True) if ok
+                ),
+                handling_cost=float(net.handling_cost[i]),
+                daily_capacity=int(net.daily_capacity[i]),
+            )
+            for i in range(len(world.node_ids))
+        ]
+        skus = np.unique(lines.sku)
+        stock = [
+            RouteStock(world.node_ids[n], world.sku_ids[s], float(shelf[n, s]))
+            for s in skus
+            for n in np.flatnonzero(net.stocked[:, s])
+        ]
+        starts = np.searchsorted(lines.order, np.arange(lines.n_orders + 1))
+        routed: list[Order] = []
+        for o, oid in enumerate(orders.order_ids):
+            a, b = int(starts[o]), int(starts[o + 1])
+            routed.append(
+                Order(
+                    order_id=oid,
+                    channel="web",
+                    dest_lat=float(lines.dest_lat[a]),
+                    dest_lon=float(lines.dest_lon[a]),
+                    dest_region=str(lines.dest_state[a]),
+                    allow_partial=True,
+                    lines=tuple(
+                        OrderLine(
+                            line_id=str(i - a),
+                            sku=world.sku_ids[int(lines.sku[i])],
+                            qty=float(lines.qty[i]),
+                            product_group=PRODUCT_GROUPS[int(cat.group[lines.sku[i]])],
+                            weight_kg=float(cat.weight_kg[lines.sku[i]]),
+                            unit_price=float(cat.price[lines.sku[i]]),
+                        )
+                        for i in range(a, b)
+                    ),
+                )
+            )
+        order_pos = {oid: int(starts[o]) for o, oid in enumerate(orders.order_ids)}
+
+        def delivery_days(order: Order, node_id: str) -> float:
+            first = order_pos[order.order_id]
+            return float(
+                world.transit_days(np.array([first]), np.array([world.node_index[node_id]]))[0]
+            )
+
+        day, index = bound.build_day(
+            routed,
+            Network(nodes, stock),
+            policy=self.policy,
+            now=sim_time(orders.day, 12.0),
+            delivery_days=delivery_days,
         )
-        unit[i], handling[i] = r.per_unit_shipping, r.handling
-        parcel[i] = shipment_cost(float(d), default, default.per_shipment_cost)
-    return ForesightDay(
-        day=orders.day,
-        order_ids=orders.order_ids,
-        node_ids=world.node_ids,
-        sku_ids=world.sku_ids,
-        line_order=lines.order,
-        line_sku=lines.sku,
-        line_qty=lines.qty,
-        line_hour=lines.hour,
-        shelf=truth.shelf,
-        capacity=truth.capacity,
-        backlog=truth.backlog,
-        pair_line=pl,
-        pair_node=pn,
-        pair_km=km,
-        pair_transit_days=world.transit_days(pl, pn),
-        pair_unit_shipping=unit,
-        pair_handling=handling,
-        pair_parcel_cost=parcel,
-        promise_days=default.promise_days,
-        late_cost_per_day=default.late_cost_per_day,
-        reroute_cost=default.reroute_cost,
-    )
+        result = bound.solve_bound(day, time_limit=self.time_limit or bound.DEFAULT_TIME_LIMIT)
+        self.results.append(result)
+        inv_pair = {p: k for k, p in index.pair_of.items()}
+        out = []
+        for p in np.flatnonzero(result.plan > 1e-6):
+            oid, line_id, node_id = inv_pair[int(p)]
+            qty = int(np.floor(result.plan[p] + 1e-6))  # the LP relaxation may be fractional
+            if qty > 0:
+                out.append((order_pos[oid] + int(line_id), world.node_index[node_id], qty))
+        return out
 
 
 def run_foresight(
@@ -823,10 +919,10 @@ def run_foresight(
     inventory_accuracy: float | None = None,
     progress: bool = False,
     name: str = "bound",
+    policy: Policy | None = None,
 ) -> PolicyRun:
     """Play the same order stream with a clairvoyant planner (no ledger: it knows the shelf);
     outcomes and KPIs are tallied exactly as for the policies."""
-    from simulation.assortment import PRODUCT_GROUPS
 
     t_start, cpu_start = time.perf_counter(), time.process_time()
     with prepared.sim_path.open("rb") as fh:
@@ -838,8 +934,7 @@ def run_foresight(
         first_t=prepared.first_t,
         inventory_accuracy=inventory_accuracy,
     )
-    policy = Policy.default()
-    groups = np.asarray(world.sim.catalog.group)
+    policy = policy or Policy.default()
     run = PolicyRun(name)
     digest = _digest_init()
     for d in range(days):
@@ -848,9 +943,10 @@ def run_foresight(
         tally = DayTally(orders.day.isoformat())
         tally.orders = orders.lines.n_orders
         tally.units = int(orders.lines.qty.sum())
-        view = foresight_day(world, orders, policy)
         t0 = time.perf_counter()
-        allocations = sorted(plan(view), key=lambda a: (orders.lines.hour[a[0]], a[0], a[1]))
+        allocations = sorted(
+            plan(world, orders), key=lambda a: (orders.lines.hour[a[0]], a[0], a[1])
+        )
         tally.latencies_ms.append((time.perf_counter() - t0) * 1000.0)
         served = 0
         for li, node, qty in allocations:
@@ -862,7 +958,7 @@ def run_foresight(
                 tally.rejections += 1
         tally.unfilled_units = tally.units - served
         outcome = world.close_day()
-        _tally_outcome(outcome, orders, world, policy, groups, PRODUCT_GROUPS, world.sim.net, tally)
+        _tally_outcome(outcome, orders, world, policy, tally)
         run.days.append(tally)
         _say(f"[{name}] day {d + 1}/{days} {orders.day}: {tally.orders} orders", progress)
     run.seconds = time.perf_counter() - t_start

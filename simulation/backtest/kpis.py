@@ -31,6 +31,7 @@ BOOTSTRAP_SAMPLES = 2000
 #: the KPIs of the JSON contract, in report order
 KPI_NAMES = (
     "cost_per_order",
+    "total_cost_per_order",
     "on_time_rate",
     "late_rate",
     "rejection_rate",
@@ -55,6 +56,8 @@ class DayTally:
     shipping_cost: float = 0.0
     handling_cost: float = 0.0
     reroute_cost: float = 0.0
+    #: realised days past the promise × the policy's late cost (routing.ratings terms)
+    late_cost: float = 0.0
     #: orders with at least one shipment, and those whose every parcel met the promise
     orders_shipped: int = 0
     orders_on_time: int = 0
@@ -83,6 +86,7 @@ def _kpis_from_sums(s: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     on_time = _ratio(s["orders_on_time"], s["orders_shipped"])
     return {
         "cost_per_order": _ratio(s["cost"], s["orders"]),
+        "total_cost_per_order": _ratio(s["cost"] + s["late_cost"], s["orders"]),
         "on_time_rate": on_time,
         "late_rate": 1.0 - on_time,
         "rejection_rate": _ratio(s["rejections"], s["allocations"]),

@@ -14,7 +14,7 @@ from serving.cli import app
 from serving.decide import decide
 from simulation.backtest import (
     BacktestSpec,
-    ForesightDay,
+    BoundPlanner,
     PolicyJob,
     PolicyRun,
     Prepared,
@@ -136,31 +136,17 @@ def test_hidden_truth_never_reaches_decisions(prepared: Prepared, work: Path) ->
     assert summarise(normal.days)["rejection_rate"] < 0.5
 
 
-def test_a_clairvoyant_planner_sees_the_shelf_and_is_never_rejected(
+def test_the_bound_plans_on_the_true_shelf_and_is_never_rejected(
     prepared: Prepared, runs: dict[str, PolicyRun]
 ) -> None:
-    """The bound's interface: true shelf, realised transit and cost terms per candidate."""
-
-    def nearest_with_stock(view: ForesightDay) -> list[tuple[int, int, int]]:
-        shelf = view.shelf.copy()
-        out: list[tuple[int, int, int]] = []
-        order = np.lexsort((view.pair_km, view.pair_line))
-        for i in order:
-            li, node = int(view.pair_line[i]), int(view.pair_node[i])
-            if any(a[0] == li for a in out):
-                continue
-            sku, qty = int(view.line_sku[li]), int(view.line_qty[li])
-            if shelf[node, sku] >= qty:
-                shelf[node, sku] -= qty
-                out.append((li, node, qty))
-        assert (view.pair_transit_days > 0).all() and (view.pair_parcel_cost > 0).all()
-        return out
-
-    bound = run_foresight(prepared, 2, nearest_with_stock)
+    planner = BoundPlanner(time_limit=10.0)
+    bound = run_foresight(prepared, 1, planner)
     k = summarise(bound.days)
-    assert k["rejection_rate"] == 0.0
-    assert bound.order_digest == runs["distance"].order_digest
-    assert k["unfilled_rate"] <= summarise(runs["distance"].days)["unfilled_rate"] + 0.01
+    assert len(planner.results) == 1
+    assert k["rejection_rate"] == 0.0 and k["totals"]["allocations"] > 0
+    assert planner.results[0].value > 0
+    distance = summarise(runs["distance"].days[:1])
+    assert k["unfilled_rate"] <= distance["unfilled_rate"] + 0.01
 
 
 def test_keyed_draws_depend_only_on_their_key() -> None:
@@ -194,6 +180,8 @@ def test_cli_prints_one_json_object(prepared: Prepared, work: Path) -> None:
     for k in ("cost_per_order", "on_time_rate", "rejection_rate", "decision_p99_ms", "ci95"):
         assert k in doc["policies"]["cost"]
     assert doc["orders"] > 0 and len(doc["daily"]["cost"]) == 1
+    assert doc["bound"]["cost_per_order"] > 0 and set(doc["gap_closed"]) == {"distance", "cost"}
+    assert (work / "cli" / "report.md").exists() and (work / "cli" / "report.html").exists()
     assert json.loads((work / "cli" / "backtest.json").read_text())["orders"] == doc["orders"]
 
 
