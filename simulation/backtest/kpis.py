@@ -15,6 +15,7 @@ to compare policies on one network, not a carbon account.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -131,10 +132,12 @@ def summarise(days: Sequence[DayTally], *, seed: int = 0) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(days), size=(BOOTSTRAP_SAMPLES, len(days)))
     boot = _kpis_from_sums({k: v[idx].sum(axis=1) for k, v in sums.items()})
-    ci = {
-        k: [float(np.nanpercentile(v, 2.5)), float(np.nanpercentile(v, 97.5))]
-        for k, v in boot.items()
-    }
+    with warnings.catch_warnings():  # a KPI undefined on every resample stays NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ci = {
+            k: [float(np.nanpercentile(v, 2.5)), float(np.nanpercentile(v, 97.5))]
+            for k, v in boot.items()
+        }
     day_p = [np.asarray(d.latencies_ms, dtype=float) for d in days]
     for q, name in ((50, "decision_p50_ms"), (99, "decision_p99_ms")):
         per_sample = (
