@@ -395,6 +395,7 @@ def run_policy(job: PolicyJob) -> PolicyRun:
                 destination=Destination(
                     country="US",
                     postal_code=None,
+                    timezone=None,
                     lat=float(lines.dest_lat[a]),
                     lon=float(lines.dest_lon[a]),
                     region=str(lines.dest_state[a]),
