@@ -349,6 +349,9 @@ def run_policy(job: PolicyJob) -> PolicyRun:
         default_mode=mode,
         auth_enabled=False,
         policy_file=job.policy_file,
+        # features come point in time from the harness, never from the wall clock
+        bring_forward_stale_features=False,
+        live_features_seconds=0.0,
     )
     runtime = _runtime_class()(settings)
     runtime.ledger.clock = lambda: runtime.sim_now
