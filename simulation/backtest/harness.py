@@ -890,28 +890,26 @@ class BoundPlanner:
             )
         order_pos = {oid: int(starts[o]) for o, oid in enumerate(orders.order_ids)}
 
-        def delivery_days(order: Order, node_id: str) -> float:
-            first = order_pos[order.order_id]
-            return float(
-                world.transit_days(np.array([first]), np.array([world.node_index[node_id]]))[0]
-            )
+        def delivery_days(positions: Sequence[int], node_ids: Sequence[str]) -> np.ndarray:
+            first_line = starts[np.asarray(positions, dtype=np.int64)]
+            nodes = np.array([world.node_index[n] for n in node_ids], dtype=np.int64)
+            return world.transit_days(first_line, nodes)
 
         day, index = bound.build_day(
             routed,
             Network(nodes, stock),
             policy=self.policy,
             now=sim_time(orders.day, 12.0),
-            delivery_days=delivery_days,
+            delivery_days_many=delivery_days,
         )
         result = bound.solve_bound(day, time_limit=self.time_limit or bound.DEFAULT_TIME_LIMIT)
         self.results.append(result)
+        units = bound.integral_plan(day, result.plan)  # LP days: whole units within limits
         inv_pair = {p: k for k, p in index.pair_of.items()}
         out = []
-        for p in np.flatnonzero(result.plan > 1e-6):
+        for p in np.flatnonzero(units > 0):
             oid, line_id, node_id = inv_pair[int(p)]
-            qty = int(np.floor(result.plan[p] + 1e-6))  # the LP relaxation may be fractional
-            if qty > 0:
-                out.append((order_pos[oid] + int(line_id), world.node_index[node_id], qty))
+            out.append((order_pos[oid] + int(line_id), world.node_index[node_id], int(units[p])))
         return out
 
 
