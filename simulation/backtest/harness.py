@@ -109,6 +109,7 @@ def prepare(spec: BacktestSpec) -> Prepared:
     """History, feature tables and registered models for (scale, seed); reused when on disk."""
     from features.compute import build_feature_tables
     from features.store import apply_definitions, open_feature_store
+    from training.config import TrainingConfig
     from training.pipeline import train_all
     from training.registry import configure
 
@@ -152,7 +153,8 @@ def prepare(spec: BacktestSpec) -> Prepared:
     apply_definitions(store, settings.feature_dir)
     _say("backtest: training and registering models on the history", spec.progress)
     client = configure(settings.tracking_uri, settings.artifact_dir)
-    results = train_all(store, settings.raw_dir, client, max_rows=TRAIN_MAX_ROWS)
+    config = TrainingConfig.from_settings(settings, max_rows=TRAIN_MAX_ROWS)
+    results = train_all(store, settings.raw_dir, client, config=config)
     models = {r.name: (r.version.version if r.version else "") for r in results}
     _dump(sim, home / "simulator.pkl")
     first_t = cfg.burn_in_days + n_hist

@@ -34,9 +34,9 @@ import numpy as np
 import numpy.typing as npt
 from scipy.special import ndtri
 
+from routing.geo import haversine_km
 from simulation.carriers import WEST, ParcelDraws, Parcels, deliver
 from simulation.dispatch import REROUTE_MINUTES, SPOT_COUNT_PROB, Dispatch
-from simulation.geography import haversine_np
 from simulation.orders import OrderLines
 from simulation.simulator import MIN_PACK_HOURS, DayTables, Morning, ShipDay, Simulator
 
@@ -296,7 +296,7 @@ class WorldDriver:
         lines = m.lines
         line, node = np.asarray(line, dtype=np.int64), np.asarray(node, dtype=np.int64)
         hour = lines.hour[line]
-        km = haversine_np(net.lat[node], net.lon[node], lines.dest_lat[line], lines.dest_lon[line])
+        km = haversine_km(net.lat[node], net.lon[node], lines.dest_lat[line], lines.dest_lon[line])
         west_nodes = np.isin(self.sim._states[node], list(WEST))
         out = deliver(
             np.random.default_rng(0),  # unused: every variate comes from the keyed draws
