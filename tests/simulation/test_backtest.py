@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from serving.cli import app
+from routing import Mode
 from serving.decide import decide
 from simulation.backtest import (
     BacktestSpec,
@@ -47,7 +48,7 @@ def prepared(work: Path) -> Prepared:
 
 def riskiest(body: Any, runtime: Any, **kw: Any) -> dict[str, Any]:
     """A deliberately bad policy: each line to the eligible node the model finds riskiest."""
-    answer = decide(body.model_copy(update={"mode": "predictive"}), runtime, **kw)
+    answer = decide(body.model_copy(update={"mode": Mode.PREDICTIVE}), runtime, **kw)
     allocations = []
     for line in answer["ranking"]:
         fits = [
