@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from serving.cli import app
 from routing import Mode
+from serving.cli import app
 from serving.decide import decide
 from simulation.backtest import (
     BacktestSpec,
