@@ -80,22 +80,26 @@ class OrderIn(BaseModel):
     allow_partial: bool = False
     promise_days: float | None = Field(None, gt=0)
     pickup_node_id: str | None = Field(
-        None, max_length=64, description="Collect at this node: only it may serve the order"
+        default=None, max_length=64, description="Collect at this node: only it may serve the order"
     )
     customer_id: str | None = Field(
-        None,
+        default=None,
         min_length=1,
         max_length=128,
         description="Who ordered (screening counts per customer)",
     )
     billing_country: str | None = Field(
-        None, min_length=2, max_length=2, description="ISO 3166-1 alpha-2 of the billing address"
+        default=None,
+        min_length=2,
+        max_length=2,
+        description="ISO 3166-1 alpha-2 of the billing address",
     )
     ship_complete: bool = Field(
-        False, description="One shipment with every line, or none (never partial, never split)"
+        default=False,
+        description="One shipment with every line, or none (never partial, never split)",
     )
     max_shipments: int | None = Field(
-        None, ge=1, le=50, description="At most this many parcels for this order"
+        default=None, ge=1, le=50, description="At most this many parcels for this order"
     )
 
     @field_validator("lines")
