@@ -239,12 +239,12 @@ def test_whole_life_of_an_order(evented: tuple[TestClient, Any, Receiver]) -> No
     body = _order(a, 3)
     body["lines"].append({"line_id": "2", "sku": b, "qty": 1})
     oid = body["order_id"]
-    live_policy = runtime.policy
-    runtime.policy = policy_from_dict({"screening": {"high_risk_skus": [a]}})
+    live_policy = runtime.policies.policy
+    runtime.policies.policy = policy_from_dict({"screening": {"high_risk_skus": [a]}})
     try:
         placed = client.post("/v1/orders", json=body)
     finally:
-        runtime.policy = live_policy
+        runtime.policies.policy = live_policy
     assert placed.status_code == 201 and placed.json()["status"] == "held", placed.text
     assert placed.json()["hold"]["reasons"] == [f"high-risk SKU(s) {a}"]
     assert _available(client, a)[1] == 3  # held: reserved, not released
@@ -387,15 +387,15 @@ def test_hold_release_and_cancel_over_http(evented: tuple[TestClient, Any, Recei
     client, runtime, _ = evented
     sku = _fresh_sku(client, runtime)
     _set_stock(client, sku, {_dc_ids(runtime)[0]: 4})
-    live_policy = runtime.policy
-    runtime.policy = policy_from_dict(
+    live_policy = runtime.policies.policy
+    runtime.policies.policy = policy_from_dict(
         {"screening": {"hold_on_country_mismatch": True, "hold_hours": 1}}
     )
     try:
         held = client.post("/v1/orders", json=_order(sku, 2, billing_country="BR"))
         clean = client.post("/v1/orders", json=_order(sku, 1, billing_country="US"))
     finally:
-        runtime.policy = live_policy
+        runtime.policies.policy = live_policy
     assert held.json()["status"] == "held" and clean.json()["status"] == "placed"
     assert held.json()["hold"]["reasons"] == ["billing country BR differs from shipping country US"]
     oid = held.json()["order_id"]
