@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from serving.cli import eval, events, features, inventory, keys, models, service, shadow
+from serving.cli import (
+    eval,
+    events,
+    features,
+    history,
+    inventory,
+    keys,
+    models,
+    service,
+    shadow,
+)
 
 app = typer.Typer(help="routecast: predictive order routing.", no_args_is_help=True)
 app.command()(service.demo)
@@ -19,5 +29,6 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(inventory.app, name="inventory")
 app.add_typer(shadow.shadow_app, name="shadow")
 app.add_typer(events.app, name="events")
+app.add_typer(history.app, name="history")
 
 __all__ = ["app"]

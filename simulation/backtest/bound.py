@@ -642,7 +642,8 @@ def build_day(
     *,
     policy: Policy | None = None,
     now: datetime,
-    delivery_days: Callable[[Order, str], float],
+    delivery_days: Callable[[Order, str], float] | None = None,
+    delivery_days_many: Callable[[Sequence[int], Sequence[str]], npt.ArrayLike] | None = None,
     unfilled_cost: float | None = None,
     capacity: Mapping[str, int] | None = None,
 ) -> tuple[BoundDay, DayIndex]:
@@ -650,7 +651,9 @@ def build_day(
 
     Candidates are what ``routing.fences`` lets through (enabled, open, channel, group,
     distance, stock, safety stock); prices come from ``routing.ratings`` with the parcel's
-    realised ``delivery_days(order, node_id)`` in place of predictions. ``capacity``
+    realised delivery days in place of predictions: ``delivery_days(order, node_id)`` per
+    parcel, or ``delivery_days_many(order_positions, node_ids)`` for every candidate parcel
+    of the day in one call (vectorised; give exactly one of the two). ``capacity``
     overrides the parcels a node may still take (default: the node's daily capacity minus
     what it took today, or unlimited when the policy only penalises capacity).
     """
@@ -673,8 +676,29 @@ def build_day(
     p_late: list[float] = []
     stock: dict[tuple[int, int], float] = {}
     pair_of: dict[tuple[str, str, str], int] = {}
+    if (delivery_days is None) == (delivery_days_many is None):
+        raise ValueError("give exactly one of delivery_days and delivery_days_many")
+    evaluated = [evaluate(order, network, pol, now) for order in orders]
+    parcels = sorted(
+        {
+            (o, c.node.node_id)
+            for o, lcs in enumerate(evaluated)
+            for lc in lcs
+            for c in lc.eligible()
+        }
+    )
+    if delivery_days_many is not None:
+        got = np.asarray(
+            delivery_days_many([o for o, _ in parcels], [n for _, n in parcels]), dtype=float
+        )
+        if got.shape != (len(parcels),):
+            raise ValueError(f"delivery_days_many returned {got.shape}, wanted ({len(parcels)},)")
+        transit = dict(zip(parcels, got.tolist(), strict=True))
+    else:
+        assert delivery_days is not None
+        transit = {(o, n): float(delivery_days(orders[o], n)) for o, n in parcels}
     for o, order in enumerate(orders):
-        lcs = evaluate(order, network, pol, now)
+        lcs = evaluated[o]
         per_ship = max((lc.rules.per_shipment_cost for lc in lcs), default=0.0)
         caps = [lc.rules.max_shipments for lc in lcs if lc.rules.max_shipments is not None]
         cap = min(caps) if caps else pol.max_shipments
@@ -700,7 +724,7 @@ def build_day(
                 nid = c.node.node_id
                 if nid not in fees:
                     fees[nid] = shipment_cost(c.distance_km, lc.rules, per_ship)
-                    days[nid] = float(delivery_days(order, nid))
+                    days[nid] = transit[(o, nid)]
                 r = rate_realised(
                     weight_kg=line.weight_kg,
                     handling_cost=c.node.handling_cost,
@@ -808,3 +832,54 @@ def summarise(results: Sequence[BoundResult]) -> dict[str, Any]:
             for r in results
         ],
     }
+
+
+def integral_plan(day: BoundDay, plan: FloatArray) -> IntArray:
+    """Whole units per pair from a (possibly fractional, LP) plan, within every limit.
+
+    Keeps the whole units of ``plan`` that still fit, then serves what is left of each line
+    at its cheapest pair with stock, capacity and a part to spare (parcels already open
+    first cost no fee). A playable plan, not a bound: the bound is the LP value.
+    """
+    n_nodes, n_skus = day.stock.shape
+    ship_key, ship_of = day.shipments()
+    left = day.stock.reshape(-1).astype(np.int64).copy()
+    cap = day.capacity.copy()
+    order_cap = day.order_max_shipments.copy()
+    opened = np.zeros(len(ship_key), dtype=bool)
+    served = np.zeros(len(day.line_qty), dtype=np.int64)
+    parts = np.zeros(len(day.line_qty), dtype=np.int64)
+    x = np.zeros(len(day.pair_line), dtype=np.int64)
+    skey = day.pair_node * n_skus + day.line_sku[day.pair_line]
+
+    def take(p: int, units: int) -> int:
+        li, s = int(day.pair_line[p]), int(ship_of[p])
+        units = min(units, int(left[skey[p]]), int(day.line_qty[li] - served[li]))
+        if units <= 0 or (x[p] == 0 and parts[li] >= day.line_max_parts[li]):
+            return 0
+        if not opened[s]:
+            node, order = int(ship_key[s] % n_nodes), int(ship_key[s] // n_nodes)
+            if cap[node] == 0 or order_cap[order] == 0:
+                return 0
+            if cap[node] != UNLIMITED:
+                cap[node] -= 1
+            if order_cap[order] != UNLIMITED:
+                order_cap[order] -= 1
+            opened[s] = True
+        if x[p] == 0:
+            parts[li] += 1
+        x[p] += units
+        left[skey[p]] -= units
+        served[li] += units
+        return units
+
+    whole = np.floor(np.asarray(plan) + 1e-6).astype(np.int64)
+    for p in np.argsort(-np.asarray(plan), kind="stable"):
+        if whole[p] > 0:
+            take(int(p), int(whole[p]))
+    unit_price = day.pair_unit_cost + day.pair_part_cost
+    for p in np.lexsort((unit_price + day.pair_ship_cost, day.pair_line)):
+        li = int(day.pair_line[p])
+        if served[li] < day.line_qty[li]:
+            take(int(p), int(day.line_qty[li] - served[li]))
+    return x

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from simulation.backtest.bound import (
     BoundDay,
     build_day,
     gap_closed,
+    integral_plan,
     price,
     solve_bound,
     summarise,
@@ -298,3 +300,36 @@ def test_pricing_recovers_the_full_problem_on_a_larger_day() -> None:
     assert full.method == priced.method == "mip"
     assert priced.value == pytest.approx(full.value, rel=2e-4)
     assert full_lp.value <= full.value + 1e-6
+
+
+@pytest.mark.parametrize("relax", [False, True])
+def test_integral_plan_is_playable(relax: bool) -> None:
+    """From the MIP plan or a fractional LP plan: whole units, within shelf and capacity."""
+    rng = np.random.default_rng(21)
+    for _ in range(15):
+        day = random_day(rng)
+        res = solve_bound(day, relax=relax)
+        x = integral_plan(day, res.plan)
+        costs = price(day, x)  # raises on any broken limit
+        assert costs.total >= res.value - 1e-6
+        if res.method == "mip":
+            assert x == pytest.approx(res.plan)
+
+
+def test_delivery_days_in_one_call_match_per_parcel() -> None:
+    rng = np.random.default_rng(6)
+    truth = _network({(n, s): 3.0 for n in ("DC-1", "ST-1", "ST-2") for s in ("SKU-1", "SKU-2")})
+    orders = _orders(rng, 6)
+    calls: list[int] = []
+
+    def many(positions: Sequence[int], nodes: Sequence[str]) -> list[float]:
+        calls.append(len(positions))
+        return [_transit(orders[o], n) for o, n in zip(positions, nodes, strict=True)]
+
+    one, _ = build_day(orders, truth, now=NOW, delivery_days=_transit)
+    batch, _ = build_day(orders, truth, now=NOW, delivery_days_many=many)
+    assert len(calls) == 1
+    assert batch.pair_part_cost == pytest.approx(one.pair_part_cost)
+    assert batch.pair_late_days == pytest.approx(one.pair_late_days)
+    with pytest.raises(ValueError, match="exactly one"):
+        build_day(orders, truth, now=NOW)

@@ -65,7 +65,7 @@ def test_report_from_a_constructed_result(tmp_path: Path) -> None:
     # every policy's KPI value and its interval, the bound and the gap closed are written
     for p in POLICIES:
         assert f"| {p} | {result['policies'][p]['cost_per_order']:.4g} [" in md
-    assert "bound (mixed)" in md and "7.25" in md and "predictive 0.41" in md
+    assert "bound, solver (mixed)" in md and "7.25" in md and "predictive 0.41" in md
     assert "3 day(s) solved as MIP" in md and "seed" in md and "world's own counting" in md
     # markdown points at PNGs that exist; the HTML embeds them and loads nothing from outside
     for name in ("kpis", "daily", "gap_closed"):
