@@ -12,6 +12,7 @@ from serving.cli import (
     inventory,
     keys,
     models,
+    retrain,
     service,
     shadow,
 )
@@ -22,6 +23,7 @@ app.command()(service.serve)
 app.command("route")(service.route_cmd)
 app.command()(models.train)
 app.command()(models.promote)
+app.command("retrain")(retrain.retrain)
 app.add_typer(features.app, name="features")
 app.add_typer(eval.eval_app, name="eval")
 app.command("import")(eval.import_history)

@@ -12,7 +12,12 @@ from ledger_testkit import T0, Clock
 from sqlalchemy import Engine
 
 from features.contracts.raw import validate
-from serving.history_export import export_history, read_exported
+from serving.history_export import (
+    ALLOCATION_COLUMNS,
+    SHIPMENT_COLUMNS,
+    export_history,
+    read_exported,
+)
 from serving.ledger import DeliveryEvent, Ledger
 
 PLAN = {
@@ -108,3 +113,43 @@ def test_cli_export_carries_on_after_the_last_exported_day(
     assert (raw / "ledger" / "shipments" / f"{day0 + timedelta(2)}.parquet").exists()
     bad = CliRunner().invoke(app, ["history", "export", "--since", "yesterday"])
     assert bad.exit_code == 2 and "YYYY-MM-DD" in bad.output
+
+
+def test_ledger_labels_join_the_next_training_set(
+    a_day_of_operations: Ledger, engine: Engine, tmp_path: Path
+) -> None:
+    from serving.history_export import merge_history
+    from training.datasets import delivery_entities, stockout_entities
+
+    raw, merged = tmp_path / "raw", tmp_path / "merged"
+    raw.mkdir()
+    then = pd.Timestamp("2025-03-01T10:00:00Z")
+    simulated = {
+        "allocations": pd.DataFrame(
+            [[then, "sim-1", "s1", "dc1", "A", 1, "NY", 40.7, -74.0, False, None]],
+            columns=ALLOCATION_COLUMNS,
+        ),
+        "shipments": pd.DataFrame(
+            [[then, "sim-s1", "s1", "dc1", "NY", 40.7, -74.0, "UPS", 3.0, 4.0]],
+            columns=SHIPMENT_COLUMNS,
+        ),
+    }
+    for name, frame in simulated.items():
+        validate(name, frame).to_parquet(raw / f"{name}.parquet", index=False)
+    export_history(engine, raw, since=T0.date(), until=T0.date() + timedelta(days=3))
+    export_history(engine, raw, since=T0.date(), until=T0.date() + timedelta(days=3))  # again
+    counts = merge_history(raw, merged)
+    assert counts == {"allocations": 3, "shipments": 2}
+
+    stockout = stockout_entities(merged)
+    ledger_rows = stockout[stockout["event_timestamp"] >= pd.Timestamp(T0)]
+    assert len(stockout) == 3 and len(ledger_rows) == 2
+    keys = sorted(
+        zip(ledger_rows["node_id"], ledger_rows["sku"], ledger_rows["label"], strict=True)
+    )
+    assert keys == [("dc1", "A", 0), ("st2", "B", 1)]  # the API's rejection is a stock-out label
+    delivery = delivery_entities(merged)
+    assert len(delivery) == 2
+    got = delivery[delivery["event_timestamp"] >= pd.Timestamp(T0)]
+    assert got[["node_id", "dest_region"]].values.tolist() == [["dc1", "NY"]]
+    assert got["label"].tolist() == pytest.approx([2.25])

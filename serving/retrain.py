@@ -1,0 +1,104 @@
+"""Retraining from operations, one step at a time: export the ledger's closed days, merge them
+into the canonical history, recompute and materialise features, train challengers on the merged
+history and run the promotion gate. Each step is timed; each is also its own CLI command."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from serving.settings import Settings
+
+
+@dataclass
+class RetrainReport:
+    steps: dict[str, float] = field(default_factory=dict)
+    exported: dict[str, int] = field(default_factory=dict)
+    merged: dict[str, int] = field(default_factory=dict)
+    challengers: dict[str, str] = field(default_factory=dict)
+    promoted: dict[str, bool] = field(default_factory=dict)
+    gate: dict[str, str] = field(default_factory=dict)
+
+
+def merged_dir(settings: Settings) -> Any:
+    return settings.data_dir / "merged"
+
+
+def retrain(
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+    on_step: Callable[[str], None] | None = None,
+    max_rows: int | None = 200_000,
+) -> RetrainReport:
+    """Run export → merge → features → materialise → train → gate; returns what each did."""
+    from features.compute import build_feature_tables
+    from features.store import apply_definitions, materialize, open_feature_store
+    from serving.history_export import export_history, merge_history
+    from serving.ledger import create_schema, make_engine
+    from training.config import TrainingConfig
+    from training.pipeline import train_all
+    from training.promotion import promote
+    from training.registry import configure
+
+    report = RetrainReport()
+    now = now or datetime.now(UTC)
+
+    def step(name: str, fn: Callable[[], None]) -> None:
+        if on_step:
+            on_step(name)
+        t0 = time.perf_counter()
+        fn()
+        report.steps[name] = round(time.perf_counter() - t0, 2)
+
+    engine = make_engine(settings.ledger_url)
+    try:
+        create_schema(engine)
+        step(
+            "export ledger history",
+            lambda: report.exported.update(export_history(engine, settings.raw_dir, now=now).rows),
+        )
+    finally:
+        engine.dispose()
+    merged = merged_dir(settings)
+    step("merge history", lambda: report.merged.update(merge_history(settings.raw_dir, merged)))
+
+    def features() -> None:
+        build_feature_tables(merged, settings.feature_dir)
+
+    step("compute feature tables", features)
+    store = open_feature_store(settings)
+
+    def online() -> None:
+        apply_definitions(store, settings.feature_dir)
+        materialize(store, now)
+
+    step("feast apply + materialize", online)
+    client = configure(settings.tracking_uri, settings.artifact_dir)
+    config = TrainingConfig.from_settings(settings, max_rows=max_rows)
+
+    def train() -> None:
+        for r in train_all(store, merged, client, config=config):
+            if r.version is not None:
+                report.challengers[r.name] = str(r.version.version)
+
+    step("train challengers", train)
+
+    def gate() -> None:
+        for kind, name in (
+            ("stockout", settings.stockout_model),
+            ("delivery", settings.delivery_model),
+        ):
+            try:
+                result = promote(client, store, merged, kind=kind, config=config)
+            except LookupError as exc:
+                report.gate[name] = str(exc)
+                continue
+            report.promoted[name] = result.promoted
+            report.gate[name] = result.verdict
+
+    step("promotion gate", gate)
+    return report
