@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.installed
 HOST    ?= 127.0.0.1
 PORT    ?= 8000
 
-.PHONY: setup run demo serve test test-fast lint bench bench-full lock clean
+.PHONY: setup run demo serve test test-fast lint bench bench-full backtest lock clean
 
 setup: $(STAMP)
 
@@ -49,6 +49,21 @@ bench: setup
 
 bench-full: setup
 	$(BIN)/python -m benchmarks.run
+
+# Policy backtest on the medium world: two seeds, then perfect inventory records (long: see docs).
+BACKTEST_SCALE ?= medium
+BACKTEST_DAYS  ?= 28
+BACKTEST_SEEDS ?= 11 23
+BACKTEST_OUT   ?= .routecast/backtest/results
+backtest: setup
+	@for s in $(BACKTEST_SEEDS); do \
+	  nice -n 10 $(BIN)/routecast backtest --scale $(BACKTEST_SCALE) --seed $$s \
+	    --days $(BACKTEST_DAYS) --out $(BACKTEST_OUT)/$(BACKTEST_SCALE)-seed$$s || exit 1; \
+	done
+	nice -n 10 $(BIN)/routecast backtest --scale $(BACKTEST_SCALE) \
+	  --seed $(firstword $(BACKTEST_SEEDS)) --days $(BACKTEST_DAYS) \
+	  --policies predictive,distance --inventory-accuracy 1.0 \
+	  --out $(BACKTEST_OUT)/$(BACKTEST_SCALE)-seed$(firstword $(BACKTEST_SEEDS))-accurate
 
 clean:
 	rm -rf .routecast

@@ -8,7 +8,7 @@ then the 23:00 UTC snapshot of the books (and, separately, of the truth).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 
@@ -18,7 +18,7 @@ import pandas as pd
 
 from routing.geo import haversine_km
 from simulation.assortment import PRODUCT_GROUPS, Catalog, make_catalog
-from simulation.carriers import CARRIERS, WEST, Parcels, deliver
+from simulation.carriers import CARRIERS, WEST, ParcelDraws, Parcels, deliver
 from simulation.dispatch import REJECT_REASON, Dispatch, dispatch
 from simulation.geography import sample_destinations, zip_table
 from simulation.inventory import Inventory, initial_inventory
@@ -68,6 +68,8 @@ class ShipDay:
     carrier: IntArray
     delivery_days: FloatArray
     promised_days: FloatArray
+    weight_kg: FloatArray
+    distance_km: FloatArray
     #: per node: shipments taken today, today's capacity, backlog carried into tomorrow
     orders: IntArray
     capacity: IntArray
@@ -80,6 +82,26 @@ class DayTables:
 
     day: date
     frames: dict[str, pd.DataFrame]
+    #: the day's shipments as arrays (outcomes for backtest KPIs)
+    ship: ShipDay | None = None
+
+
+@dataclass(frozen=True)
+class Morning:
+    """A day up to its online orders (see ``Simulator.open_day``)."""
+
+    t: int
+    day: date
+    weekday: int
+    #: walk-in demand for the whole day and the part of it served before orders are picked
+    wanted: IntArray
+    morning: IntArray
+    sold: IntArray
+    lines: OrderLines
+
+
+#: parcel randomness for shipments given (order index, node index); see carriers.ParcelDraws
+DrawSource = Callable[[IntArray, IntArray], ParcelDraws]
 
 
 def pack_schedule(
@@ -126,6 +148,7 @@ class Simulator:
         self.promo_left = np.zeros(len(PRODUCT_GROUPS), dtype=np.int64)
         self.promo_lift = np.ones(len(PRODUCT_GROUPS))
         self.calibrated = False
+        self.last_ship: ShipDay | None = None
         self._burn_orders = np.zeros(n, dtype=np.int64)
         self._burn_days = 0
         self._serial = {"order": 0, "allocation": 0, "shipment": 0}
@@ -158,20 +181,21 @@ class Simulator:
             units_per_day * share[:, cat.group] * popularity[None, :], dtype=np.float64
         )
 
-    def _promotions(self) -> FloatArray:
+    def _promotions(self, rng: np.random.Generator) -> FloatArray:
         active = self.promo_left > 0
         self.promo_left[active] -= 1
-        start = ~active & (self.rng.random(len(PRODUCT_GROUPS)) < PROMO_START_PROB)
-        self.promo_left[start] = self.rng.integers(3, 8, int(start.sum()))
-        self.promo_lift[start] = self.rng.uniform(1.5, 2.2, int(start.sum()))
+        start = ~active & (rng.random(len(PRODUCT_GROUPS)) < PROMO_START_PROB)
+        self.promo_left[start] = rng.integers(3, 8, int(start.sum()))
+        self.promo_lift[start] = rng.uniform(1.5, 2.2, int(start.sum()))
         return np.where(self.promo_left > 0, self.promo_lift, 1.0)
 
-    def _capacity_today(self, weekday: int) -> IntArray:
+    def capacity_today(self, weekday: int, rng: np.random.Generator) -> IntArray:
+        """Orders each node can hand over today: staffing swings, shortfalls, overtime."""
         if not self.calibrated:
             return np.full(len(self.net), UNLIMITED, dtype=np.int64)
         net = self.net
-        factor = CAPACITY_WEEKDAY[net.node_type, weekday] * self.rng.uniform(0.85, 1.1, len(net))
-        factor = np.where(self.rng.random(len(net)) < STAFF_SHORTFALL_PROB, factor * 0.5, factor)
+        factor = CAPACITY_WEEKDAY[net.node_type, weekday] * rng.uniform(0.85, 1.1, len(net))
+        factor = np.where(rng.random(len(net)) < STAFF_SHORTFALL_PROB, factor * 0.5, factor)
         factor = np.where(self.backlog > net.daily_capacity, factor * OVERTIME_FACTOR, factor)
         return np.rint(net.daily_capacity * factor).astype(np.int64)
 
@@ -203,42 +227,86 @@ class Simulator:
                 yield tables
 
     def _step(self, t: int, day: date, *, record: bool) -> DayTables | None:
-        rng, net, cat, inv = self.rng, self.net, self.catalog, self.inv
+        """One day of history: the retailer's old policy routes the orders (``dispatch``)."""
+        m = self.open_day(t, day, self.rng)
+        routed = dispatch(
+            self.rng, m.lines, self.net, self.catalog, self.inv, self.line_km(m.lines)
+        )
+        return self.close_day(m, m.lines, routed, self.rng, record=record)
+
+    def line_km(self, lines: OrderLines) -> npt.NDArray[np.float32]:
+        """Great-circle km from every line's destination to every node (line × node)."""
+        return self._zip_dist[lines.dest_zip]
+
+    def open_day(self, t: int, day: date, rng: np.random.Generator) -> Morning:
+        """The day up to its online orders: receipts, shrink, morning walk-ins, the order stream.
+
+        Every draw here has a shape fixed by the network, so the same ``rng`` state gives the
+        same shocks and orders whatever any policy did the days before.
+        """
+        net, cat, inv = self.net, self.catalog, self.inv
         weekday = day.weekday()
-        lift = self._promotions()
+        lift = self._promotions(rng)
         inv.receive(rng, t, net.node_type)
         inv.shrink(rng, net, cat.velocity_class)
-
         wanted = rng.poisson(self.walkin_rate * WALKIN_WEEKDAY[weekday] * lift[cat.group][None, :])
         morning = rng.binomial(wanted, MORNING_SHARE)
         sold = inv.sell(morning)
         lines = draw_orders(rng, cat, self.cfg.online_orders_per_day, weekday, lift)
-        routed = dispatch(rng, lines, net, cat, inv, self._zip_dist[lines.dest_zip])
-        sold += inv.sell(wanted - morning)
+        return Morning(t, day, weekday, wanted, morning, sold, lines)
 
+    def close_day(
+        self,
+        m: Morning,
+        parts: OrderLines,
+        routed: Dispatch,
+        rng: np.random.Generator,
+        *,
+        record: bool,
+        capacity: IntArray | None = None,
+        draws: DrawSource | None = None,
+    ) -> DayTables | None:
+        """The rest of the day once online lines have homes: afternoon walk-ins, counts,
+        replenishment, packing queues and carriers.
+
+        ``parts`` are the allocated pieces of the day's lines (the lines themselves when the
+        old policy routed whole lines); ``routed`` indexes into them.
+        """
+        inv, cat = self.inv, self.catalog
+        sold = m.sold + inv.sell(m.wanted - m.morning)
         ok = routed.line_node >= 0
         online = np.zeros(inv.true.size, dtype=np.int64)
-        np.add.at(online, routed.line_node[ok] * len(cat) + lines.sku[ok], lines.qty[ok])
+        np.add.at(online, routed.line_node[ok] * len(cat) + parts.sku[ok], parts.qty[ok])
         units = sold + online.reshape(inv.true.shape)
-        inv.count(rng, net, routed.spot_counted)
+        inv.count(rng, self.net, routed.spot_counted)
         inv.learn(units)
-        if t % REPLAN_EVERY_DAYS == 0:
+        if m.t % REPLAN_EVERY_DAYS == 0:
             inv.plan()
-        inv.replenish(t)
+        inv.replenish(m.t)
 
-        ship = self._ship(day, weekday, lines, routed.line_node, routed.line_hour)
-        if not self.calibrated and t >= self.cfg.burn_in_days - CALIBRATION_DAYS:
+        if capacity is None:
+            capacity = self.capacity_today(m.weekday, rng)
+        ship = self._ship(m.day, parts, routed.line_node, routed.line_hour, rng, capacity, draws)
+        self.last_ship = ship
+        if not self.calibrated and m.t >= self.cfg.burn_in_days - CALIBRATION_DAYS:
             self._burn_orders += ship.orders
             self._burn_days += 1
         if not record:
-            self._serial["order"] += lines.n_orders
+            self._serial["order"] += m.lines.n_orders
             return None
-        frames = self._frames(day, lines, routed, units, ship)
-        self._serial["order"] += lines.n_orders
-        return DayTables(day, frames)
+        frames = self._frames(m.day, parts, routed, units, ship)
+        self._serial["order"] += m.lines.n_orders
+        return DayTables(m.day, frames, ship)
 
     def _ship(
-        self, day: date, weekday: int, lines: OrderLines, line_node: IntArray, line_hour: FloatArray
+        self,
+        day: date,
+        lines: OrderLines,
+        line_node: IntArray,
+        line_hour: FloatArray,
+        rng: np.random.Generator,
+        capacity: IntArray,
+        draws: DrawSource | None,
     ) -> ShipDay:
         """Accepted lines of one order at one node form a shipment; queue it and hand it to a carrier."""
         net, cat = self.net, self.catalog
@@ -254,7 +322,6 @@ class Simulator:
         ).astype(np.float64)
         src = ok[first_line]
 
-        capacity = self._capacity_today(weekday)
         by_node = np.lexsort((hour, node))
         rank = np.empty(n_ship, dtype=np.int64)
         counts = np.bincount(node, minlength=len(net))
@@ -276,7 +343,7 @@ class Simulator:
         distance = haversine_km(net.lat[node], net.lon[node], dest_lat, dest_lon)
         west = np.isin(dest_state, list(WEST)) & np.isin(self._states[node], list(WEST))
         out = deliver(
-            self.rng,
+            rng,
             Parcels(
                 order_day=np.full(n_ship, np.datetime64(day, "D")),
                 order_hour=hour,
@@ -288,6 +355,7 @@ class Simulator:
                 ready_hour=ready_hour,
                 handover_lag=net.handover_lag[node],
             ),
+            None if draws is None else draws(lines.order[src], node),
         )
         return ShipDay(
             order=lines.order[src],
@@ -299,6 +367,8 @@ class Simulator:
             carrier=out.carrier,
             delivery_days=out.delivery_days,
             promised_days=out.promised_days,
+            weight_kg=weight,
+            distance_km=distance,
             orders=counts.astype(np.int64),
             capacity=capacity,
             backlog=self.backlog.copy(),
@@ -406,4 +476,4 @@ class Simulator:
         }
 
 
-__all__ = ["DC", "STORE", "TPL", "DayTables", "Simulator"]
+__all__ = ["DC", "STORE", "TPL", "DayTables", "DrawSource", "Morning", "Simulator"]

@@ -60,7 +60,7 @@ def history_days(end: datetime | None, days: int) -> list[date]:
     return [last - timedelta(days=days - 1 - i) for i in range(days)]
 
 
-def _key(scale: str, seed: int, last_day: date, days: int) -> dict[str, Any]:
+def world_key(scale: str, seed: int, last_day: date, days: int) -> dict[str, Any]:
     return {
         "scale": scale,
         "seed": seed,
@@ -121,26 +121,43 @@ def generate_world(
     if n_days < 1:
         raise ValueError("days must be at least 1")
     calendar = history_days(end, n_days)
-    key = _key(scale, seed, calendar[-1], n_days)
+    key = world_key(scale, seed, calendar[-1], n_days)
     found = _existing(out_dir, key)
     if found is not None:
         return _summary(found, out_dir, regenerated=False)
 
+    sim = Simulator(cfg, seed)
+    manifest = write_history(sim, calendar, cfg.burn_in_days, out_dir, key, progress=progress)
+    return _summary(manifest, out_dir, regenerated=True)
+
+
+def write_history(
+    sim: Simulator,
+    calendar: list[date],
+    burn_in: int,
+    out_dir: Path,
+    key: dict[str, Any],
+    *,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Run ``sim`` over ``calendar`` (after ``burn_in`` days) and write its tables and manifest.
+
+    The simulator is left at the end of the history, so a backtest can carry on from it.
+    """
     raw_dir, truth_dir = out_dir / "raw", out_dir / "truth"
     raw_dir.mkdir(parents=True, exist_ok=True)
     truth_dir.mkdir(parents=True, exist_ok=True)
     (raw_dir / MANIFEST).unlink(missing_ok=True)
-
-    sim = Simulator(cfg, seed)
+    n_days = len(calendar)
     sinks = {name: TableSink(name, raw_dir / f"{name}.parquet") for name in TABLES}
     sinks[TRUTH_TABLE] = TableSink(
         TRUTH_TABLE, truth_dir / f"{TRUTH_TABLE}.parquet", canonical=False
     )
     try:
         bar = tqdm(
-            sim.run(calendar, cfg.burn_in_days),
+            sim.run(calendar, burn_in),
             total=n_days,
-            desc=f"simulating {scale} world",
+            desc=f"simulating {key['scale']} world",
             unit="day",
             disable=not progress,
         )
@@ -165,4 +182,4 @@ def generate_world(
         "generated_at": datetime.now(UTC).isoformat(),
     }
     (raw_dir / MANIFEST).write_text(json.dumps(manifest, indent=2))
-    return _summary(manifest, out_dir, regenerated=True)
+    return manifest

@@ -16,6 +16,7 @@ from serving.cli import (
     service,
     shadow,
 )
+from simulation.backtest.cli import backtest
 
 app = typer.Typer(help="routecast: predictive order routing.", no_args_is_help=True)
 app.command()(service.demo)
@@ -24,6 +25,7 @@ app.command("route")(service.route_cmd)
 app.command()(models.train)
 app.command()(models.promote)
 app.command("retrain")(retrain.retrain)
+app.command()(backtest)
 app.add_typer(features.app, name="features")
 app.add_typer(eval.eval_app, name="eval")
 app.command("import")(eval.import_history)
