@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from serving import metrics, problems
 from serving.routers import events, health, inventory, models, nodes, orders, route, shadow, skus
 from serving.runtime import Runtime
+from serving.security import RequestGuard
 from serving.settings import Settings, get_settings
 
 
@@ -31,8 +32,10 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     )
     app.state.runtime = runtime
     problems.install(app)
+    app.add_middleware(RequestGuard)
     metrics.install(app)
-    for module in (health, models, route, skus, orders, inventory, nodes, shadow, events):
-        app.include_router(module.router)
-    app.include_router(nodes.policy_router)
+    app.include_router(health.router)
+    for module in (models, route, skus, orders, inventory, nodes, shadow, events):
+        app.include_router(module.router, responses=problems.PROBLEM_RESPONSES)
+    app.include_router(nodes.policy_router, responses=problems.PROBLEM_RESPONSES)
     return app

@@ -23,6 +23,7 @@ from serving.ledger import (
     RejectResult,
     Reservation,
 )
+from serving.ledger.errors import CapacityReached
 from serving.problems import RoutecastError
 from serving.runtime import Runtime
 from serving.schemas.order import OrderIn
@@ -103,7 +104,8 @@ def place(body: OrderIn, runtime: Runtime, key: str | None, on_decision: OnDecis
                     response_builder=respond,
                     keep_claim=True,
                 )
-            except InsufficientStock:
+            except (InsufficientStock, CapacityReached):
+                runtime.forget_capacity_counts()  # the transaction counted afresh
                 if attempt == RESERVE_ATTEMPTS:
                     metrics.RESERVATIONS.labels("conflict").inc()
                     raise
@@ -166,8 +168,9 @@ def reject(
         return RejectOutcome(result, view, decision=answer, details=details)
     try:
         runtime.ledger.reallocate(order_id, allocation_requests(answer))
-    except InsufficientStock as exc:
+    except (InsufficientStock, CapacityReached) as exc:
+        runtime.forget_capacity_counts()
         metrics.REROUTES.labels("conflict").inc()
-        return RejectOutcome(result, view, details={"missing": exc.extra.get("missing")})
+        return RejectOutcome(result, view, details={"missing": exc.extra.get("missing", [])})
     metrics.REROUTES.labels("rerouted").inc()
     return RejectOutcome(result, runtime.ledger.get_order(order_id), True, answer)
