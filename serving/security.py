@@ -65,9 +65,6 @@ class RequestGuard:
         limit = int(runtime.settings.max_body_bytes)
         headers = Headers(scope=scope)
         length = headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
-            await error_problem(_too_large(limit))(scope, receive, send)
-            return
         if runtime.settings.auth_enabled and scope["path"].startswith(PROTECTED_PREFIX):
             try:
                 key = await run_in_threadpool(authenticate, runtime.keys, api_key_from(headers))
@@ -80,6 +77,9 @@ class RequestGuard:
                 await response(scope, receive, send)
                 return
             scope.setdefault("state", {})["api_key"] = key
+        if length is not None and length.isdigit() and int(length) > limit:
+            await error_problem(_too_large(limit))(scope, receive, send)
+            return
         if length is None and scope["method"] in _BODY_METHODS:
             body = await _read_capped(receive, limit)
             if body is None:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from ledger_testkit import Clock, level
 
-from serving.ledger import InvalidLedgerRequest, InventoryEvent, Ledger, StockRow
+from serving.ledger import InitialStock, InvalidLedgerRequest, InventoryEvent, Ledger
 from serving.ledger.errors import CapacityReached
 
 
@@ -92,4 +92,4 @@ def test_event_outside_the_storable_range_is_refused(ledger: Ledger, when: datet
     with pytest.raises(InvalidLedgerRequest):
         ledger.adjust([InventoryEvent("far", when, "dc1", "A", "delta", 1)])
     with pytest.raises(InvalidLedgerRequest):
-        ledger.load_stock([StockRow("dc1", "A", 1)], event_time=when)
+        ledger.load_stock([InitialStock("dc1", "A", 1)], event_time=when)
