@@ -168,6 +168,14 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI could not decode the body (e.g. not UTF-8)
+            return problem(
+                422,
+                "validation",
+                "Invalid request",
+                "invalid field(s): body; send a UTF-8 JSON document",
+                errors=[{"field": "body", "message": str(exc.detail)}],
+            )
         titles = {404: "Not found", 405: "Method not allowed"}
         response = problem(
             exc.status_code,
