@@ -398,6 +398,23 @@ def test_failing_feature_refresh_shows_in_readiness(api: tuple[TestClient, Any])
     assert client.get("/readyz").json()["status"] == "ready"
 
 
+def test_registry_lost_while_running_keeps_the_champion(api: tuple[TestClient, Any]) -> None:
+    client, runtime = api
+    sku = _fresh_sku(client, runtime)
+    good = runtime.models.tracking_uri
+    runtime.models.tracking_uri = "sqlite:////nonexistent-registry/mlflow.db"
+    try:
+        runtime.refresh_models()
+        answer = client.post("/v1/route", json=_order(sku)).json()
+        assert (answer["mode"], answer["degraded"]) == ("predictive", False), answer
+        reasons = client.get("/readyz").json()["reasons"]
+        assert any("refresh failed" in r for r in reasons), reasons
+    finally:
+        runtime.models.tracking_uri = good
+        runtime.refresh_models()
+    assert not any("refresh failed" in r for r in client.get("/readyz").json()["reasons"])
+
+
 # -- finding 11: access ------------------------------------------------------------------------
 
 
