@@ -521,6 +521,10 @@ def render(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def sections_names() -> tuple[str, ...]:
+    return ("ledger_storms", "http_storms", "idempotency_races", "component_faults", "fuzzing")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description="storms, faults and fuzzing; writes docs/RELIABILITY.md"
@@ -528,6 +532,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--home", type=Path, default=Path(".routecast"))
     ap.add_argument("--only", nargs="*", default=None, help="sections to run")
+    ap.add_argument("--storm-seconds", type=float, help="time cap of each ledger storm")
+    ap.add_argument("--http-seconds", type=float, help="length of each HTTP storm")
+    ap.add_argument("--examples", type=int, help="fuzz examples per operation and mode")
     args = ap.parse_args()
     size = (
         {
@@ -552,10 +559,20 @@ def main() -> None:
             "racers": 24,
         }
     )
+    for name, key in (
+        ("storm_seconds", "seconds"),
+        ("http_seconds", "http_seconds"),
+        ("examples", "examples"),
+    ):
+        if getattr(args, name) is not None:
+            size[key] = getattr(args, name)
     t0 = time.perf_counter()
     home = demo_home(args.home)
+    argv = [a for a in sys.argv[1:] if a not in ("--only",) and a not in sections_names()]
     results: dict[str, Any] = {
-        "command": "make reliability" + (" QUICK=1" if args.quick else ""),
+        "command": "make reliability"
+        if not argv
+        else "python -m benchmarks.reliability " + " ".join(argv),
         "size": size,
     }
     if RESULTS.exists() and args.only:
