@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -78,6 +79,7 @@ def serve(home: Path, database_url: str, *, workers: int = 2) -> Iterator[Server
     key = SqlKeyStore(engine).create({"route", "orders", "inventory", "admin"}, "storm")
     engine.dispose()
     port = free_port()
+    errors = tempfile.TemporaryFile()  # noqa: SIM115 - lives until the finally below
     env = {
         **os.environ,
         "ROUTECAST_HOME": str(home),
@@ -100,10 +102,14 @@ def serve(home: Path, database_url: str, *, workers: int = 2) -> Iterator[Server
             "--no-access-log",
             "--timeout-graceful-shutdown",
             "5",
+            # start-up loads models and features (blocking); on a busy machine the default
+            # 5 s health check would kill and restart workers that are merely starting
+            "--timeout-worker-healthcheck",
+            "120",
         ],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=errors,  # a file: an unread pipe would fill up and block the server
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -115,8 +121,9 @@ def serve(home: Path, database_url: str, *, workers: int = 2) -> Iterator[Server
             except httpx.HTTPError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                err = proc.stderr.read().decode()[-2000:] if proc.stderr else ""
-                raise RuntimeError(f"server did not start: {err}")
+                proc.kill()
+                errors.seek(0)
+                raise RuntimeError(f"server did not start: {errors.read().decode()[-2000:]}")
             time.sleep(0.5)
         yield Server(base, proc, key)
     finally:
@@ -126,6 +133,7 @@ def serve(home: Path, database_url: str, *, workers: int = 2) -> Iterator[Server
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        errors.close()
 
 
 @dataclass
