@@ -401,6 +401,16 @@ def catalogue() -> list[BadInput]:
     return items
 
 
+def sender(client: Any) -> Callable[[BadInput], Any]:
+    """Send a catalogue item through an httpx-like client (JSON content type by default)."""
+
+    def send(item: BadInput) -> Any:
+        headers = dict(item.headers) or {"content-type": "application/json"}
+        return client.request(item.method, item.path, content=item.body, headers=headers)
+
+    return send
+
+
 def run_catalogue(send: Callable[[BadInput], Any], node_id: str) -> dict[str, Any]:
     """Send every bad input; each must be a 4xx problem naming its field and leaking nothing."""
     failures: list[str] = []

@@ -179,7 +179,7 @@ def app_client(
 
 
 def fuzzing(home: Path, examples: int) -> list[dict[str, Any]]:
-    from benchmarks.fuzz import run_catalogue, schema_fuzz
+    from benchmarks.fuzz import run_catalogue, schema_fuzz, sender
 
     out = []
     for name, db in backends():
@@ -190,15 +190,7 @@ def fuzzing(home: Path, examples: int) -> list[dict[str, Any]]:
                 f"  {fz['requests']} requests, 5xx {fz['server_errors']}, mismatches {fz['schema_mismatches']}"
             )
 
-            def send(item: Any, client: Any = client) -> Any:
-                return client.request(
-                    item.method,
-                    item.path,
-                    content=item.body,
-                    headers=dict(item.headers) or {"content-type": "application/json"},
-                )
-
-            cat = run_catalogue(send, runtime.nodes[0].node_id)
+            cat = run_catalogue(sender(client), runtime.nodes[0].node_id)
             log(
                 f"  catalogue: {cat['inputs']} bad inputs, {len(cat['failures'])} not answered as required"
             )

@@ -112,18 +112,12 @@ def _thread(ledger: Any, tag: str, seconds: float, max_ops: int, seed: int) -> T
                     )
                     assert again.replayed and again.order_id == res.order_id
                     log.replays += 1
-            elif op == "cancel":
+            elif op in ("cancel", "ship"):
                 oid = rng.choice(open_orders)
-                ledger.cancel_order(oid)
+                (ledger.cancel_order if op == "cancel" else ledger.ship_order)(oid)
                 for v in log.orders[oid].values():
                     if v[3] == "reserved":
-                        v[3] = "released"
-            elif op == "ship":
-                oid = rng.choice(open_orders)
-                ledger.ship_order(oid)
-                for v in log.orders[oid].values():
-                    if v[3] == "reserved":
-                        v[3] = "shipped"
+                        v[3] = "released" if op == "cancel" else "shipped"
             elif op == "reject":
                 oid = rng.choice(open_orders)
                 lid, v = rng.choice(
@@ -170,6 +164,24 @@ def _process(
     for w in workers:
         w.join()
     engine.dispose()
+    return merge(
+        [
+            {
+                "ops": lg.ops,
+                "errors": lg.errors,
+                "orders": lg.orders,
+                "receipts": lg.receipts,
+                "rejected_orders": list(lg.rejected_orders),
+                "replays": lg.replays,
+                "latencies_ms": lg.latencies_ms,
+            }
+            for lg in logs
+        ]
+    )
+
+
+def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One history from the histories of several threads or processes."""
     merged: dict[str, Any] = {
         "ops": Counter(),
         "errors": Counter(),
@@ -179,14 +191,12 @@ def _process(
         "replays": 0,
         "latencies_ms": [],
     }
-    for lg in logs:
-        merged["ops"].update(lg.ops)
-        merged["errors"].update(lg.errors)
-        merged["orders"].update(lg.orders)
-        merged["receipts"].update(lg.receipts)
-        merged["rejected_orders"].extend(lg.rejected_orders)
-        merged["replays"] += lg.replays
-        merged["latencies_ms"].extend(lg.latencies_ms)
+    for p in parts:
+        for key in ("ops", "errors", "orders", "receipts"):
+            merged[key].update(p[key])
+        merged["rejected_orders"].extend(p["rejected_orders"])
+        merged["replays"] += p["replays"]
+        merged["latencies_ms"].extend(p["latencies_ms"])
     return merged
 
 
@@ -267,23 +277,8 @@ def run_storm(
             _process, [(url, i, threads, seconds, max_ops, seed) for i in range(processes)]
         )
     elapsed = time.perf_counter() - t0
-    history: dict[str, Any] = {
-        "ops": Counter(),
-        "errors": Counter(),
-        "orders": {},
-        "receipts": Counter(),
-        "rejected_orders": [],
-        "replays": 0,
-    }
-    latencies: list[float] = []
-    for p in parts:
-        history["ops"].update(p["ops"])
-        history["errors"].update(p["errors"])
-        history["orders"].update(p["orders"])
-        history["receipts"].update(p["receipts"])
-        history["rejected_orders"].extend(p["rejected_orders"])
-        history["replays"] += p["replays"]
-        latencies.extend(p["latencies_ms"])
+    history = merge(parts)
+    latencies: list[float] = history["latencies_ms"]
     checked = verify(url, history)
     latencies.sort()
     total = sum(history["ops"].values())

@@ -10,12 +10,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from benchmarks.fuzz import run_catalogue, schema_fuzz
+from benchmarks.fuzz import run_catalogue, schema_fuzz, sender
 from benchmarks.http_storm import kill_a_worker, serve, settle_and_verify, storm
 from benchmarks.storm import run_storm
 from serving.app import create_app
@@ -57,15 +56,7 @@ def test_fuzz_and_catalogue_short(
         assert (fz["server_errors"], fz["schema_mismatches"]) == (0, 0), fz["examples"]
         client.headers.update(headers)
 
-        def send(item: Any) -> Any:
-            return client.request(
-                item.method,
-                item.path,
-                content=item.body,
-                headers=dict(item.headers) or {"content-type": "application/json"},
-            )
-
-        cat = run_catalogue(send, runtime.nodes[0].node_id)
+        cat = run_catalogue(sender(client), runtime.nodes[0].node_id)
         assert cat["failures"] == [], cat["failures"]
         assert runtime.ledger.invariant_violations() == []
 

@@ -12,7 +12,6 @@ import json
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,11 +19,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from serving import metrics
-from serving.app import create_app
 from serving.demo import DemoReport
 from serving.settings import Settings
 from tests.serving.test_orders_api import _fresh_sku, _order, _set_stock
-from tests.support.services import postgres_database
+from tests.support.apps import api_client, ledger_url
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("edges")]
 
@@ -38,22 +36,12 @@ def api(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[TestClient, Any]]:
     settings, _ = demo_home
-    with ExitStack() as stack:
-        if request.param == "sqlite":
-            url = f"sqlite:///{tmp_path_factory.mktemp('edges') / 'ledger.db'}"
-        else:
-            name = stack.enter_context(postgres_database("rc_edges"))
-            url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-        app = create_app(
-            settings.model_copy(update={"database_url": url, "max_body_bytes": 1_000_000}),
-            background=False,
-        )
-        with TestClient(app, raise_server_exceptions=False) as client:
-            runtime = app.state.runtime
-            client.headers["Authorization"] = "Bearer " + runtime.keys.create(
-                {"route", "orders", "inventory", "admin"}, "tests"
-            )
-            yield client, runtime
+    folder = tmp_path_factory.mktemp("edges")
+    with (
+        ledger_url(request.param, folder, "rc_edges") as url,
+        api_client(settings, url, max_body_bytes=1_000_000) as (client, runtime),
+    ):
+        yield client, runtime
 
 
 @pytest.fixture(autouse=True)

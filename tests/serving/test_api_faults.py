@@ -12,20 +12,19 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from serving.app import create_app
 from serving.demo import DemoReport
 from serving.ledger.errors import LedgerBusy
 from serving.problems import error_problem
 from serving.settings import Settings
 from tests.serving.test_orders_api import _fresh_sku, _order, _set_stock
-from tests.support.services import postgres_database
+from tests.support.apps import api_client, ledger_url
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("faults")]
 
@@ -69,24 +68,13 @@ def faulty(
     tmp_path: Path,
 ) -> Iterator[tuple[TestClient, Any, Outage]]:
     settings, _ = demo_home
-    with ExitStack() as stack:
-        if request.param == "sqlite":
-            (tmp_path / "db").mkdir()
-            url = f"sqlite:///{tmp_path / 'db' / 'ledger.db'}"
-        else:
-            name = stack.enter_context(postgres_database("rc_faults"))
-            url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-        app = create_app(
-            settings.model_copy(update={"database_url": url, "idempotency_claim_seconds": 1.0}),
-            background=False,
-        )
-        with TestClient(app, raise_server_exceptions=False) as client:
-            runtime = app.state.runtime
-            client.headers["Authorization"] = "Bearer " + runtime.keys.create(
-                {"route", "orders", "inventory", "admin"}, "tests"
-            )
-            yield client, runtime, Outage(request.param, url, runtime)
-            assert runtime.ledger.invariant_violations() == []
+    (tmp_path / "db").mkdir()
+    with (
+        ledger_url(request.param, tmp_path / "db", "rc_faults") as url,
+        api_client(settings, url, idempotency_claim_seconds=1.0) as (client, runtime),
+    ):
+        yield client, runtime, Outage(request.param, url, runtime)
+        assert runtime.ledger.invariant_violations() == []
 
 
 def _unavailable(r: Any) -> None:
