@@ -113,7 +113,7 @@ def serve(home: Path, database_url: str, *, workers: int = 2) -> Iterator[Server
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 600  # start-up on a busy shared machine is slow
         while True:
             try:
                 if httpx.get(base + "/healthz", timeout=2).status_code == 200:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated
 
-from fastapi import Path
+from fastapi import Path, Query
 from pydantic import AfterValidator, Field, StringConstraints
 
 from routing.calendar import EARLIEST, LATEST, within_bounds
@@ -31,6 +31,8 @@ MAX_STOCK_QTY = 1_000_000_000
 #: Lines per order and line ids per rejection/shipment: far below the 65,535 bind parameters
 #: PostgreSQL allows in one statement.
 MAX_LINES = 1000
+#: Cursors over 32-bit integer keys (e.g. event positions).
+MAX_INT4 = 2**31 - 1
 #: Orders per node per day; the column is a 32-bit integer.
 MAX_DAILY_CAPACITY = 1_000_000
 
@@ -41,6 +43,7 @@ Text = Annotated[str, StringConstraints(max_length=MAX_TEXT, pattern=TEXT_PATTER
 #: Path parameters: same bounds as the ids they name.
 PathId = Annotated[str, Path(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN)]
 PathLongId = Annotated[str, Path(min_length=1, max_length=MAX_LONG_ID, pattern=ID_PATTERN)]
+QueryLongId = Annotated[str, Query(min_length=1, max_length=MAX_LONG_ID, pattern=ID_PATTERN)]
 
 _RANGE = f"between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}"
 
