@@ -387,6 +387,7 @@ def private_postgres(workdir: Path) -> Iterator[tuple[str, Callable[[], str]] | 
 
         pw = pwd.getpwnam("postgres")
         workdir.mkdir(parents=True, exist_ok=True)
+        workdir.parent.chmod(0o755)  # the postgres account must reach its data directory
         os.chown(workdir, pw.pw_uid, pw.pw_gid)
         run_as = {"user": pw.pw_uid, "group": pw.pw_gid}
         user = []

@@ -123,38 +123,47 @@ def http_storms(home: Path, size: dict[str, Any]) -> list[dict[str, Any]]:
                 f"  {res['operations']} ops, 5xx {res['server_errors_5xx_not_503']}, {res['fault']}"
             )
             out.append(res)
-    with (
-        tempfile.TemporaryDirectory(prefix="rc-pg-") as tmp,
-        private_postgres(Path(tmp) / "pg") as pg,
-    ):
-        if pg is None:
-            out.append(
-                {
-                    "backend": "postgresql",
-                    "scenario": "PostgreSQL restart",
-                    "skipped": "no initdb/pg_ctl",
-                }
-            )
-        else:
-            url, restart = pg
-            with serve(home, url, workers=2) as server:
-                log("HTTP storm on a private PostgreSQL, restarted mid-storm")
-                run = storm(
-                    server,
-                    clients=size["clients"],
-                    seconds=size["seconds"],
-                    fault=restart,
-                    fault_at=0.4,
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="rc-pg-") as tmp,
+            private_postgres(Path(tmp) / "pg") as pg,
+        ):
+            if pg is None:
+                out.append(
+                    {
+                        "backend": "postgresql",
+                        "scenario": "PostgreSQL restart",
+                        "skipped": "no initdb/pg_ctl",
+                    }
                 )
-                res = {
-                    "backend": "postgresql",
-                    "scenario": "PostgreSQL fast restart under load",
-                    **settle_and_verify(server, url, run),
-                }
-                log(
-                    f"  {res['operations']} ops, 5xx {res['server_errors_5xx_not_503']}, 503 {res['answers_503']}"
-                )
-                out.append(res)
+            else:
+                url, restart = pg
+                with serve(home, url, workers=2) as server:
+                    log("HTTP storm on a private PostgreSQL, restarted mid-storm")
+                    run = storm(
+                        server,
+                        clients=size["clients"],
+                        seconds=size["seconds"],
+                        fault=restart,
+                        fault_at=0.4,
+                    )
+                    res = {
+                        "backend": "postgresql",
+                        "scenario": "PostgreSQL fast restart under load",
+                        **settle_and_verify(server, url, run),
+                    }
+                    log(
+                        f"  {res['operations']} ops, 5xx {res['server_errors_5xx_not_503']}, 503 {res['answers_503']}"
+                    )
+                    out.append(res)
+    except (OSError, subprocess.CalledProcessError, RuntimeError) as exc:  # no private server
+        out.append(
+            {
+                "backend": "postgresql",
+                "scenario": "PostgreSQL restart",
+                "skipped": f"private PostgreSQL could not run: {exc}"[:200],
+            }
+        )
     return out
 
 
