@@ -474,6 +474,9 @@ def _play_order(
     _take(runtime, body.order_id, requests, live)
     unfilled = sum(qty_by_line.values()) - sum(r.qty for r in requests)
     excluded: set[str] = set()
+    #: nodes holding a picked part of each line: a rejection names lines, so a reroute must
+    #: not send another part of a line to a node that already picked some of it
+    picked: dict[str, set[str]] = {}
     pending = requests
     line_hour = hour
     while pending:
@@ -485,6 +488,7 @@ def _play_order(
                 first_line + int(r.line_id), world.node_index[r.node_id], r.qty, line_hour
             )
             if ans.accepted:
+                picked.setdefault(r.line_id, set()).add(r.node_id)
                 continue
             tally.rejections += 1
             rejected.setdefault(r.node_id, []).append(r)
@@ -513,7 +517,7 @@ def _play_order(
             res = ledger.reject_allocation(
                 body.order_id, node_id, [p.line_id for p in parts], "not_in_stock"
             )
-            live[node_id] -= len(parts)
+            live[node_id] -= len(res.reroute)
             if live[node_id] == 0:
                 runtime.taken[node_id].discard(body.order_id)
             excluded.add(node_id)
@@ -535,7 +539,7 @@ def _play_order(
             body.model_copy(update={"lines": lines}),
             runtime,
             now=runtime.sim_now,
-            exclude=frozenset(excluded),
+            exclude=frozenset(excluded.union(*(picked.get(lid, set()) for lid in reroute))),
         )
         tally.latencies_ms.append((time.perf_counter() - t0) * 1000.0)
         if not again["allocations"]:
