@@ -431,11 +431,13 @@ def run_policy(job: PolicyJob) -> PolicyRun:
             _play_order(
                 body, a, runtime, world, tally, decide_fn, AllocationRequest, InventoryEvent, hour
             )
-        midnight = sim_time(orders.day, 0.0)
+        # the routing hint against the ledger's own count (its local day; shown, not fatal)
         tracked = {n: len(o) for n, o in runtime.taken.items() if o}
-        if runtime.ledger.orders_per_node_since(midnight) != tracked:
-            raise RuntimeError(
-                f"{job.policy}: capacity counts drifted from the ledger on {orders.day}"
+        counted = {n: c for n, c in runtime.ledger.orders_today().items() if c}
+        drift = sorted(n for n in set(tracked) | set(counted) if tracked.get(n) != counted.get(n))
+        if drift:
+            _say(
+                f"[{job.policy}] capacity use differs from the ledger at {drift[:5]}", job.progress
             )
         outcome = world.close_day()
         if pit is not None and outcome.tables is not None:
