@@ -267,7 +267,7 @@ def _runtime_class() -> type:
         """The API's runtime on a simulated clock, with features from the point-in-time
         snapshot the harness sets.
 
-        Capacity use is what ``Ledger.orders_per_node_since(midnight)`` answers (distinct
+        Capacity use is what ``Ledger.orders_today()`` answers (distinct
         orders with a live allocation at the node today), kept up to date from the ledger
         calls the harness makes instead of re-read per order: same numbers, a query less.
         """
