@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.installed
 HOST    ?= 127.0.0.1
 PORT    ?= 8000
 
-.PHONY: setup run demo serve test test-fast lint bench bench-full backtest lock clean
+.PHONY: setup run demo serve test test-fast lint bench bench-full backtest reliability lock clean
 
 setup: $(STAMP)
 
@@ -64,6 +64,10 @@ backtest: setup
 	  --seed $(firstword $(BACKTEST_SEEDS)) --days $(BACKTEST_DAYS) \
 	  --policies predictive,distance --inventory-accuracy 1.0 \
 	  --out $(BACKTEST_OUT)/$(BACKTEST_SCALE)-seed$(firstword $(BACKTEST_SEEDS))-accurate
+
+# Storms, faults and fuzzing; writes docs/RELIABILITY.md. QUICK=1 for the few-minute form.
+reliability: setup
+	nice -n 10 $(BIN)/python -m benchmarks.reliability $(if $(QUICK),--quick,)
 
 clean:
 	rm -rf .routecast

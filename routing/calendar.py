@@ -7,7 +7,7 @@ few comparisons on values converted once when the calendar is built.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -15,6 +15,22 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 #: How far ahead a ship day is searched before the node counts as closed indefinitely.
 MAX_SHIP_SEARCH_DAYS = 366
+
+#: Dates a calendar (or any timestamp the service stores) may name. Far dates overflow
+#: time-zone arithmetic (year 9999 at -14:00 is past ``datetime.max`` in UTC).
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+#: Closures per calendar: each is checked for every candidate node of every order.
+MAX_CLOSURES = 100
+MAX_HOLIDAYS = 1000
+
+
+def within_bounds(value: datetime | date) -> bool:
+    """Whether ``value`` lies in [EARLIEST, LATEST]; naive times are read as UTC for this."""
+    if not isinstance(value, datetime):
+        return EARLIEST.date() <= value <= LATEST.date()
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return EARLIEST <= aware <= LATEST
 
 
 @lru_cache(maxsize=512)
@@ -135,9 +151,15 @@ def calendar_from_dict(doc: dict[str, object]) -> NodeCalendar:
     raw_closures = doc.get("closures") or []
     if not isinstance(raw_holidays, list) or not isinstance(raw_closures, list):
         raise ValueError("holidays and closures must be lists")
+    if len(raw_closures) > MAX_CLOSURES or len(raw_holidays) > MAX_HOLIDAYS:
+        raise ValueError(
+            f"a calendar holds at most {MAX_CLOSURES} closures and {MAX_HOLIDAYS} holidays"
+        )
     holidays = frozenset(date.fromisoformat(str(d)) for d in raw_holidays)
     raw_cutoff = doc.get("cutoff")
     cutoff = None if raw_cutoff in (None, "") else _parse_time(str(raw_cutoff))
+    if not all(within_bounds(d) for d in holidays):
+        raise ValueError(f"holidays must lie between {EARLIEST:%Y} and {LATEST:%Y}")
     closures = []
     for i, c in enumerate(raw_closures):
         if not isinstance(c, dict) or "start" not in c or "end" not in c:
@@ -146,6 +168,8 @@ def calendar_from_dict(doc: dict[str, object]) -> NodeCalendar:
         until = datetime.fromisoformat(str(c["end"]))
         if (begin.tzinfo is None) != (until.tzinfo is None):
             raise ValueError(f"closures[{i}]: give both ends with or both without an offset")
+        if not (within_bounds(begin) and within_bounds(until)):
+            raise ValueError(f"closures[{i}]: dates must lie between {EARLIEST:%Y} and {LATEST:%Y}")
         if not begin < until:
             raise ValueError(f"closures[{i}]: start must be before end")
         closures.append(Closure(begin, until, str(c.get("reason") or "planned closure")))

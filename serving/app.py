@@ -23,6 +23,7 @@ from serving.routers import (
     tracking,
 )
 from serving.runtime import Runtime
+from serving.security import RequestGuard
 from serving.settings import Settings, get_settings
 
 
@@ -44,9 +45,22 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     )
     app.state.runtime = runtime
     problems.install(app)
+    app.add_middleware(RequestGuard)
     metrics.install(app)
-    modules = (health, models, route, skus, orders, edits, tracking, inventory, nodes, shadow)
-    for module in (*modules, events, returns):
-        app.include_router(module.router)
-    app.include_router(nodes.policy_router)
+    app.include_router(health.router)
+    for module in (
+        models,
+        route,
+        skus,
+        orders,
+        edits,
+        tracking,
+        inventory,
+        nodes,
+        shadow,
+        events,
+        returns,
+    ):
+        app.include_router(module.router, responses=problems.PROBLEM_RESPONSES)
+    app.include_router(nodes.policy_router, responses=problems.PROBLEM_RESPONSES)
     return app

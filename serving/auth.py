@@ -53,17 +53,19 @@ def parse_key_id(raw_key: str) -> str | None:
     return parts[1]
 
 
-def verify(store: KeyStore, raw_key: str | None, scope: str) -> tuple[bool, bool]:
-    """(authenticated, authorised for ``scope``). ``admin`` implies every scope."""
+def authenticate(store: KeyStore, raw_key: str | None) -> StoredKey | None:
+    """The stored key ``raw_key`` proves, or ``None`` (unknown, wrong secret, revoked)."""
     if not raw_key:
-        return False, False
+        return None
     key_id = parse_key_id(raw_key)
     stored = store.get(key_id) if key_id else None
     expected = stored.digest if stored else digest("rc_missing_" + "0" * 43)
     ok = (
         hmac.compare_digest(expected, digest(raw_key)) and stored is not None and not stored.revoked
     )
-    if not ok:
-        return False, False
-    assert stored is not None
-    return True, scope in stored.scopes or "admin" in stored.scopes
+    return stored if ok else None
+
+
+def allows(key: StoredKey, scope: str) -> bool:
+    """``admin`` implies every scope."""
+    return scope in key.scopes or "admin" in key.scopes

@@ -154,14 +154,18 @@ class Catalogue:
         self.nodes = tuple(sorted(built, key=lambda n: n.node_id))
 
     def _capacity_counts(self) -> dict[str, int]:
-        """Orders taken per node today, re-read at most every two seconds."""
+        """Orders taken per capacity-limited node today, re-read at most every two seconds.
+
+        Only a routing hint: the reservation counts again inside its transaction and a
+        refusal there calls ``forget_capacity_counts`` before routing once more."""
         now = time.monotonic()
         if now - self._orders_today_at > 2.0:
-            self._orders_today = self.ledger.orders_per_node_since(
-                datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-            )
+            self._orders_today = self.ledger.orders_today()
             self._orders_today_at = now
         return self._orders_today
+
+    def forget_capacity_counts(self) -> None:
+        self._orders_today_at = 0.0
 
     def network_for(self, skus: list[str]) -> Network:
         """Nodes plus live availability of just these SKUs, read from the ledger."""

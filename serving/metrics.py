@@ -36,6 +36,11 @@ DEGRADED = Counter(
 RESERVATIONS = Counter(
     "routecast_reservations_total", "Orders reserved, by outcome", ["outcome"], registry=REGISTRY
 )
+AUDIT_FAILURES = Counter(
+    "routecast_audit_failures_total",
+    "Decision audit records that could not be written after retries (logged with their id)",
+    registry=REGISTRY,
+)
 REJECTIONS = Counter(
     "routecast_rejections_total",
     "Node rejections reported, by reason",

@@ -55,6 +55,7 @@ class ModelStore:
                 continue
             current = self._models.get(role)
             if current is not None and current.version == str(mv.version):
+                self._errors.pop(role, None)  # the registry answers again
                 continue
             try:
                 pyfunc = mlflow.pyfunc.load_model(f"models:/{name}@{self.alias}")

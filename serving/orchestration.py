@@ -24,6 +24,7 @@ from serving.ledger import (
     RejectResult,
     Reservation,
 )
+from serving.ledger.errors import CapacityReached
 from serving.ledger.records import Hold
 from serving.problems import NoShipmentBudget, RoutecastError
 from serving.runtime import Runtime
@@ -114,7 +115,8 @@ def place(body: OrderIn, runtime: Runtime, key: str | None, on_decision: OnDecis
                     customer_id=body.customer_id,
                     destination_key=screening.destination_key(body.destination),
                 )
-            except InsufficientStock:
+            except (InsufficientStock, CapacityReached):
+                runtime.forget_capacity_counts()  # the transaction counted afresh
                 if attempt == RESERVE_ATTEMPTS:
                     metrics.RESERVATIONS.labels("conflict").inc()
                     raise
@@ -195,8 +197,9 @@ def reject(
         return RejectOutcome(result, view, decision=answer, details=details)
     try:
         runtime.ledger.reallocate(order_id, allocation_requests(answer))
-    except InsufficientStock as exc:
+    except (InsufficientStock, CapacityReached) as exc:
+        runtime.forget_capacity_counts()
         metrics.REROUTES.labels("conflict").inc()
-        return RejectOutcome(result, view, details={"missing": exc.extra.get("missing")})
+        return RejectOutcome(result, view, details={"missing": exc.extra.get("missing", [])})
     metrics.REROUTES.labels("rerouted").inc()
     return RejectOutcome(result, runtime.ledger.get_order(order_id), True, answer)

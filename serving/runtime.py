@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from routing import Network, Node, Policy
@@ -54,6 +54,7 @@ class Runtime:
                 endpoints=tuple(e.name for e in settings.webhooks),
                 low_stock_threshold=settings.low_stock_threshold,
             ),
+            claim_stale_after=timedelta(seconds=settings.idempotency_claim_seconds),
         )
         self.dispatcher = Dispatcher.from_settings(self.ledger, settings)
         self.keys = SqlKeyStore(self.engine)
@@ -89,6 +90,9 @@ class Runtime:
 
     def network_for(self, skus: list[str]) -> Network:
         return self.catalogue.network_for(skus)
+
+    def forget_capacity_counts(self) -> None:
+        self.catalogue.forget_capacity_counts()
 
     def reload_nodes(self) -> None:
         self.catalogue.reload_nodes()
@@ -192,8 +196,40 @@ class Runtime:
         self.engine.dispose()
 
     # -- status ----------------------------------------------------------------------------
+    def readiness(self, now: datetime) -> tuple[bool, list[str]]:
+        """(can serve, reasons). The database and nodes decide serving; models and features
+        only degrade answers (cost mode), and a failing feature or model refresh is reported
+        even while the last snapshot or the loaded champion still serves."""
+        reasons = self.degraded_reasons(now)
+        if self.snapshot is not None and self.snapshot_error:
+            reasons.append(self.snapshot_error)
+        reasons += [
+            f"model {role} refresh failed (the loaded version keeps serving): {err}"
+            for role, err in self.models.errors().items()
+            if self.models.get(role) is not None
+        ]
+        serving = bool(self.nodes)
+        if not serving:
+            reasons.append("no fulfilment nodes loaded")
+        try:
+            self.ledger.ping()
+        except Exception as exc:
+            sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+            reasons.append(
+                f"database unavailable ({type(exc).__name__}"
+                + (f", SQLSTATE {sqlstate})" if sqlstate else ")")
+            )
+            serving = False
+        return serving, reasons
+
     def degraded_reasons(self, now: datetime) -> list[str]:
-        reasons = [f"model {role}: {err}" for role, err in self.models.errors().items()]
+        """Why answers fall back to cost mode. A registry that fails while a model is loaded
+        does not count: the loaded champion keeps serving (``readiness`` reports it)."""
+        reasons = [
+            f"model {role}: {err}"
+            for role, err in self.models.errors().items()
+            if self.models.get(role) is None
+        ]
         if not self.models.ready() and not reasons:
             reasons.append("models not loaded")
         if self.snapshot is None:

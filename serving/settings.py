@@ -86,6 +86,14 @@ class Settings(BaseSettings):
         default=None, description="Routing policy YAML; reloaded when the file changes."
     )
     auth_enabled: bool = True
+    max_body_bytes: int = Field(
+        default=4 * 1024 * 1024, description="Larger request bodies get 413 before parsing."
+    )
+    idempotency_claim_seconds: float = Field(
+        default=15.0,
+        description="An in-flight Idempotency-Key claim older than this is taken over "
+        "(its request crashed or lost the database); placements take well under a second.",
+    )
     max_rejections: int = 3
     webhooks: list[WebhookEndpoint] = Field(
         default_factory=list,

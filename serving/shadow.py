@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from routing import Mode, Network, Order, Policy, Prediction, plan_to_dict, route
+from routing.calendar import EARLIEST, within_bounds
 from routing.ratings import lateness
 from serving.ledger import Ledger, ShadowRecord
 from serving.metrics import SHADOW
@@ -218,16 +219,21 @@ def parse_since(text: str | None, now: datetime | None = None) -> datetime | Non
     if text is None or not text.strip():
         return None
     t = text.strip()
-    if t[-1:].lower() in _UNITS and t[:-1].replace(".", "", 1).isdigit():
-        return (now or datetime.now(UTC)) - timedelta(seconds=float(t[:-1]) * _UNITS[t[-1].lower()])
     try:
-        at = datetime.fromisoformat(t)
-    except ValueError:
+        if t[-1:].lower() in _UNITS and t[:-1].replace(".", "", 1).isdigit():
+            age = timedelta(seconds=float(t[:-1]) * _UNITS[t[-1].lower()])
+            at = (now or datetime.now(UTC)) - age
+        else:
+            at = datetime.fromisoformat(t)
+            at = at.replace(tzinfo=UTC) if at.tzinfo is None else at
+    except (ValueError, OverflowError):
+        at = None
+    if at is None or not within_bounds(at):
         raise ValueError(
             f"since={text!r} is neither an ISO 8601 time (2026-12-01T09:00:00Z) "
-            "nor an age like 30m, 24h or 7d"
-        ) from None
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+            f"nor an age like 30m, 24h or 7d, between {EARLIEST:%Y} and now"
+        )
+    return at.astimezone(UTC)
 
 
 def report(ledger: Ledger, since: datetime | None) -> dict[str, Any]:

@@ -66,11 +66,14 @@ def _sizes(split: Split) -> dict[str, int]:
     return {"train": len(split.train), "valid": len(split.valid), "test": len(split.test)}
 
 
-def stockout_split(store: FeatureStore, raw_dir: Path, *, max_rows: int | None) -> Split:
-    """The stockout training set, shared by single-machine and Dask training."""
-    return build_training_set(
-        store, stockout_entities(raw_dir), catalog.SERVICE_STOCKOUT, max_rows=max_rows
-    )
+def training_split(kind: str, store: FeatureStore, raw_dir: Path, *, max_rows: int | None) -> Split:
+    """The time-split training set of ``stockout`` or ``delivery``, through its feature
+    service; shared by training (any backend) and the promotion gate."""
+    entities, service = {
+        "stockout": (stockout_entities, catalog.SERVICE_STOCKOUT),
+        "delivery": (delivery_entities, catalog.SERVICE_DELIVERY),
+    }[kind]
+    return build_training_set(store, entities(raw_dir), service, max_rows=max_rows)
 
 
 def evaluate_stockout(
@@ -123,13 +126,6 @@ def evaluate_stockout(
             },
         )
     return result
-
-
-def delivery_split(store: FeatureStore, raw_dir: Path, *, max_rows: int | None) -> Split:
-    """The delivery training set, shared by single-machine and Dask training."""
-    return build_training_set(
-        store, delivery_entities(raw_dir), catalog.SERVICE_DELIVERY, max_rows=max_rows
-    )
 
 
 def evaluate_delivery(
@@ -212,15 +208,14 @@ def train_model(
     """Fit one model (``stockout`` or ``delivery``) on its training set, then judge and
     register it under the configured name. ``backend`` grows the trees (default: locally)."""
     config = config or TrainingConfig()
-    # Looked up per call, so a replaced split function (tests) is the one used.
-    specs: dict[str, tuple[Callable[..., Split], type, tuple[str, ...], Mapping[str, int]]] = {
-        "stockout": (stockout_split, int, catalog.STOCKOUT_FEATURES, catalog.STOCKOUT_MONOTONE),
-        "delivery": (delivery_split, float, catalog.DELIVERY_FEATURES, catalog.DELIVERY_MONOTONE),
+    specs: dict[str, tuple[type, tuple[str, ...], Mapping[str, int]]] = {
+        "stockout": (int, catalog.STOCKOUT_FEATURES, catalog.STOCKOUT_MONOTONE),
+        "delivery": (float, catalog.DELIVERY_FEATURES, catalog.DELIVERY_MONOTONE),
     }
     if kind not in specs:
         raise ValueError(f"model kind must be stockout or delivery, got {kind!r}")
-    split, dtype, features, monotone = specs[kind]
-    data = split(store, raw_dir, max_rows=config.max_rows)
+    dtype, features, monotone = specs[kind]
+    data = training_split(kind, store, raw_dir, max_rows=config.max_rows)
     y_tr, y_va = (s["label"].to_numpy(dtype) for s in (data.train, data.valid))
     estimator = StockoutRiskModel if kind == "stockout" else DeliveryQuantileModel
     model = estimator(

@@ -14,7 +14,7 @@ from mlflow import MlflowClient
 
 from training.config import GateThresholds, TrainingConfig
 from training.metrics import classification_metrics, quantile_metrics
-from training.pipeline import delivery_split, stockout_split
+from training.pipeline import training_split
 from training.registry import current_alias_version
 
 
@@ -52,11 +52,6 @@ class GateResult:
 
 def _load(name: str, alias: str) -> object:
     return mlflow.pyfunc.load_model(f"models:/{name}@{alias}").unwrap_python_model().model
-
-
-def _holdout(store: FeatureStore, raw_dir: Path, kind: str, max_rows: int | None) -> pd.DataFrame:
-    split = stockout_split if kind == "stockout" else delivery_split
-    return split(store, raw_dir, max_rows=max_rows).test
 
 
 def _score(kind: str, model: object, frame: pd.DataFrame) -> dict[str, float]:
@@ -123,7 +118,7 @@ def promote(
     if chall_v is None:
         raise LookupError(f"{name} has no '{challenger}' version: run `routecast train` first")
     champ_v = current_alias_version(client, name, champion)
-    holdout = _holdout(store, raw_dir, kind, config.max_rows)
+    holdout = training_split(kind, store, raw_dir, max_rows=config.max_rows).test
     chall_m = _score(kind, _load(name, challenger), holdout)
     champ_m = (
         _score(kind, _load(name, champion), holdout) if champ_v else {k: np.nan for k in chall_m}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,24 +30,31 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(2) from exc
 
 
+def _run(report: Callable[[], dict[str, Any]]) -> None:
+    """Print the report as JSON; a missing file or bad input is a clear error, exit code 2."""
+    try:
+        _emit(report())
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(exc)
+
+
+WorkDir = Annotated[
+    Path | None, typer.Option(help="Keep the Feast repositories here (default: temporary).")
+]
+Cut = Annotated[str, typer.Option(help="Learn before this date, test from it on.")]
+
+
 @eval_app.command("olist")
 def olist(
     train: Annotated[Path, typer.Option(help="Olist CSV directory to learn from.")],
     test: Annotated[Path, typer.Option(help="Olist CSV directory to evaluate on.")],
-    cut: Annotated[
-        str, typer.Option(help="Learn before this date, test from it on.")
-    ] = "2018-03-01",
-    work_dir: Annotated[
-        Path | None, typer.Option(help="Keep the Feast repository here (default: temporary).")
-    ] = None,
+    cut: Cut = "2018-03-01",
+    work_dir: WorkDir = None,
 ) -> None:
     """Delivery-time quantiles (P50, P90) against Olist's promise and a lane median."""
     from training.realdata.olist_eval import evaluate_olist
 
-    try:
-        _emit(evaluate_olist(train, test, cut=cut, work_dir=work_dir))
-    except (FileNotFoundError, ValueError) as exc:
-        _fail(exc)
+    _run(lambda: evaluate_olist(train, test, cut=cut, work_dir=work_dir))
 
 
 @eval_app.command("olist-backtest")
@@ -67,48 +75,36 @@ def olist_backtest(
     chosen = (
         BACKTEST_CUTS if cuts is None else tuple(c.strip() for c in cuts.split(",") if c.strip())
     )
-    try:
-        _emit(backtest_olist(data, cuts=chosen, horizon_days=horizon))
-    except (FileNotFoundError, ValueError) as exc:
-        _fail(exc)
+    _run(lambda: backtest_olist(data, cuts=chosen, horizon_days=horizon))
 
 
 @eval_app.command("freshretail")
 def freshretail(
     train: Annotated[Path, typer.Option(help="FreshRetailNet hourly parquet to learn from.")],
     test: Annotated[Path, typer.Option(help="Parquet to evaluate on (same file: store split).")],
-    work_dir: Annotated[
-        Path | None, typer.Option(help="Keep the Feast repositories here (default: temporary).")
-    ] = None,
+    work_dir: WorkDir = None,
 ) -> None:
     """Next-day stockout risk (calibrated) against yesterday's stock-out share."""
     from training.realdata.fresh_eval import evaluate_freshretail
 
-    try:
-        _emit(evaluate_freshretail(train, test, work_dir=work_dir))
-    except (FileNotFoundError, ValueError) as exc:
-        _fail(exc)
+    _run(lambda: evaluate_freshretail(train, test, work_dir=work_dir))
 
 
 @eval_app.command("delivery")
 def delivery(
     data: Annotated[Path, typer.Option(help="Directory written by `routecast import`.")],
-    cut: Annotated[
-        str, typer.Option(help="Learn before this date, test from it on.")
-    ] = "2018-03-01",
-    work_dir: Annotated[
-        Path | None, typer.Option(help="Keep the Feast repository here (default: temporary).")
-    ] = None,
+    cut: Cut = "2018-03-01",
+    work_dir: WorkDir = None,
 ) -> None:
     """Delivery-time quantiles on an imported history (same path as `eval olist`)."""
     from features.adapters.mapping import read_delivery_history
     from training.realdata.olist_eval import evaluate_delivery
 
-    try:
+    def report() -> dict[str, Any]:
         tables = read_delivery_history(data)
-        _emit(evaluate_delivery(tables, tables, cut=cut, work_dir=work_dir))
-    except (FileNotFoundError, ValueError) as exc:
-        _fail(exc)
+        return evaluate_delivery(tables, tables, cut=cut, work_dir=work_dir)
+
+    _run(report)
 
 
 @eval_app.command("stockout")
@@ -118,20 +114,18 @@ def stockout(
         Path | None,
         typer.Option(help="Another import to test on (default: split the stores of --data)."),
     ] = None,
-    work_dir: Annotated[
-        Path | None, typer.Option(help="Keep the Feast repositories here (default: temporary).")
-    ] = None,
+    work_dir: WorkDir = None,
 ) -> None:
     """Next-day stockout risk on imported hourly availability (same path as `eval freshretail`)."""
     from features.adapters.mapping import read_hourly_availability
     from training.realdata.fresh_eval import evaluate_stockout
 
-    try:
+    def report() -> dict[str, Any]:
         train = read_hourly_availability(data)
         test = None if test_data is None else read_hourly_availability(test_data)
-        _emit(evaluate_stockout(train, test, work_dir=work_dir))
-    except (FileNotFoundError, ValueError) as exc:
-        _fail(exc)
+        return evaluate_stockout(train, test, work_dir=work_dir)
+
+    _run(report)
 
 
 def import_history(

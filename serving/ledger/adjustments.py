@@ -14,11 +14,12 @@ Ordering rules, so late or repeated messages cannot corrupt stock:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Connection
 
+from routing.calendar import EARLIEST, LATEST, within_bounds
 from serving.ledger.errors import InvalidLedgerRequest, UnknownNode
 from serving.ledger.records import AdjustOutcome, AdjustResult, InitialStock, InventoryEvent
 from serving.ledger.stock_ops import (
@@ -32,15 +33,36 @@ from serving.ledger.stock_ops import (
 )
 from serving.ledger.tables import UTCDateTime, inventory_events, movements, stock
 
+#: How far ahead of the ledger's clock an event may be stamped (clocks of tills and
+#: warehouse systems drift). A count stamped later would make every real count ``stale``.
+MAX_FUTURE = timedelta(minutes=5)
 
-def validate_events(events: Sequence[InventoryEvent]) -> None:
-    for e in events:
+
+def validate_events(events: Sequence[InventoryEvent], *, now: datetime | None = None) -> None:
+    for i, e in enumerate(events):
+        where = {"field": f"events.{i}.event_time"}
         if e.kind not in ("count", "delta"):
-            raise InvalidLedgerRequest(f"event {e.event_id}: kind must be count or delta")
+            raise InvalidLedgerRequest(
+                f"event {e.event_id}: kind must be count or delta", field=f"events.{i}.kind"
+            )
         if e.kind == "count" and e.qty < 0:
-            raise InvalidLedgerRequest(f"event {e.event_id}: a count cannot be negative")
+            raise InvalidLedgerRequest(
+                f"event {e.event_id}: a count cannot be negative", field=f"events.{i}.qty"
+            )
         if e.event_time.tzinfo is None:
-            raise InvalidLedgerRequest(f"event {e.event_id}: event_time needs a time zone")
+            raise InvalidLedgerRequest(f"event {e.event_id}: event_time needs a time zone", **where)
+        if not within_bounds(e.event_time):
+            raise InvalidLedgerRequest(
+                f"event {e.event_id}: event_time must lie between {EARLIEST:%Y} and {LATEST:%Y}",
+                **where,
+            )
+        if now is not None and e.event_time > now + MAX_FUTURE:
+            raise InvalidLedgerRequest(
+                f"event {e.event_id}: event_time {e.event_time.isoformat()} is more than "
+                f"{int(MAX_FUTURE.total_seconds() // 60)} minutes ahead of the ledger clock "
+                f"({now.isoformat(timespec='seconds')}); fix the sender's clock and send again",
+                **where,
+            )
 
 
 def _set_true_on_hand(
@@ -170,6 +192,10 @@ def load_stock(
     """
     if any(r.on_hand < 0 for r in rows):
         raise InvalidLedgerRequest("on_hand must be >= 0 in a stock load")
+    if not within_bounds(event_time):
+        raise InvalidLedgerRequest(
+            f"a stock load's event_time must lie between {EARLIEST:%Y} and {LATEST:%Y}"
+        )
     latest: dict[tuple[str, str], int] = {}
     for r in rows:
         latest[(r.node_id, r.sku)] = r.on_hand

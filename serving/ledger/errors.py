@@ -64,6 +64,7 @@ class IdempotencyInFlight(LedgerError):
     """The same request is still being processed; the client should retry later."""
 
     status, type, title = 409, "idempotency-in-flight", "Request with this key is in progress"
+    retry_after = 1
 
     def __init__(self, key: str) -> None:
         super().__init__(
@@ -137,6 +138,21 @@ class LedgerBusy(LedgerError):
     """The store stayed locked or kept aborting the transaction; safe to retry."""
 
     status, type, title = 503, "ledger-busy", "Inventory ledger is busy"
+    retry_after = 1
+
+
+class CapacityReached(LedgerError):
+    """A node already took its daily capacity of orders (counted in the reservation)."""
+
+    status, type, title = 409, "capacity-reached", "Node is at its daily capacity"
+
+    def __init__(self, node_id: str, capacity: int) -> None:
+        super().__init__(
+            f"node {node_id!r} already took its {capacity} orders today; nothing was "
+            "reserved, route again",
+            node_id=node_id,
+            daily_capacity=capacity,
+        )
 
 
 class ShipmentNotFound(LedgerError):

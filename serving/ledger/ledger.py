@@ -8,6 +8,7 @@ re-reads everything, so a lost insert race turns into an idempotent replay.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -16,7 +17,7 @@ from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -62,9 +63,10 @@ from serving.ledger.records import (
     StockPosition,
 )
 from serving.ledger.stock_ops import chunks
-from serving.ledger.tables import nodes, order_allocations, stock
+from serving.ledger.tables import nodes, stock
 
 T = TypeVar("T")
+log = logging.getLogger("routecast.ledger")
 AllocationLike = AllocationRequest | tuple[str, str, str, int]
 ResponseBuilder = Callable[[Reservation], dict[str, Any]]
 
@@ -119,7 +121,7 @@ class Ledger:
         engine: Engine,
         *,
         max_rejections: int = 3,
-        claim_stale_after: timedelta = timedelta(minutes=5),
+        claim_stale_after: timedelta = timedelta(seconds=15),
         retries: int = 5,
         clock: Callable[[], datetime] = _utcnow,
         events: OutboxConfig | None = None,
@@ -269,19 +271,24 @@ class Ledger:
         """Live stock with last-count times for the given pairs (all when ``None``)."""
         return self._read(lambda conn: live.positions(conn, keys))
 
-    def orders_per_node_since(self, since: datetime) -> dict[str, int]:
-        """Distinct orders allocated to each node since ``since`` (daily capacity use)."""
+    def orders_today(self) -> dict[str, int]:
+        """Orders each capacity-limited node took in its local day (the routing hint; the
+        reservation re-counts inside its own transaction)."""
+        at = self.clock()
 
         def work(conn: Connection) -> dict[str, int]:
-            oa = order_allocations
-            rows = conn.execute(
-                select(oa.c.node_id, func.count(func.distinct(oa.c.order_id)))
-                .where(oa.c.created_at >= since, oa.c.status != "rejected")
-                .group_by(oa.c.node_id)
-            )
-            return {str(node): int(n) for node, n in rows}
+            return {
+                row.node_id: order_ops.orders_taken(
+                    conn, row.node_id, order_ops.start_of_local_day(at, row.timezone)
+                )
+                for row in order_ops.capacity_limited(conn, None, lock=False)
+            }
 
         return self._read(work)
+
+    def ping(self) -> None:
+        """One round trip to the database (readiness)."""
+        self._read(lambda conn: conn.execute(select(1)).scalar_one())
 
     # -- idempotency ----------------------------------------------------------------------
 
@@ -340,8 +347,16 @@ class Ledger:
         try:
             yield state
         except BaseException:
-            self.release_idempotent(key, request_hash)
+            self.release_quietly(key, request_hash)
             raise
+
+    def release_quietly(self, key: str, request_hash: str) -> None:
+        """Release after a failure without masking it; if the database is the failure, the
+        claim cannot be released now and expires after ``claim_stale_after`` instead."""
+        try:
+            self.release_idempotent(key, request_hash)
+        except Exception:
+            log.warning("idempotency claim kept until it expires: the release failed too")
 
     # -- orders ---------------------------------------------------------------------------
 
@@ -418,7 +433,7 @@ class Ledger:
             raise
         except Exception:
             if idempotency_key is not None and not keep_claim:
-                self.release_idempotent(idempotency_key, request_hash)
+                self.release_quietly(idempotency_key, request_hash)
             raise
 
     @staticmethod
@@ -687,6 +702,7 @@ class Ledger:
         if not events:
             return []
         at = self.clock()
+        adjustments.validate_events(events, now=at)
         return self._write(lambda conn: adjustments.adjust(conn, events, at=at))
 
     def check(self, repair: bool = False) -> DriftReport:

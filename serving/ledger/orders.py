@@ -20,6 +20,7 @@ from routing.rejections import becomes_exception, closes_node, stock_to_drop
 from serving.ledger.errors import (
     AllocationNotFound,
     CancelQtyTooLarge,
+    CapacityReached,
     InsufficientStock,
     InvalidLedgerRequest,
     LineAlreadyShipped,
@@ -44,6 +45,8 @@ from serving.ledger.stock_ops import Key, StockState, lock_rows, move
 from serving.ledger.tables import nodes, order_allocations, orders, shipments
 
 OPEN_STATUSES: tuple[OrderStatus, ...] = ("placed", "partially_shipped")
+#: Allocations that use a node's daily capacity (released = cancelled, rejected = refused).
+CAPACITY_STATUSES = ("reserved", "shipped")
 
 
 def lock_order(conn: Connection, order_id: str) -> Any:
@@ -142,6 +145,7 @@ def reserve_lines(
     """
     need = _needs(allocations)
     rows = lock_rows(conn, need)
+    check_capacity(conn, order_id, {n for n, _ in need}, at)
     short = [
         Shortage(n, s, q, rows[(n, s)].available if (n, s) in rows else 0)
         for (n, s), q in sorted(need.items())
@@ -630,6 +634,50 @@ def ship(
             order_id=order_id,
         )
     return order_view(conn, order_id)
+
+
+def start_of_local_day(at: datetime, timezone: str) -> datetime:
+    """The node's last local midnight: daily capacity counts from here."""
+    return at.astimezone(ZoneInfo(timezone)).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def orders_taken(
+    conn: Connection, node_id: str, since: datetime, *, excluding: str | None = None
+) -> int:
+    """Distinct orders holding reserved or shipped allocations at the node since ``since``."""
+    oa = order_allocations
+    query = select(func.count(func.distinct(oa.c.order_id))).where(
+        oa.c.node_id == node_id,
+        oa.c.created_at >= since,
+        oa.c.status.in_(CAPACITY_STATUSES),
+    )
+    if excluding is not None:
+        query = query.where(oa.c.order_id != excluding)
+    return int(conn.execute(query).scalar_one())
+
+
+def capacity_limited(conn: Connection, node_ids: Iterable[str] | None, *, lock: bool) -> list[Any]:
+    query = (
+        select(nodes.c.node_id, nodes.c.timezone, nodes.c.daily_capacity)
+        .where(nodes.c.daily_capacity > 0)
+        .order_by(nodes.c.node_id)
+    )
+    if node_ids is not None:
+        query = query.where(nodes.c.node_id.in_(sorted(node_ids)))
+    return list(conn.execute(query.with_for_update() if lock else query))
+
+
+def check_capacity(conn: Connection, order_id: str, node_ids: set[str], at: datetime) -> None:
+    """Refuse the reservation if a node already took its daily capacity of orders today.
+
+    Counted inside the reservation's transaction with the node rows locked (PostgreSQL; on
+    SQLite ``BEGIN IMMEDIATE`` already serialises writers), so concurrent orders cannot all
+    see the same count; the day is the node's local day.
+    """
+    for row in capacity_limited(conn, node_ids, lock=True):
+        since = start_of_local_day(at, row.timezone)
+        if orders_taken(conn, row.node_id, since, excluding=order_id) >= row.daily_capacity:
+            raise CapacityReached(row.node_id, int(row.daily_capacity))
 
 
 def end_of_local_day(at: datetime, timezone: str) -> datetime:

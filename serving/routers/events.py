@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from serving.bounds import MAX_INT4, PathLongId, QueryLongId, Text
 from serving.deps import RuntimeDep
 from serving.ledger.outbox import EventView
 from serving.ledger.records import EventType
@@ -27,8 +28,10 @@ class UnknownEndpoint(RoutecastError):
 
 class RedeliverIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    endpoints: list[str] | None = Field(
-        default=None, description="Endpoint names to send to again; default every configured one."
+    endpoints: list[Text] | None = Field(
+        max_length=100,
+        default=None,
+        description="Endpoint names to send to again; default every configured one.",
     )
 
 
@@ -57,10 +60,12 @@ def event_json(e: EventView) -> dict[str, Any]:
 def list_events(
     runtime: RuntimeDep,
     _: OrdersScope,
-    order_id: Annotated[str | None, Query(max_length=128)] = None,
+    order_id: QueryLongId | None = None,
     type: Annotated[EventType | None, Query()] = None,
     status: Annotated[Literal["pending", "delivered", "dead"] | None, Query()] = None,
-    after: Annotated[int, Query(ge=0, description="Page: events after this position")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_INT4, description="Page: events after this position")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
     found = runtime.ledger.events(
@@ -73,7 +78,7 @@ def list_events(
 
 
 @router.get("/{event_id}")
-def get_event(event_id: str, runtime: RuntimeDep, _: OrdersScope) -> dict[str, Any]:
+def get_event(event_id: PathLongId, runtime: RuntimeDep, _: OrdersScope) -> dict[str, Any]:
     found = runtime.ledger.get_event(event_id)
     if found is None:
         raise EventNotFound(f"no event {event_id!r}; list them with GET /v1/events")
@@ -82,7 +87,7 @@ def get_event(event_id: str, runtime: RuntimeDep, _: OrdersScope) -> dict[str, A
 
 @router.post("/{event_id}/redeliver", summary="Queue an event again (e.g. after a dead letter)")
 def redeliver(
-    event_id: str, runtime: RuntimeDep, _: AdminScope, body: RedeliverIn | None = None
+    event_id: PathLongId, runtime: RuntimeDep, _: AdminScope, body: RedeliverIn | None = None
 ) -> dict[str, Any]:
     configured = [e.name for e in runtime.settings.webhooks]
     wanted = configured if body is None or body.endpoints is None else body.endpoints

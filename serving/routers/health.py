@@ -18,13 +18,17 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", response_model=None)
+@router.get(
+    "/readyz",
+    response_model=None,
+    responses={503: {"description": "Database unreachable or no nodes; `reasons` says which"}},
+)
 def readyz(runtime: RuntimeDep) -> Any:
     now = datetime.now(UTC)
-    reasons = runtime.degraded_reasons(now)
+    serving, reasons = runtime.readiness(now)
     snap = runtime.snapshot
     body = {
-        "status": "ready" if not reasons else "degraded",
+        "status": "unavailable" if not serving else "ready" if not reasons else "degraded",
         "reasons": reasons,
         "models": runtime.models.versions(),
         "features_newest_event": snap.newest_event.isoformat()
@@ -32,5 +36,5 @@ def readyz(runtime: RuntimeDep) -> Any:
         else None,
         "features_read_at": snap.read_at.isoformat() if snap else None,
     }
-    # Degraded still routes (cost mode); only missing nodes make us unready.
-    return JSONResponse(body, status_code=200 if runtime.nodes else 503)
+    # Degraded still routes (cost mode); no database or no nodes make us unready.
+    return JSONResponse(body, status_code=200 if serving else 503)

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from serving.bounds import PathId
 from serving.deps import LedgerDep
 from serving.ledger import InventoryEvent
 from serving.schemas.operations import AdjustmentsIn
@@ -35,7 +36,7 @@ def adjust(body: AdjustmentsIn, ledger: LedgerDep, _: InventoryScope) -> dict[st
 
 
 @router.get("/{sku}")
-def sku_levels(sku: str, ledger: LedgerDep, _: InventoryScope) -> dict[str, Any]:
+def sku_levels(sku: PathId, ledger: LedgerDep, _: InventoryScope) -> dict[str, Any]:
     levels = ledger.availability([sku])
     return {
         "sku": sku,

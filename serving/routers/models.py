@@ -6,12 +6,14 @@ from fastapi import APIRouter
 
 from serving.deps import ModelsDep
 from serving.schemas.catalogue import ModelInfo
+from serving.security import RouteScope
 
 router = APIRouter(prefix="/v1", tags=["models"])
 
 
 @router.get("/models", response_model=list[ModelInfo])
-def list_models(models: ModelsDep) -> list[ModelInfo]:
+def list_models(models: ModelsDep, _: RouteScope) -> list[ModelInfo]:
+    """Model versions in service; needs a key (it names MLflow runs)."""
     out = []
     errors = models.errors()
     for role, name in models.names.items():

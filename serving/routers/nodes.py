@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from routing import calendar_from_dict
+from serving.bounds import PathId
 from serving.deps import CatalogueDep, LedgerDep, PoliciesDep, SettingsDep
 from serving.ledger import Ledger, NodeRecord
 from serving.problems import RoutecastError
@@ -52,13 +53,15 @@ def list_nodes(ledger: LedgerDep, _: AdminScope) -> list[dict[str, Any]]:
 
 @router.put("/{node_id}/calendar")
 def put_calendar(
-    node_id: str, body: CalendarIn, ledger: LedgerDep, catalogue: CatalogueDep, _: AdminScope
+    node_id: PathId, body: CalendarIn, ledger: LedgerDep, catalogue: CatalogueDep, _: AdminScope
 ) -> dict[str, Any]:
-    doc = body.model_dump(exclude_none=True)
+    doc = body.model_dump(mode="json", exclude_none=True)
     try:
         calendar_from_dict(doc)
     except ValueError as exc:
-        raise InvalidCalendar(f"{exc}; see docs/formats.md for the calendar format") from exc
+        raise InvalidCalendar(
+            f"{exc}; see docs/formats.md for the calendar format", field="body"
+        ) from exc
     rec = replace(_node(ledger, node_id), calendar=[doc])
     ledger.upsert_nodes([rec])
     catalogue.reload_nodes()
@@ -67,7 +70,7 @@ def put_calendar(
 
 @router.put("/{node_id}/capacity")
 def put_capacity(
-    node_id: str, body: CapacityIn, ledger: LedgerDep, catalogue: CatalogueDep, _: AdminScope
+    node_id: PathId, body: CapacityIn, ledger: LedgerDep, catalogue: CatalogueDep, _: AdminScope
 ) -> dict[str, Any]:
     rec = _node(ledger, node_id)
     rec = replace(

@@ -10,6 +10,7 @@ from fastapi import APIRouter, BackgroundTasks, Header
 from fastapi.responses import JSONResponse
 
 from serving import metrics, orchestration
+from serving.bounds import PathLongId
 from serving.deps import LedgerDep, RuntimeDep
 from serving.ledger import (
     DeliveryEvent,
@@ -57,7 +58,15 @@ def place_order(
     runtime: RuntimeDep,
     _: OrdersScope,
     tasks: BackgroundTasks,
-    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=255,
+            pattern=r"^[\x21-\x7e]+$",
+            description="Retry-safe placement: the same key and body return the first answer",
+        ),
+    ] = None,
 ) -> JSONResponse:
     """Same `Idempotency-Key` + same body → the first answer; + different body → 422;
     while the first is still running → 409. An unfillable order reserves nothing (409)."""
@@ -75,7 +84,7 @@ def place_order(
 
 
 @router.get("/{order_id}")
-def get_order(order_id: str, ledger: LedgerDep, _: OrdersScope) -> dict[str, Any]:
+def get_order(order_id: PathLongId, ledger: LedgerDep, _: OrdersScope) -> dict[str, Any]:
     return order_json(ledger.get_order(order_id))
 
 
@@ -86,14 +95,14 @@ def release_order(order_id: str, ledger: LedgerDep, _: OrdersScope) -> dict[str,
 
 
 @router.post("/{order_id}/cancel")
-def cancel_order(order_id: str, ledger: LedgerDep, _: OrdersScope) -> dict[str, Any]:
+def cancel_order(order_id: PathLongId, ledger: LedgerDep, _: OrdersScope) -> dict[str, Any]:
     """Release every reservation of the order (shipped lines stay shipped)."""
     return order_json(ledger.cancel_order(order_id))
 
 
 @router.post("/{order_id}/shipments")
 def ship_order(
-    order_id: str, body: ShipmentIn, ledger: LedgerDep, _: OrdersScope
+    order_id: PathLongId, body: ShipmentIn, ledger: LedgerDep, _: OrdersScope
 ) -> dict[str, Any]:
     """Turn reservations into deductions for the given (or all) lines; one shipment per node
     keeps the carrier and tracking number."""
@@ -110,7 +119,7 @@ def ship_order(
 
 @router.post("/{order_id}/deliveries")
 def confirm_deliveries(
-    order_id: str, body: DeliveriesIn, ledger: LedgerDep, _: OrdersScope
+    order_id: PathLongId, body: DeliveriesIn, ledger: LedgerDep, _: OrdersScope
 ) -> dict[str, Any]:
     """Carrier delivery confirmations, per shipment; resending an event id changes nothing."""
     results = ledger.confirm_deliveries(
@@ -137,7 +146,7 @@ def confirm_deliveries(
 
 @router.post("/{order_id}/rejections")
 def reject(
-    order_id: str,
+    order_id: PathLongId,
     body: RejectionIn,
     runtime: RuntimeDep,
     _: OrdersScope,

@@ -23,7 +23,8 @@ def shadow_summary(
     runtime: RuntimeDep,
     _: RouteScope,
     since: Annotated[
-        str | None, Query(description="ISO 8601 time or an age like 24h, 7d; default all")
+        str | None,
+        Query(max_length=64, description="ISO 8601 time or an age like 24h, 7d; default all"),
     ] = None,
 ) -> dict[str, Any]:
     """Per shadow mode: share of orders whose nodes differ, cost and predicted-risk deltas,

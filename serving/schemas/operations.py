@@ -1,45 +1,56 @@
-"""Request bodies of the orchestration endpoints (orders, inventory, nodes)."""
+"""Request bodies of the orchestration endpoints (orders, inventory, nodes).
+
+Every value is bounded (``serving/bounds.py``) so the OpenAPI document states the limits and
+both database backends refuse the same inputs."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints
 
+from routing.calendar import MAX_CLOSURES, MAX_HOLIDAYS, WEEKDAYS
 from routing.domain import RejectReason
+from serving.bounds import (
+    MAX_DAILY_CAPACITY,
+    MAX_LINES,
+    MAX_STOCK_QTY,
+    AwareTime,
+    BoundedDate,
+    Id,
+    LocalTime,
+    LongId,
+    Text,
+)
 
-
-def _require_offset(v: datetime) -> datetime:
-    if v.tzinfo is None:
-        raise ValueError("needs a UTC offset, e.g. 2026-01-01T10:00:00Z")
-    return v
-
-
-#: A timestamp that says which instant it is (naive times are refused, not guessed).
-AwareTime = Annotated[datetime, AfterValidator(_require_offset)]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+assert Weekday.__args__ == WEEKDAYS  # type: ignore[attr-defined]
+Span = Annotated[
+    str, StringConstraints(pattern=r"^[0-9]{2}:[0-9]{2}(:[0-9]{2})?-[0-9]{2}:[0-9]{2}(:[0-9]{2})?$")
+]
+ClockTime = Annotated[str, StringConstraints(pattern=r"^[0-9]{2}:[0-9]{2}(:[0-9]{2})?$")]
 
 
 class RejectionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    node_id: str = Field(..., min_length=1)
-    line_ids: list[str] = Field(..., min_length=1)
+    node_id: Id
+    line_ids: list[LongId] = Field(..., min_length=1, max_length=MAX_LINES)
     reason: RejectReason
-    note: str | None = None
+    note: Text | None = None
 
 
 class ShipmentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    line_ids: list[str] | None = Field(
-        None, description="Lines shipped; all reserved lines if omitted"
+    line_ids: list[LongId] | None = Field(
+        None, max_length=MAX_LINES, description="Lines shipped; all reserved lines if omitted"
     )
-    carrier: str | None = Field(None, min_length=1, max_length=64, examples=["UPS"])
-    tracking_number: str | None = Field(
+    carrier: Annotated[Text, StringConstraints(min_length=1, max_length=64)] | None = Field(
+        None, examples=["UPS"]
+    )
+    tracking_number: LongId | None = Field(
         None,
-        min_length=1,
-        max_length=128,
         validation_alias=AliasChoices("tracking_number", "tracking"),
         description="One parcel's number: ship one node's lines per request when given",
     )
@@ -53,19 +64,14 @@ class DeliveryIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    event_id: str = Field(
-        ..., min_length=1, max_length=128, description="Carrier event id; a resend is a no-op"
-    )
+    event_id: LongId = Field(..., description="Carrier event id; a resend is a no-op")
     delivered_at: AwareTime
-    shipment_id: str | None = Field(
+    shipment_id: Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f]+$")] | None = Field(
         None, min_length=1, max_length=160, description="From the order's shipments"
     )
-    carrier: str | None = Field(None, min_length=1, max_length=64)
-    tracking_number: str | None = Field(
-        None,
-        min_length=1,
-        max_length=128,
-        description="Names the shipment when shipment_id is omitted",
+    carrier: Annotated[Text, StringConstraints(min_length=1, max_length=64)] | None = None
+    tracking_number: LongId | None = Field(
+        None, description="Names the shipment when shipment_id is omitted"
     )
 
 
@@ -78,13 +84,13 @@ class DeliveriesIn(BaseModel):
 class AdjustmentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    event_id: str = Field(..., min_length=1, max_length=128)
+    event_id: LongId
     event_time: AwareTime
-    node_id: str = Field(..., min_length=1)
-    sku: str = Field(..., min_length=1)
+    node_id: Id
+    sku: Id
     kind: Literal["count", "delta"]
-    qty: int
-    source: str | None = Field(None, description="Channel that sent it (POS, WMS, marketplace…)")
+    qty: int = Field(..., ge=-MAX_STOCK_QTY, le=MAX_STOCK_QTY)
+    source: Text | None = Field(None, description="Channel that sent it (POS, WMS, marketplace…)")
 
 
 class AdjustmentsIn(BaseModel):
@@ -96,8 +102,18 @@ class AdjustmentsIn(BaseModel):
 class CapacityIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    daily_capacity: int = Field(..., ge=0, description="Orders per day; 0 = unlimited")
+    daily_capacity: int = Field(
+        ..., ge=0, le=MAX_DAILY_CAPACITY, description="Orders per day; 0 = unlimited"
+    )
     enabled: bool | None = None
+
+
+class ClosureIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    start: LocalTime
+    end: LocalTime
+    reason: Text | None = None
 
 
 class CalendarIn(BaseModel):
@@ -117,10 +133,10 @@ class CalendarIn(BaseModel):
         },
     )
 
-    weekly_hours: dict[str, list[str]] | None = None
-    holidays: list[str] = []
-    closures: list[dict[str, Any]] = []
-    cutoff: str | None = Field(
+    weekly_hours: dict[Weekday, Annotated[list[Span], Field(max_length=24)]] | None = None
+    holidays: list[BoundedDate] = Field([], max_length=MAX_HOLIDAYS)
+    closures: list[ClosureIn] = Field([], max_length=MAX_CLOSURES)
+    cutoff: ClockTime | None = Field(
         None,
         description="Local time after which an order ships the next open day; "
         "the day's closing time if omitted",

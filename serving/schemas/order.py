@@ -2,23 +2,38 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from routing.calendar import zone
 from routing.domain import Channel, Mode
+from serving.bounds import MAX_LINE_QTY, MAX_LINES, Id, Text
 
 
 class Destination(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    country: str = Field("US", min_length=2, max_length=2, description="ISO 3166-1 alpha-2")
-    postal_code: str | None = Field(None, min_length=3, max_length=10)
-    lat: float | None = Field(None, ge=-90, le=90)
-    lon: float | None = Field(None, ge=-180, le=180)
-    region: str | None = Field(None, description="State / region code; derived from postal code")
-    timezone: str | None = Field(
+    country: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2}$")] = Field(
+        "US", description="ISO 3166-1 alpha-2"
+    )
+    postal_code: (
+        Annotated[str, StringConstraints(min_length=3, max_length=10, pattern=r"^[0-9A-Za-z -]+$")]
+        | None
+    ) = None
+    lat: float | None = Field(None, ge=-90, le=90, allow_inf_nan=False)
+    lon: float | None = Field(None, ge=-180, le=180, allow_inf_nan=False)
+    region: Annotated[Text, StringConstraints(max_length=8)] | None = Field(
+        None, description="State / region code; derived from postal code"
+    )
+    timezone: Text | None = Field(
         None,
         max_length=64,
         description="IANA zone promise dates are given in; derived from a US postal code, else UTC",
@@ -47,16 +62,9 @@ class Destination(BaseModel):
 class OrderLineIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    line_id: str = Field(..., min_length=1, max_length=64)
-    sku: str = Field(..., min_length=1, max_length=64)
-    qty: float = Field(..., gt=0, description="Units; integral unless the SKU allows decimals")
-
-    @field_validator("qty")
-    @classmethod
-    def _integral(cls, v: float) -> float:
-        if v != int(v):
-            raise ValueError("qty must be a whole number of units")
-        return v
+    line_id: Id
+    sku: Id
+    qty: int = Field(..., ge=1, le=MAX_LINE_QTY, description="Whole units")
 
 
 class OrderIn(BaseModel):
@@ -72,16 +80,14 @@ class OrderIn(BaseModel):
         },
     )
 
-    order_id: str = Field(..., min_length=1, max_length=64)
-    channel: str = Field(Channel.WEB.value, min_length=1, max_length=32)
+    order_id: Id
+    channel: Annotated[Id, StringConstraints(max_length=32)] = Channel.WEB.value
     destination: Destination
-    lines: list[OrderLineIn] = Field(..., min_length=1)
+    lines: list[OrderLineIn] = Field(..., min_length=1, max_length=MAX_LINES)
     mode: Mode | None = Field(None, description="Override the routing mode for this order")
     allow_partial: bool = False
-    promise_days: float | None = Field(None, gt=0)
-    pickup_node_id: str | None = Field(
-        default=None, max_length=64, description="Collect at this node: only it may serve the order"
-    )
+    promise_days: float | None = Field(None, gt=0, le=365, allow_inf_nan=False)
+    pickup_node_id: Id | None = None
     customer_id: str | None = Field(
         default=None,
         min_length=1,

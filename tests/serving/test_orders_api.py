@@ -350,15 +350,17 @@ def test_adjustments_are_idempotent_and_ordered(api: tuple[TestClient, Any]) -> 
     client, runtime = api
     sku = _fresh_sku(client, runtime)
     dc = _dc_ids(runtime)[0]
+    now = datetime.now(UTC)
     newer = {
         "event_id": f"n-{sku}",
-        "event_time": "2099-01-02T00:00:00Z",
+        "event_time": now.isoformat(),
         "node_id": dc,
         "sku": sku,
         "kind": "count",
         "qty": 7,
     }
-    older = {**newer, "event_id": f"o-{sku}", "event_time": "2099-01-01T00:00:00Z", "qty": 99}
+    older = {**newer, "event_id": f"o-{sku}", "event_time": (now - timedelta(days=1)).isoformat()}
+    older["qty"] = 99
     r1 = client.post("/v1/inventory/adjustments", json={"events": [newer]}).json()["results"][0]
     r2 = client.post("/v1/inventory/adjustments", json={"events": [newer]}).json()["results"][0]
     r3 = client.post("/v1/inventory/adjustments", json={"events": [older]}).json()["results"][0]

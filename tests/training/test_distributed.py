@@ -202,7 +202,7 @@ def test_train_stockout_dask_registers_with_trainer_tags(
         valid=frame(500, 11, "2024-01-03"),
         test=frame(500, 12, "2024-01-04"),
     )
-    monkeypatch.setattr(pipeline, "stockout_split", lambda *a, **k: split)
+    monkeypatch.setattr(pipeline, "training_split", lambda *a, **k: split)
     client = configure(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "artifacts")
     with dask_client(scheduler) as dask:
         result = pipeline.train_stockout(

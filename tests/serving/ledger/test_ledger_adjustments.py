@@ -21,6 +21,13 @@ from serving.ledger import (
 from serving.ledger.tables import stock
 
 
+@pytest.fixture
+def clock() -> Clock:
+    """The ledger's clock a day after ``T0``: the events below (T0 + hours) are in its past,
+    as real counts are (a count stamped ahead of the clock is refused)."""
+    return Clock(T0 + timedelta(days=1))
+
+
 def _count(eid: str, hours: float, qty: int, node: str = "dc1", sku: str = "A") -> InventoryEvent:
     return InventoryEvent(eid, T0 + timedelta(hours=hours), node, sku, "count", qty)
 
@@ -150,7 +157,7 @@ def test_decisions_are_recorded_once(ledger: Ledger) -> None:
         "predictive",
         False,
     )
-    assert rec.created_at == T0
+    assert rec.created_at == T0 + timedelta(days=1)
     assert ledger.get_decision("nope") is None
 
 
