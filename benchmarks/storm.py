@@ -13,7 +13,7 @@ would show. Afterwards:
   hand = initial + acknowledged receipts − acknowledged shipments − rejection write-offs;
 * units oversold: shipped + reserved beyond what ever existed (must be 0).
 
-Run: ``python -m benchmarks.storm --url sqlite:///tmp/storm.db --processes 3 --threads 8``.
+Run: ``python -m benchmarks.storm --url sqlite:///.routecast/storm.db --processes 3 --threads 8``.
 """
 
 from __future__ import annotations
