@@ -115,12 +115,14 @@ def adjust(
     # Read applied event ids only after the row locks: a concurrent batch carrying the same
     # events has committed by now, so its events count as duplicates instead of a lost race.
     ids = sorted({e.event_id for e in events})
-    seen: set[str] = set()
+    seen: dict[str, str | None] = {}
     for part in chunks(ids):
         seen.update(
             conn.execute(
-                select(inventory_events.c.event_id).where(inventory_events.c.event_id.in_(part))
-            ).scalars()
+                select(inventory_events.c.event_id, inventory_events.c.source).where(
+                    inventory_events.c.event_id.in_(part)
+                )
+            ).all()
         )
 
     results: dict[str, AdjustResult] = {}
@@ -130,7 +132,7 @@ def adjust(
         if e.event_id in seen:
             outcome = "duplicate"
         else:
-            seen.add(e.event_id)
+            seen[e.event_id] = e.source
             last_count = state.last_count_at
             if e.kind == "count":
                 outcome = (
@@ -165,6 +167,7 @@ def adjust(
                     qty=e.qty,
                     outcome=outcome,
                     received_at=at,
+                    source=e.source,
                 )
             )
         results.setdefault(
@@ -178,6 +181,7 @@ def adjust(
                 reserved=state.reserved,
                 available=state.available,
                 shortfall=state.shortfall,
+                source=seen[e.event_id],
             ),
         )
     return [results[e.event_id] for e in events]

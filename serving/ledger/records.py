@@ -188,6 +188,8 @@ class InventoryEvent:
     sku: str
     kind: AdjustKind
     qty: int
+    #: the channel that sent it (POS, WMS, marketplace…); stored with the event for audit
+    source: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +202,8 @@ class AdjustResult:
     reserved: int
     available: int
     shortfall: int
+    #: the source stored with the event id (the first sender's, for a duplicate)
+    source: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

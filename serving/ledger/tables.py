@@ -232,6 +232,8 @@ inventory_events = Table(
     Column("qty", BigInteger, nullable=False),
     Column("outcome", String(16), nullable=False),
     Column("received_at", UTCDateTime, nullable=False),
+    #: the channel that sent it (POS, WMS, marketplace…), kept for audit
+    Column("source", String(256), nullable=True),
 )
 Index("ix_inventory_events_node_sku", inventory_events.c.node_id, inventory_events.c.sku)
 

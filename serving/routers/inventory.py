@@ -28,6 +28,7 @@ def adjust(body: AdjustmentsIn, ledger: LedgerDep, _: InventoryScope) -> dict[st
             sku=e.sku,
             kind=e.kind,
             qty=e.qty,
+            source=e.source,
         )
         for e in body.events
     ]

@@ -358,14 +358,19 @@ def test_adjustments_are_idempotent_and_ordered(api: tuple[TestClient, Any]) -> 
         "sku": sku,
         "kind": "count",
         "qty": 7,
+        "source": "POS",
     }
     older = {**newer, "event_id": f"o-{sku}", "event_time": (now - timedelta(days=1)).isoformat()}
     older["qty"] = 99
+    older["source"] = "WMS"
+    resend = {**newer, "source": "marketplace"}
     r1 = client.post("/v1/inventory/adjustments", json={"events": [newer]}).json()["results"][0]
-    r2 = client.post("/v1/inventory/adjustments", json={"events": [newer]}).json()["results"][0]
+    r2 = client.post("/v1/inventory/adjustments", json={"events": [resend]}).json()["results"][0]
     r3 = client.post("/v1/inventory/adjustments", json={"events": [older]}).json()["results"][0]
     assert (r1["outcome"], r2["outcome"], r3["outcome"]) == ("applied", "duplicate", "stale")
     assert r3["on_hand"] == 7
+    # The sending channel is kept with the event: a resend from elsewhere shows the first sender.
+    assert (r1["source"], r2["source"], r3["source"]) == ("POS", "POS", "WMS")
 
 
 def test_keys_and_scopes(api: tuple[TestClient, Any]) -> None:
