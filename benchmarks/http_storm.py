@@ -34,6 +34,8 @@ from typing import Any
 
 import httpx
 
+from serving.cli.service import WORKER_START_SECONDS
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -102,10 +104,8 @@ def serve(home: Path, database_url: str, *, workers: int = 2) -> Iterator[Server
             "--no-access-log",
             "--timeout-graceful-shutdown",
             "5",
-            # start-up loads models and features (blocking); on a busy machine the default
-            # 5 s health check would kill and restart workers that are merely starting
             "--timeout-worker-healthcheck",
-            "120",
+            str(WORKER_START_SECONDS),
         ],
         env=env,
         stdout=subprocess.DEVNULL,

@@ -48,6 +48,12 @@ def demo(
         console.print(f'  e.g. curl -H "Authorization: Bearer $(cat {cfg.demo_key_file})" ...')
 
 
+#: Seconds a new uvicorn worker may take to start answering. Start-up loads models and
+#: features before the first request; uvicorn's default of 5 s kills and restarts workers
+#: that are merely starting, in a loop, whenever ``--workers`` is above 1.
+WORKER_START_SECONDS = 120
+
+
 def serve(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,
@@ -62,6 +68,7 @@ def serve(
         host=host,
         port=port,
         workers=workers,
+        timeout_worker_healthcheck=WORKER_START_SECONDS,
         log_config=None,
         access_log=False,
     )
