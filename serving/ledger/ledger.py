@@ -548,13 +548,20 @@ class Ledger:
         )
 
     def receive_return(
-        self, return_id: str, lines: Sequence[tuple[str, int, str]]
-    ) -> returns_ops.ReturnView:
-        """Record arrivals: resellable units back in stock through the movement log."""
+        self,
+        return_id: str,
+        lines: Sequence[tuple[str, int, str]],
+        *,
+        receipt_id: str | None = None,
+    ) -> tuple[returns_ops.ReturnView, bool]:
+        """Record arrivals: resellable units back in stock through the movement log; a
+        resent ``receipt_id`` is recognised and changes nothing (second value ``True``)."""
         if not lines:
             raise InvalidLedgerRequest("lines: name at least one received line", field="lines")
         at = self.clock()
-        return self._write(lambda conn: returns_ops.receive(conn, return_id, lines, at=at))
+        return self._write(
+            lambda conn: returns_ops.receive(conn, return_id, lines, at=at, receipt_id=receipt_id)
+        )
 
     def get_return(self, return_id: str) -> returns_ops.ReturnView:
         return self._read(lambda conn: returns_ops.view(conn, return_id))

@@ -20,7 +20,7 @@ from serving.ledger.errors import InvalidReturn, OrderNotFound, ReturnNotFound
 from serving.ledger.orders import lock_order
 from serving.ledger.outbox import emit
 from serving.ledger.stock_ops import ensure_rows, lock_rows, move
-from serving.ledger.tables import order_allocations, return_lines, returns
+from serving.ledger.tables import order_allocations, return_lines, return_receipts, returns
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,14 +170,33 @@ def receive(
     lines: Sequence[tuple[str, int, str]],
     *,
     at: datetime,
-) -> ReturnView:
-    """Record what arrived: resellable units back into the node's stock, damaged ones not."""
+    receipt_id: str | None = None,
+) -> tuple[ReturnView, bool]:
+    """Record what arrived: resellable units back into the node's stock, damaged ones not.
+
+    A ``receipt_id`` seen before is a resend: the same content changes nothing and returns
+    the return as it stands (``True`` = replayed); different content under that id is refused.
+    """
     row = conn.execute(
         select(returns).where(returns.c.return_id == return_id).with_for_update()
     ).one_or_none()
     if row is None:
         raise ReturnNotFound(return_id)
     lock_order(conn, row.order_id)
+    content = [[line_id, qty, condition] for line_id, qty, condition in lines]
+    if receipt_id is not None:
+        # read after the locks: a concurrent resend has committed by now, so it is seen here
+        seen = conn.execute(
+            select(return_receipts).where(return_receipts.c.receipt_id == receipt_id)
+        ).one_or_none()
+        if seen is not None:
+            if seen.return_id != return_id or list(seen.lines) != content:
+                raise InvalidReturn(
+                    "receipt_id",
+                    f"receipt {receipt_id!r} was already recorded with other content"
+                    f" (return {seen.return_id}); send a new receipt_id for a new receipt",
+                )
+            return view(conn, return_id), True
     current = {ln.line_id: ln for ln in view(conn, return_id).lines}
     pending: dict[str, list[int]] = {k: [v.resellable, v.damaged] for k, v in current.items()}
     for i, (line_id, qty, condition) in enumerate(lines):
@@ -229,5 +248,12 @@ def receive(
         ],
         "restocked": sum(restock.values()),
     }
+    if receipt_id is not None:
+        payload["receipt_id"] = receipt_id
+        conn.execute(
+            return_receipts.insert().values(
+                receipt_id=receipt_id, return_id=return_id, lines=content, received_at=at
+            )
+        )
     emit(conn, "return.received", payload, at=at, order_id=row.order_id)
-    return view(conn, return_id)
+    return view(conn, return_id), False

@@ -351,3 +351,13 @@ return_lines = Table(
     CheckConstraint("resellable >= 0 AND damaged >= 0", name="received_nonneg"),
     CheckConstraint("resellable + damaged <= qty", name="received_le_qty"),
 )
+
+#: one row per receipt id, so a resent receipt is recognised instead of counted twice
+return_receipts = Table(
+    "return_receipts",
+    metadata,
+    Column("receipt_id", String(128), primary_key=True),
+    Column("return_id", String(64), ForeignKey("returns.return_id"), nullable=False),
+    Column("lines", _json(), nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+)

@@ -6,11 +6,12 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from routing.returns import choose_return_node
 from serving import metrics
+from serving.bounds import LongId
 from serving.deps import RuntimeDep
 from serving.destinations import locate
 from serving.ledger.returns import ReturnView
@@ -43,6 +44,11 @@ class ReceiptLineIn(ReturnLineIn):
 
 class ReceiptIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    receipt_id: LongId | None = Field(
+        None,
+        description="The warehouse's id for this receipt: a resend with the same id and lines"
+        " is a no-op; without it every call records a new receipt",
+    )
     lines: list[ReceiptLineIn] = Field(..., min_length=1, max_length=200)
 
 
@@ -100,11 +106,16 @@ def get_return(return_id: str, runtime: RuntimeDep, _: OrdersScope) -> dict[str,
 
 @router.post("/returns/{return_id}/receipts", summary="Record what arrived and its condition")
 def receive(
-    return_id: str, body: ReceiptIn, runtime: RuntimeDep, _: InventoryScope
+    return_id: str, body: ReceiptIn, runtime: RuntimeDep, _: InventoryScope, response: Response
 ) -> dict[str, Any]:
-    received = runtime.ledger.receive_return(
-        return_id, [(ln.line_id, ln.qty, ln.condition) for ln in body.lines]
+    received, replayed = runtime.ledger.receive_return(
+        return_id,
+        [(ln.line_id, ln.qty, ln.condition) for ln in body.lines],
+        receipt_id=body.receipt_id,
     )
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+        return return_json(received)
     for ln in body.lines:
         metrics.RETURN_UNITS.labels(ln.condition).inc(ln.qty)
     return return_json(received)

@@ -322,11 +322,15 @@ def test_whole_life_of_an_order(evented: tuple[TestClient, Any, Receiver]) -> No
     stock_before = {n["node_id"]: n for n in client.get(f"/v1/inventory/{b}").json()["nodes"]}.get(
         ret["node_id"], {"on_hand": 0}
     )["on_hand"]
-    received = client.post(
-        f"/v1/returns/{ret['return_id']}/receipts",
-        json={"lines": [{"line_id": "2", "qty": 1, "condition": "resellable"}]},
-    )
+    receipt = {
+        "receipt_id": f"rcv-{ret['return_id']}",
+        "lines": [{"line_id": "2", "qty": 1, "condition": "resellable"}],
+    }
+    received = client.post(f"/v1/returns/{ret['return_id']}/receipts", json=receipt)
     assert received.status_code == 200 and received.json()["status"] == "received", received.text
+    resent = client.post(f"/v1/returns/{ret['return_id']}/receipts", json=receipt)
+    assert resent.status_code == 200 and resent.headers["Idempotent-Replayed"] == "true"
+    assert resent.json() == received.json()
     stock_after = {n["node_id"]: n for n in client.get(f"/v1/inventory/{b}").json()["nodes"]}[
         ret["node_id"]
     ]["on_hand"]
