@@ -17,7 +17,12 @@ TABLES_DIR = "tables"
 
 
 def open_store(work_dir: Path, project: str) -> FeatureStore:
-    """A local-provider store: file offline store, SQLite online store, file registry."""
+    """A local-provider store: file offline store, SQLite online store, file registry.
+
+    Paths are made absolute: Feast resolves a relative registry path against ``repo_path``,
+    so a relative ``--work-dir`` would otherwise point inside itself.
+    """
+    work_dir = work_dir.resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
     config = RepoConfig(
         project=project,
