@@ -72,6 +72,8 @@ SERIES_FEATURES = (
     "so_open_hours_14d",
     *TARGET_ENCODINGS,
 )
+#: Trading hours one by one (fresh_tables._hour_grid), in the same series view.
+HOUR_FEATURES = t.hour_columns()
 #: Features whose direction is known: more empty history never lowers tomorrow's risk.
 MONOTONE = {
     name: 1
@@ -109,7 +111,7 @@ def feature_views(table_dir: Path) -> dict[str, FeatureView]:
             name=t.SERIES_DAILY,
             entities=[entities.node, entities.sku],
             ttl=_DAILY_TTL,
-            schema=[Field(name=n, dtype=Float64) for n in SERIES_FEATURES],
+            schema=[Field(name=n, dtype=Float64) for n in (*SERIES_FEATURES, *HOUR_FEATURES)],
             source=_source(table_dir, t.SERIES_DAILY),
         ),
         t.NODE_DAILY: FeatureView(

@@ -34,6 +34,7 @@ FEATURES = (
     *fresh_views.SKU_FEATURES,
     *fresh_views.PROFILE_FEATURES,
     *CALENDAR,
+    *fresh_views.HOUR_FEATURES,
 )
 METRICS = ("auc", "pr_auc", "brier", "ece")
 

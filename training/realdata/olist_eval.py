@@ -56,6 +56,12 @@ FEATURES = (
     "net_days_p90_14d",
     "net_carrier_days_p50_14d",
     "net_late_rate_14d",
+    # Where the parcel goes from and to, finer than the state: a capital and the interior
+    # of the same state are different trips (backtests: P90 pinball 1.955 → 1.921).
+    "dest_lat",
+    "dest_lon",
+    "node_lat",
+    "node_lon",
 )
 MONOTONE = {"distance_km": 1}
 #: The scale the model learns in: delivery days relative to the network's current median,
