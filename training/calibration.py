@@ -4,7 +4,9 @@
 held-out set is large enough to estimate a step function, Platt's sigmoid otherwise); the
 stockout model and the real-data evaluations use this one;
 ``ConformalUpper`` widens an upper quantile until it reaches its nominal coverage on a
-held-out slice (split-conformal), which also absorbs drift between training and now.
+held-out slice (split-conformal), which also absorbs drift between training and now;
+``GroupConformalUpper`` does so per group (Mondrian); ``CoverageMonitor`` then follows
+the band's coverage on recent parcels whose outcome is known, day by day.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Any, Literal
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
+
+from features.realdata.survival import kaplan_meier_quantile
 
 Method = Literal["auto", "isotonic", "sigmoid"]
 #: Below this many held-out rows (or 50 positives) isotonic steps overfit; Platt instead.
@@ -166,3 +170,67 @@ class GroupConformalUpper:
         upper = np.asarray(upper, dtype=float)
         c = self.correction(np.asarray(groups, dtype=object))
         return upper + c if self.mode == "additive" else upper * c
+
+
+class CoverageMonitor:
+    """Follows a band's recent coverage: how much wider (or narrower) it should be today.
+
+    A band measured over the training period is too narrow while deliveries slow down and
+    too wide while they speed up. Each day, before its first order, the monitor takes the
+    parcels purchased in the last ``window_days`` and their *normalised* delivery times
+    (days ÷ the band they were promised, so 1 is exactly on the promise) as known at that
+    instant: a parcel still travelling counts as "at least this long" (Kaplan–Meier, as
+    the cohort level does). The ``coverage`` quantile of those is the factor that would
+    have covered them; the band is multiplied by it to the power ``weight`` (0: static,
+    1: follow it fully), clipped to ``bounds``. Only outcomes known before the day began
+    are used, so it can run in production and in a backtest alike.
+    """
+
+    def __init__(
+        self,
+        coverage: float = 0.9,
+        window_days: float = 84.0,
+        weight: float = 0.5,
+        bounds: tuple[float, float] = (0.5, 2.0),
+    ) -> None:
+        if not 0.0 < coverage < 1.0:
+            raise ValueError("coverage must lie in (0, 1)")
+        self.coverage = coverage
+        self.window_days = window_days
+        self.weight = weight
+        self.bounds = bounds
+
+    def factors(
+        self,
+        purchased: np.ndarray,
+        delivered: np.ndarray,
+        band: np.ndarray,
+        at: np.ndarray,
+    ) -> np.ndarray:
+        """One factor per instant in ``at`` (all in days on one clock).
+
+        ``purchased``/``delivered``/``band`` describe the past promises (``delivered`` may
+        lie after an instant: that parcel is then still travelling; NaN: never known).
+        """
+        purchased, delivered, band, at = (
+            np.asarray(a, dtype=float) for a in (purchased, delivered, band, at)
+        )
+        if not (len(purchased) == len(delivered) == len(band)):
+            raise ValueError("purchased, delivered and band must have one value per parcel")
+        lo, hi = self.bounds
+        out = np.ones(len(at))
+        cache: dict[float, float] = {}
+        for i, instant in enumerate(at):
+            if instant not in cache:
+                recent = (purchased >= instant - self.window_days) & (purchased < instant)
+                known = delivered[recent] <= instant
+                until = np.where(known, delivered[recent], instant) - purchased[recent]
+                scores = until / np.clip(band[recent], _EPS, None)
+                factor = kaplan_meier_quantile(scores, known, self.coverage)
+                if not np.isfinite(factor):
+                    # Over a tenth still travelling beyond every time seen: at least the
+                    # largest of them (no parcels at all: no evidence, no change).
+                    factor = float(scores.max()) if len(scores) else 1.0
+                cache[instant] = float(factor)
+            out[i] = float(np.clip(cache[instant], lo, hi)) ** self.weight
+        return out

@@ -23,7 +23,7 @@ from features.adapters import OlistTables, load_olist
 from features.realdata import olist_tables, olist_views
 from features.realdata import store as feast_store
 from training.baselines import LaneMedian
-from training.calibration import ConformalUpper, GroupConformalUpper
+from training.calibration import ConformalUpper, CoverageMonitor, GroupConformalUpper
 from training.metrics import coverage_by_group, quantile_metrics
 from training.models import DeliveryQuantileModel
 
@@ -88,6 +88,11 @@ class OlistSettings:
     #: None: one band for all. Chosen on the backtests (see docs/evaluation.md).
     conformal_groups: tuple[str, ...] | None = ("origin_state", "dest_state")
     conformal_min_rows: int = 300
+    #: Coverage monitor (``CoverageMonitor``): each day the band is scaled by the factor
+    #: that would have covered the last ``monitor_days`` of purchases as known that
+    #: morning, to the power ``monitor_weight``. None: the band stays as fitted.
+    monitor_days: float | None = 84.0
+    monitor_weight: float = 0.5
     num_boost_round: int = 600
     params: dict[str, Any] = field(
         default_factory=lambda: {
@@ -240,7 +245,10 @@ class OlistDeliveryModel:
                 y, out_of_fold, lane_of(frame, s.conformal_groups)
             )
         )
-        self.validation_ = quantile_metrics(y, out_of_fold, self._p90(out_of_fold, frame))
+        band = self._p90(out_of_fold, frame)
+        self.validation_ = quantile_metrics(y, out_of_fold, band)
+        purchased = _days(frame["event_timestamp"])
+        self.history_ = (purchased, purchased + y, band)
         self.model_ = self._booster(self.rounds_).fit(frame, target)
         return self
 
@@ -255,6 +263,35 @@ class OlistDeliveryModel:
     def predict(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         p50 = self._p50(self.model_, frame)
         return p50, self._p90(p50, frame)
+
+    def predict_monitored(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """P50 and the P90 as the coverage monitor sets it on each order's day.
+
+        ``frame``'s labels are the outcomes production would learn over time: a row's band
+        sees the training parcels and the earlier rows of ``frame`` only as far as they
+        had arrived before its day began (a parcel still travelling is censored), never
+        its own or a later outcome. Without a monitor this is ``predict``.
+        """
+        p50, p90 = self.predict(frame)
+        s = self.settings
+        if s.monitor_days is None or len(frame) == 0:
+            return p50, p90
+        purchased = _days(frame["event_timestamp"])
+        delivered = purchased + frame["label"].to_numpy(dtype=float)
+        past_bought, past_arrived, past_band = self.history_
+        factors = CoverageMonitor(s.coverage, s.monitor_days, s.monitor_weight).factors(
+            np.concatenate([past_bought, purchased]),
+            np.concatenate([past_arrived, delivered]),
+            np.concatenate([past_band, p90]),
+            np.floor(purchased),
+        )
+        return p50, np.maximum(p90 * factors, p50)
+
+
+def _days(timestamps: pd.Series) -> np.ndarray:
+    """Timestamps as float days on one clock (the monitor's unit)."""
+    since = timestamps - pd.Timestamp(0, tz="UTC")
+    return np.asarray(since / pd.Timedelta(days=1), dtype=float)
 
 
 def baselines(train: pd.DataFrame, test: pd.DataFrame) -> dict[str, dict[str, float]]:
@@ -307,7 +344,7 @@ def evaluate_delivery(
     if train.empty or test.empty:
         raise ValueError(f"no {'training' if train.empty else 'test'} orders around cut {cut}")
     model = OlistDeliveryModel(settings).fit(train)
-    p50, p90 = model.predict(test)
+    p50, p90 = model.predict_monitored(test)
     metrics = quantile_metrics(test["label"].to_numpy(), p50, p90)
     return {
         "n_train": len(train),
@@ -356,11 +393,15 @@ def backtest_olist(
         test = rows[(when >= cut_ts) & (when < cut_ts + pd.Timedelta(days=horizon_days))]
         if train.empty or test.empty:
             raise ValueError(f"no {'training' if train.empty else 'test'} orders around {cut}")
-        p50, p90 = OlistDeliveryModel(settings).fit(train).predict(test)
-        m = quantile_metrics(test["label"].to_numpy(), p50, p90)
+        p50, p90 = OlistDeliveryModel(settings).fit(train).predict_monitored(test)
+        y = test["label"].to_numpy()
+        m = quantile_metrics(y, p50, p90)
+        lanes = coverage_by_group(y, p50, p90, lane_of(test), LANE_REPORT_MIN)
+        worst = min((g for g in lanes if g["group"] != "other"), key=lambda g: g["p90_coverage"])
         folds.append(
             {"cut": cut, "n_train": len(train), "n_test": len(test)}
             | {k: m[k] for k in ("mae_p50", "pinball_p90", "p90_coverage", "mean_p90_days")}
+            | {"worst_lane": worst["group"], "worst_lane_coverage": worst["p90_coverage"]}
         )
     return {
         "horizon_days": horizon_days,

@@ -94,3 +94,17 @@ def test_target_encodings_count_only_days_already_closed() -> None:
     for cut in (1, 2, 3):
         head = _series(days[:cut])
         pd.testing.assert_frame_equal(head[later], series[later].iloc[:cut], check_dtype=False)
+
+
+def test_each_trading_hour_its_state_weekly_share_and_sales() -> None:
+    empty_afternoon = np.zeros(24, dtype=int)
+    empty_afternoon[15:22] = 1
+    days = [np.zeros(24, dtype=int), empty_afternoon]
+    series = _series(days)
+    assert series["so_h15"].tolist() == [0.0, 1.0]
+    assert series["so_h14"].tolist() == [0.0, 0.0]
+    assert series["so_h15_7d"].tolist() == pytest.approx([0.0, 0.5])
+    assert series["sales_h15_7d"].tolist() == pytest.approx([1.0, 0.5])
+    assert "so_h07" not in series and "so_h22" not in series  # trading hours only
+    head = _series(days[:1])
+    assert head["so_h15_7d"].iloc[0] == series["so_h15_7d"].iloc[0]  # nothing looks ahead

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from training.calibration import CoverageMonitor
 from training.realdata.olist_eval import FEATURES, LEVEL, OlistDeliveryModel, OlistSettings
 
 
@@ -31,7 +32,7 @@ def test_band_covers_the_training_period_out_of_fold_and_ships_unchanged(
     half_life: float | None,
 ) -> None:
     frame = _drifting_frame()
-    settings = OlistSettings(conformal_half_life=half_life, conformal_groups=None)
+    settings = OlistSettings(conformal_half_life=half_life, conformal_groups=None, monitor_days=None)
     model = OlistDeliveryModel(settings).fit(frame)
     # Out-of-fold P50s never saw their row, so the band is a real widening above 1.
     assert model.conformal_.correction_ > 1.2
@@ -73,3 +74,57 @@ def test_each_busy_lane_gets_its_own_band_and_a_thin_lane_the_pooled_one() -> No
     for lane, q in (*bands.items(), ("SP>AM", model.lane_conformal_.pooled_.correction_)):
         rows = (lanes == lane).to_numpy()
         assert np.allclose(p90[rows], np.maximum(p50[rows] * q, p50[rows]))
+
+
+def _promises(
+    days: int = 120, per_day: int = 20, ratio: float = 0.6, seed: int = 1
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Parcels promised 10 days that take ``ratio`` × 10 days give or take 20 %."""
+    rng = np.random.default_rng(seed)
+    bought = np.repeat(np.arange(days, dtype=float), per_day) + rng.uniform(0, 1, days * per_day)
+    took = 10.0 * ratio * rng.uniform(0.8, 1.2, len(bought))
+    return bought, bought + took, np.full(len(bought), 10.0)
+
+
+def test_monitor_narrows_a_band_that_covers_too_much_and_widens_one_that_slips() -> None:
+    monitor = CoverageMonitor(0.9, window_days=56, weight=1.0)
+    fast = monitor.factors(*_promises(ratio=0.6), np.array([100.0]))
+    slow = monitor.factors(*_promises(ratio=1.4), np.array([100.0]))
+    assert 0.6 < fast[0] < 0.8  # the 90 % quantile of 0.6 × (0.8..1.2)
+    assert 1.4 < slow[0] < 1.8
+    half = CoverageMonitor(0.9, window_days=56, weight=0.5).factors(
+        *_promises(ratio=0.6), np.array([100.0])
+    )
+    assert half[0] == pytest.approx(np.sqrt(fast[0]))
+
+
+def test_monitor_sees_only_outcomes_known_that_morning() -> None:
+    bought, arrived, band = _promises(ratio=1.4)
+    at = np.array([100.0, 110.0])
+    before = CoverageMonitor(0.9, window_days=56, weight=1.0).factors(bought, arrived, band, at)
+    # Parcels still travelling on day 100 arrive far later: day 100 cannot know it.
+    late = arrived > 100.0
+    later = np.where(late, arrived + 30.0, arrived)
+    after = CoverageMonitor(0.9, window_days=56, weight=1.0).factors(bought, later, band, at)
+    assert after[0] == before[0]
+    assert after[1] > before[1]
+
+
+def test_monitored_band_never_uses_its_own_or_a_later_outcome() -> None:
+    frame = _drifting_frame()
+    cut = frame["event_timestamp"].iloc[1200]
+    train, test = frame[frame["event_timestamp"] < cut], frame[frame["event_timestamp"] >= cut]
+    model = OlistDeliveryModel(OlistSettings(conformal_groups=None, monitor_weight=1.0)).fit(train)
+    p50, p90 = model.predict_monitored(test)
+    static = model.predict(test)[1]
+    assert not np.allclose(p90, static)  # the monitor does move the band
+    # Changing the last day's outcomes changes nothing before or on that day.
+    last_day = test["event_timestamp"].dt.floor("D") == test["event_timestamp"].max().floor("D")
+    changed = test.assign(label=np.where(last_day, test["label"] * 5.0, test["label"]))
+    assert np.array_equal(model.predict_monitored(changed)[1], p90)
+    # A shipment's own outcome only affects later days' bands.
+    first = test.index[0]
+    bumped = test.assign(label=test["label"].where(test.index != first, 500.0))
+    moved = model.predict_monitored(bumped)[1]
+    same_day = (test["event_timestamp"].dt.floor("D") == test["event_timestamp"].iloc[0].floor("D"))
+    assert np.array_equal(moved[same_day.to_numpy()], p90[same_day.to_numpy()])
