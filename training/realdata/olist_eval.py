@@ -90,8 +90,9 @@ class OlistSettings:
     conformal_min_rows: int = 300
     #: Coverage monitor (``CoverageMonitor``): each day the band is scaled by the factor
     #: that would have covered the last ``monitor_days`` of purchases as known that
-    #: morning, to the power ``monitor_weight``. None: the band stays as fitted.
-    monitor_days: float | None = 84.0
+    #: morning, to the power ``monitor_weight``. None: the band stays as fitted. Off: in
+    #: the backtests it brought coverage nearer 0.90 but lost on pinball (1.924 vs 1.921).
+    monitor_days: float | None = None
     monitor_weight: float = 0.5
     num_boost_round: int = 600
     params: dict[str, Any] = field(

@@ -10,8 +10,10 @@ import pytest
 
 from features.adapters import load_freshretail, load_olist
 from features.adapters.samples import write_freshretail_sample, write_olist_sample
+from features.realdata import fresh_views
 from features.realdata.survival import kaplan_meier_quantile
 from training.realdata import fresh_eval, olist_eval
+from training.realdata.fresh_labels import CALENDAR
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +87,9 @@ def test_fresh_features_of_day_d_ignore_everything_after_d(tmp_path: Path) -> No
     changed.loc[future, "sales"] = changed.loc[future, "sales"] + 5.0
     other = fresh_eval.side_frame(changed, tmp_path / "b")
     past = frame["day"] < pd.Timestamp("2024-04-03", tz="UTC")
-    features = list(fresh_eval.FEATURES[:-4])  # the last four are d+1's known calendar
+    # Everything but d+1's known calendar, the hour-by-hour grid included.
+    features = [f for f in fresh_eval.FEATURES if f not in CALENDAR]
+    assert set(fresh_views.HOUR_FEATURES) <= set(features)
     pd.testing.assert_frame_equal(
         frame.loc[past, features].reset_index(drop=True),
         other.loc[past, features].reset_index(drop=True),
