@@ -398,7 +398,8 @@ def backtest_olist(
         y = test["label"].to_numpy()
         m = quantile_metrics(y, p50, p90)
         lanes = coverage_by_group(y, p50, p90, lane_of(test), LANE_REPORT_MIN)
-        worst = min((g for g in lanes if g["group"] != "other"), key=lambda g: g["p90_coverage"])
+        named = [g for g in lanes if g["group"] != "other"] or lanes  # all thin: pooled
+        worst = min(named, key=lambda g: g["p90_coverage"])
         folds.append(
             {"cut": cut, "n_train": len(train), "n_test": len(test)}
             | {k: m[k] for k in ("mae_p50", "pinball_p90", "p90_coverage", "mean_p90_days")}
