@@ -7,12 +7,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from serving import metrics, problems
+from serving import console, metrics, problems
 from serving.routers import (
     edits,
     events,
     health,
     inventory,
+    kpis,
     models,
     nodes,
     orders,
@@ -60,7 +61,9 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         shadow,
         events,
         returns,
+        kpis,
     ):
         app.include_router(module.router, responses=problems.PROBLEM_RESPONSES)
     app.include_router(nodes.policy_router, responses=problems.PROBLEM_RESPONSES)
+    console.install(app)
     return app

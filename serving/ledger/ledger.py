@@ -31,6 +31,7 @@ from serving.ledger import (
     invariants,
     live,
     outbox,
+    reporting,
 )
 from serving.ledger import orders as order_ops
 from serving.ledger import returns as returns_ops
@@ -271,20 +272,45 @@ class Ledger:
         """Live stock with last-count times for the given pairs (all when ``None``)."""
         return self._read(lambda conn: live.positions(conn, keys))
 
-    def orders_today(self) -> dict[str, int]:
-        """Orders each capacity-limited node took in its local day (the routing hint; the
-        reservation re-counts inside its own transaction)."""
+    def orders_today(self, *, every_node: bool = False) -> dict[str, int]:
+        """Orders each capacity-limited node (or every node) took in its local day (the
+        routing hint; the reservation re-counts inside its own transaction)."""
         at = self.clock()
 
         def work(conn: Connection) -> dict[str, int]:
+            rows = (
+                conn.execute(select(nodes.c.node_id, nodes.c.timezone))
+                if every_node
+                else order_ops.capacity_limited(conn, None, lock=False)
+            )
             return {
                 row.node_id: order_ops.orders_taken(
                     conn, row.node_id, order_ops.start_of_local_day(at, row.timezone)
                 )
-                for row in order_ops.capacity_limited(conn, None, lock=False)
+                for row in rows
             }
 
         return self._read(work)
+
+    # -- operations reports (console and API) ----------------------------------------------
+
+    def search_orders(
+        self, search: reporting.OrderFilter, *, limit: int = 100
+    ) -> list[reporting.OrderRow]:
+        """Orders matching every given field, newest first."""
+        return self._read(lambda conn: reporting.search_orders(conn, search, limit))
+
+    def node_activity(self, since: datetime) -> dict[str, reporting.NodeActivity]:
+        """Stock per node now; allocations, rejections and parcels since ``since``."""
+        return self._read(lambda conn: reporting.node_activity(conn, since))
+
+    def order_facts(
+        self, since: datetime, *, limit: int = 20_000, shipped_only: bool = False
+    ) -> list[reporting.OrderFacts]:
+        """The newest ``limit`` orders since ``since`` with what their KPIs need."""
+        return self._read(
+            lambda conn: reporting.order_facts(conn, since, limit, shipped_only=shipped_only)
+        )
 
     def ping(self) -> None:
         """One round trip to the database (readiness)."""

@@ -6,16 +6,18 @@ import logging
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Header
+from fastapi import APIRouter, BackgroundTasks, Header, Query
 from fastapi.responses import JSONResponse
 
 from serving import metrics, orchestration
-from serving.bounds import PathLongId
+from serving.bounds import AwareTime, PathLongId
 from serving.deps import LedgerDep, RuntimeDep
 from serving.ledger import (
     DeliveryEvent,
     OrderView,
 )
+from serving.ledger.records import OrderStatus
+from serving.ledger.reporting import OrderFilter
 from serving.routers.route import audit
 from serving.runtime import Runtime
 from serving.schemas.operations import DeliveriesIn, RejectionIn, ShipmentIn
@@ -81,6 +83,25 @@ def place_order(
     )
     headers = {"Idempotent-Replayed": "true"} if res.replayed else {}
     return JSONResponse(payload, status_code=res.http_status or 201, headers=headers)
+
+
+@router.get("", summary="Search orders by id prefix, state, channel, node and placing time")
+def search_orders(
+    ledger: LedgerDep,
+    _: OrdersScope,
+    order_id: Annotated[str | None, Query(max_length=128, description="id prefix")] = None,
+    status: Annotated[OrderStatus | None, Query()] = None,
+    channel: Annotated[str | None, Query(max_length=64)] = None,
+    node_id: Annotated[str | None, Query(max_length=64)] = None,
+    placed_from: Annotated[AwareTime | None, Query()] = None,
+    placed_to: Annotated[AwareTime | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[dict[str, Any]]:
+    """Newest first; the console's order search runs the same query."""
+    rows = ledger.search_orders(
+        OrderFilter(order_id, status, channel, node_id, placed_from, placed_to), limit=limit
+    )
+    return [{**asdict(r), "created_at": r.created_at.isoformat()} for r in rows]
 
 
 @router.get("/{order_id}")

@@ -11,51 +11,17 @@ from typing import Any
 from fastapi import APIRouter
 
 from serving.deps import RuntimeDep
+from serving.reports import leg_promise, order_timeline
 from serving.security import OrdersScope
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
-
-#: The status an event moves the order (or one of its parcels) to, as tracking shows it.
-TIMELINE_STATUS = {
-    "order.placed": "placed",
-    "order.held": "held",
-    "order.released": "released",
-    "allocation.rejected": "rejected",
-    "order.rerouted": "rerouted",
-    "order.line_cancelled": "line_cancelled",
-    "order.cancelled": "cancelled",
-    "shipment.created": "shipped",
-    "delivery.confirmed": "delivered",
-    "return.created": "return_requested",
-    "return.received": "returned",
-}
-
-
-def _leg_promise(promise: dict[str, Any] | None, node_id: str) -> dict[str, Any] | None:
-    for leg in (promise or {}).get("shipments") or []:
-        if leg.get("node_id") == node_id:
-            return dict(leg)
-    return None
 
 
 @router.get("/{order_id}/tracking", summary="Parcels, promise and status timeline of an order")
 def tracking(order_id: str, runtime: RuntimeDep, _: OrdersScope) -> dict[str, Any]:
     view = runtime.ledger.get_order(order_id)  # 404 problem when unknown
     promise = (view.plan.get("decision") or {}).get("promise")
-    history = runtime.ledger.events(order_id=order_id, limit=500)
-    timeline = [
-        {
-            "sequence": e.sequence,
-            "at": e.created_at.isoformat(),
-            "status": TIMELINE_STATUS[e.type],
-            "event_id": e.event_id,
-            "event": e.type,
-            "shipment_id": e.payload["data"].get("shipment_id"),
-            "node_id": e.payload["data"].get("node_id"),
-        }
-        for e in history
-        if e.type in TIMELINE_STATUS
-    ]
+    timeline = order_timeline(runtime.ledger, order_id)
     parcels = []
     for s in view.shipments:
         parcels.append(
@@ -68,7 +34,7 @@ def tracking(order_id: str, runtime: RuntimeDep, _: OrdersScope) -> dict[str, An
                 "status": "delivered" if s.delivered_at else "in_transit",
                 "shipped_at": s.shipped_at.isoformat(),
                 "delivered_at": s.delivered_at.isoformat() if s.delivered_at else None,
-                "promise": _leg_promise(promise, s.node_id),
+                "promise": leg_promise(promise, s.node_id),
                 "timeline": [t for t in timeline if t["shipment_id"] == s.shipment_id],
             }
         )
