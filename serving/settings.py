@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from routing.domain import Mode
@@ -107,6 +107,19 @@ class Settings(BaseSettings):
     webhook_lease_seconds: float = Field(default=60.0, gt=0)
     low_stock_threshold: int = Field(
         default=3, ge=0, description="inventory.low when available drops below this; 0 = off."
+    )
+    challenger_alias: str = Field(
+        default="challenger", description="Registry alias of a trained candidate the console shows."
+    )
+    console_session_seconds: int = Field(
+        default=900, ge=60, le=43_200, description="Console sign-in lifetime (seconds)."
+    )
+    console_secret: SecretStr | None = Field(
+        default=None,
+        description="Key signing console sessions; default a random one kept in home/console_secret.",
+    )
+    mlflow_ui_url: str = Field(
+        default="http://127.0.0.1:5000", description="Where the console links to the MLflow UI."
     )
 
     @classmethod
