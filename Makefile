@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.installed
 HOST    ?= 127.0.0.1
 PORT    ?= 8000
 
-.PHONY: setup run demo serve test test-fast lint bench bench-full backtest reliability lock clean
+.PHONY: setup browser run demo serve test test-fast lint bench bench-full backtest reliability lock clean
 
 setup: $(STAMP)
 
@@ -17,6 +17,11 @@ $(STAMP): requirements.lock pyproject.toml
 	$(UV) pip sync --python $(BIN)/python -q requirements.lock
 	$(UV) pip install --python $(BIN)/python -q --no-deps -e .
 	@touch $(STAMP)
+
+# The console's browser test drives Debian's Chromium (no browser download); needs root for apt.
+browser:
+	@test -x /usr/bin/chromium || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
 
 lock:
 	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 -q -o requirements.lock

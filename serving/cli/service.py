@@ -63,6 +63,7 @@ def serve(
     import uvicorn
 
     console.print(f"serving on http://{host}:{port}  (OpenAPI docs: http://{host}:{port}/docs)")
+    console.print(f"operations console: http://{host}:{port}/console  (sign in with an API key)")
     uvicorn.run(
         "serving.main:app",
         host=host,

@@ -42,13 +42,13 @@ def order_map(points: Sequence[MapPoint], width: int = 640, height: int = 380) -
     box; lines join the destination to the chosen nodes."""
     if not points:
         return Markup("")
-    pad = 30.0
+    pad, right = 30.0, 70.0  # room on the right for labels
     lats = [p.lat for p in points]
     lons = [p.lon for p in points]
     lat0, lat1 = min(lats), max(lats)
     lon0, lon1 = min(lons), max(lons)
     span = max(lat1 - lat0, lon1 - lon0, 1.0)
-    sx = (width - 2 * pad) / max(lon1 - lon0, span * 0.5)
+    sx = (width - pad - right) / max(lon1 - lon0, span * 0.5)
     sy = (height - 2 * pad) / max(lat1 - lat0, span * 0.5)
     s = min(sx, sy)
 
@@ -73,7 +73,7 @@ def order_map(points: Sequence[MapPoint], width: int = 640, height: int = 380) -
                     f'<line x1="{px:.1f}" y1="{py:.1f}" x2="{dx:.1f}" y2="{dy:.1f}" '
                     'stroke="#1d7a36" stroke-width="2" stroke-dasharray="5 3" />'
                 )
-    order = {"fenced": 0, "eligible": 1, "chosen": 2, "destination": 3}
+    order = {"fenced": 0, "eligible": 1, "destination": 2, "chosen": 3}
     for p in sorted(points, key=lambda q: order.get(q.kind, 0)):
         x, y = xy(p)
         colour, r = _MAP_STYLE.get(p.kind, ("#555", 4))
@@ -89,8 +89,11 @@ def order_map(points: Sequence[MapPoint], width: int = 640, height: int = 380) -
                 f"<title>{tip}</title></circle>"
             )
         if p.kind != "fenced":
+            below = p.kind == "destination"  # chosen nodes are often next to it
+            tx, ty = (x - r, y + r + 13) if below else (x + r + 3, y + 4)
+            weight = ' font-weight="bold"' if p.kind in ("chosen", "destination") else ""
             parts.append(
-                f'<text x="{x + r + 3:.1f}" y="{y + 4:.1f}" font-size="12">{escape(p.label)}</text>'
+                f'<text x="{tx:.1f}" y="{ty:.1f}" font-size="12"{weight}>{escape(p.label)}</text>'
             )
     parts.append("</svg>")
     return Markup("".join(parts))
