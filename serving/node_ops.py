@@ -82,7 +82,8 @@ def calendar_doc(rec: NodeRecord) -> dict[str, Any]:
 
 
 def closed_today(rec: NodeRecord, now: datetime, reason: str) -> dict[str, Any]:
-    """The node's calendar document plus a closure from now to its next local midnight."""
+    """The node's calendar document plus a closure from now to its next local midnight
+    (closures that already ended are dropped)."""
     local = now.astimezone(zone(rec.timezone))
     midnight = end_of_local_day(now, rec.timezone)
     doc = calendar_doc(rec)
@@ -91,5 +92,20 @@ def closed_today(rec: NodeRecord, now: datetime, reason: str) -> dict[str, Any]:
         "end": midnight.replace(tzinfo=None).isoformat(),
         "reason": reason,
     }
-    doc["closures"] = [*doc.get("closures", []), closure]
+    doc["closures"] = [*_ahead(doc.get("closures", []), now, rec.timezone), closure]
     return doc
+
+
+def _ahead(closures: list[dict[str, Any]], now: datetime, timezone: str) -> list[dict[str, Any]]:
+    """Closures that have not ended yet (ended ones would only fill the calendar's limit)."""
+    tz = zone(timezone)
+    kept = []
+    for c in closures:
+        try:
+            end = datetime.fromisoformat(str(c["end"]))
+        except (KeyError, ValueError):
+            kept.append(c)  # not ours to judge: the calendar's validation reports it
+            continue
+        if (end if end.tzinfo else end.replace(tzinfo=tz)) > now:
+            kept.append(c)
+    return kept

@@ -7,6 +7,7 @@ and which forms it offers.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +20,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from serving.auth import StoredKey, authenticate
+from serving.bounds import ID_PATTERN, MAX_ID, MAX_LONG_ID
 from serving.console import svg, views
 from serving.console.session import (
     COOKIE,
@@ -232,6 +234,12 @@ async def logout(request: Request) -> Response:
 # -- orders -------------------------------------------------------------------------------
 
 
+def _valid_id(value: str, most: int) -> bool:
+    """The API's id bounds (length, no control characters), so the console sends the
+    database nothing the API would refuse."""
+    return 0 < len(value) <= most and re.fullmatch(ID_PATTERN, value) is not None
+
+
 def _day(text: str | None, field: str, errors: dict[str, str]) -> datetime | None:
     if not text:
         return None
@@ -256,6 +264,13 @@ def orders_page(
     except Denied as denied:
         return denied.response
     errors: dict[str, str] = {}
+    for name, value, most in (
+        ("order_id", order_id, MAX_LONG_ID),
+        ("channel", channel, MAX_ID),
+        ("node_id", node_id, MAX_ID),
+    ):
+        if value and not _valid_id(value.strip(), most):
+            errors[name] = f"at most {most} characters, no control characters"
     day = _day(date, "date", errors)
     if status and status not in ORDER_STATUSES:
         errors["status"] = f"one of {', '.join(ORDER_STATUSES)}"
@@ -304,6 +319,8 @@ def order_page(request: Request, order_id: str) -> Response:
         return denied.response
     runtime = _runtime(request)
     try:
+        if not _valid_id(order_id, MAX_LONG_ID):
+            raise OrderNotFound(order_id)
         view = runtime.ledger.get_order(order_id)
     except OrderNotFound:
         return render(

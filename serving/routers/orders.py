@@ -10,7 +10,7 @@ from fastapi import APIRouter, BackgroundTasks, Header, Query
 from fastapi.responses import JSONResponse
 
 from serving import metrics, orchestration
-from serving.bounds import AwareTime, PathLongId
+from serving.bounds import ID_PATTERN, MAX_ID, MAX_LONG_ID, AwareTime, PathLongId
 from serving.deps import LedgerDep, RuntimeDep
 from serving.ledger import (
     DeliveryEvent,
@@ -89,10 +89,17 @@ def place_order(
 def search_orders(
     ledger: LedgerDep,
     _: OrdersScope,
-    order_id: Annotated[str | None, Query(max_length=128, description="id prefix")] = None,
+    order_id: Annotated[
+        str | None,
+        Query(min_length=1, max_length=MAX_LONG_ID, pattern=ID_PATTERN, description="id prefix"),
+    ] = None,
     status: Annotated[OrderStatus | None, Query()] = None,
-    channel: Annotated[str | None, Query(max_length=64)] = None,
-    node_id: Annotated[str | None, Query(max_length=64)] = None,
+    channel: Annotated[
+        str | None, Query(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN)
+    ] = None,
+    node_id: Annotated[
+        str | None, Query(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN)
+    ] = None,
     placed_from: Annotated[AwareTime | None, Query()] = None,
     placed_to: Annotated[AwareTime | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,

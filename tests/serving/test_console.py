@@ -222,6 +222,9 @@ def test_order_search_finds_the_order_by_each_field(
     assert oid not in admin.get("/console/orders?status=shipped").text
     bad = admin.get("/console/orders?date=yesterday")
     assert "use a date like" in bad.text
+    nul = admin.get("/console/orders", params={"order_id": "A\x00B", "node_id": "x" * 65})
+    assert nul.status_code == 200 and nul.text.count("no control characters") == 2
+    assert admin.get("/console/orders/A%00B").status_code == 404
 
 
 def test_order_page_shows_the_api_decision(
