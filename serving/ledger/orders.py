@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, bindparam, func, select, update
 from sqlalchemy.engine import Connection
 
 from routing.domain import RejectReason
@@ -48,15 +49,85 @@ OPEN_STATUSES: tuple[OrderStatus, ...] = ("placed", "partially_shipped")
 #: Allocations that use a node's daily capacity (released = cancelled, rejected = refused).
 CAPACITY_STATUSES = ("reserved", "shipped")
 
+# The statements every order runs are built once and executed with bound parameters
+# (building a SQLAlchemy expression per call costs more than running it on SQLite).
+oa = order_allocations
+_ORDER = select(orders).where(orders.c.order_id == bindparam("order_id"))
+_LOCK_ORDER = _ORDER.with_for_update()
+_ALLOCATIONS = select(oa).where(oa.c.order_id == bindparam("order_id")).order_by(oa.c.allocation_id)
+_ALLOCATION_STATUSES = select(oa.c.status).where(oa.c.order_id == bindparam("order_id")).distinct()
+_SHIPPED_LINES = (
+    select(oa.c.shipment_id, oa.c.line_id)
+    .where(oa.c.order_id == bindparam("order_id"), oa.c.shipment_id.is_not(None))
+    .order_by(oa.c.allocation_id)
+)
+_SHIPMENTS = (
+    select(shipments)
+    .where(shipments.c.order_id == bindparam("order_id"))
+    .order_by(shipments.c.shipped_at, shipments.c.shipment_id)
+)
+_INSERT_ORDER = orders.insert()
+_INSERT_ALLOCATIONS = oa.insert()
+_INSERT_SHIPMENT = shipments.insert()
+_SET_STATUS = (
+    update(orders)
+    .where(orders.c.order_id == bindparam("k_order"))
+    .values(
+        status=bindparam("v_status"), updated_at=bindparam("v_at", type_=orders.c.updated_at.type)
+    )
+)
+_FINISH_ALLOCATIONS = (
+    update(oa)
+    .where(oa.c.allocation_id.in_(bindparam("ids", expanding=True)))
+    .values(
+        status=bindparam("v_status"),
+        reason=bindparam("v_reason"),
+        updated_at=bindparam("v_at", type_=oa.c.updated_at.type),
+        shipment_id=bindparam("v_shipment"),
+    )
+)
+
+
+@cache
+def _reserved_query(by_node: bool, by_lines: bool) -> Select[Any]:
+    query = select(oa).where(oa.c.order_id == bindparam("order_id"), oa.c.status == "reserved")
+    if by_node:
+        query = query.where(oa.c.node_id == bindparam("node_id"))
+    if by_lines:
+        query = query.where(oa.c.line_id.in_(bindparam("line_ids", expanding=True)))
+    return query.order_by(oa.c.allocation_id)
+
+
+@cache
+def _orders_taken_query(excluding: bool) -> Select[Any]:
+    query = select(func.count(func.distinct(oa.c.order_id))).where(
+        oa.c.node_id == bindparam("node_id"),
+        oa.c.created_at >= bindparam("since", type_=oa.c.created_at.type),
+        oa.c.status.in_(CAPACITY_STATUSES),
+    )
+    if excluding:
+        query = query.where(oa.c.order_id != bindparam("excluding"))
+    return query
+
+
+@cache
+def _capacity_limited_query(some: bool, lock: bool) -> Select[Any]:
+    query = (
+        select(nodes.c.node_id, nodes.c.timezone, nodes.c.daily_capacity)
+        .where(nodes.c.daily_capacity > 0)
+        .order_by(nodes.c.node_id)
+    )
+    if some:
+        query = query.where(nodes.c.node_id.in_(bindparam("node_ids", expanding=True)))
+    return query.with_for_update() if lock else query
+
 
 def lock_order(conn: Connection, order_id: str) -> Any:
-    return conn.execute(
-        select(orders).where(orders.c.order_id == order_id).with_for_update()
-    ).one_or_none()
+    return conn.execute(_LOCK_ORDER, {"order_id": order_id}).one_or_none()
 
 
 def order_view(conn: Connection, order_id: str) -> OrderView:
-    row = conn.execute(select(orders).where(orders.c.order_id == order_id)).one_or_none()
+    row = conn.execute(_ORDER, {"order_id": order_id}).one_or_none()
     if row is None:
         raise OrderNotFound(order_id)
     return OrderView(
@@ -74,11 +145,7 @@ def order_view(conn: Connection, order_id: str) -> OrderView:
 
 
 def allocations_of(conn: Connection, order_id: str) -> list[AllocationView]:
-    rows = conn.execute(
-        select(order_allocations)
-        .where(order_allocations.c.order_id == order_id)
-        .order_by(order_allocations.c.allocation_id)
-    )
+    rows = conn.execute(_ALLOCATIONS, {"order_id": order_id})
     return [
         AllocationView(
             allocation_id=r.allocation_id,
@@ -96,20 +163,9 @@ def allocations_of(conn: Connection, order_id: str) -> list[AllocationView]:
 
 def shipments_of(conn: Connection, order_id: str) -> list[ShipmentView]:
     lines: dict[str, list[str]] = defaultdict(list)
-    for sid, line_id in conn.execute(
-        select(order_allocations.c.shipment_id, order_allocations.c.line_id)
-        .where(
-            order_allocations.c.order_id == order_id,
-            order_allocations.c.shipment_id.is_not(None),
-        )
-        .order_by(order_allocations.c.allocation_id)
-    ):
+    for sid, line_id in conn.execute(_SHIPPED_LINES, {"order_id": order_id}):
         lines[sid].append(line_id)
-    rows = conn.execute(
-        select(shipments)
-        .where(shipments.c.order_id == order_id)
-        .order_by(shipments.c.shipped_at, shipments.c.shipment_id)
-    )
+    rows = conn.execute(_SHIPMENTS, {"order_id": order_id})
     return [
         ShipmentView(
             shipment_id=r.shipment_id,
@@ -160,7 +216,7 @@ def reserve_lines(
         ):
             raise InsufficientStock([Shortage(key[0], key[1], qty, state.available)])
     conn.execute(
-        order_allocations.insert(),
+        _INSERT_ALLOCATIONS,
         [
             {
                 "order_id": order_id,
@@ -196,19 +252,20 @@ def place(
             raise OrderExists(order_id)
         return order_view(conn, order_id), True
     conn.execute(
-        orders.insert().values(
-            order_id=order_id,
-            status="held" if hold else "placed",
-            request_hash=request_hash,
-            plan=plan,
-            rejections=0,
-            created_at=at,
-            updated_at=at,
-            hold_reasons=list(hold.reasons) if hold else None,
-            hold_expires_at=hold.expires_at if hold else None,
-            customer_id=customer_id,
-            destination_key=destination_key,
-        )
+        _INSERT_ORDER,
+        {
+            "order_id": order_id,
+            "status": "held" if hold else "placed",
+            "request_hash": request_hash,
+            "plan": plan,
+            "rejections": 0,
+            "created_at": at,
+            "updated_at": at,
+            "hold_reasons": list(hold.reasons) if hold else None,
+            "hold_expires_at": hold.expires_at if hold else None,
+            "customer_id": customer_id,
+            "destination_key": destination_key,
+        },
     )
     reserve_lines(conn, order_id, allocations, at=at)
     view = order_view(conn, order_id)
@@ -469,14 +526,13 @@ def _reserved_allocations(
     node_id: str | None = None,
     line_ids: Sequence[str] | None = None,
 ) -> list[Any]:
-    query = select(order_allocations).where(
-        order_allocations.c.order_id == order_id, order_allocations.c.status == "reserved"
-    )
+    params: dict[str, Any] = {"order_id": order_id}
     if node_id is not None:
-        query = query.where(order_allocations.c.node_id == node_id)
+        params["node_id"] = node_id
     if line_ids is not None:
-        query = query.where(order_allocations.c.line_id.in_(list(line_ids)))
-    return list(conn.execute(query.order_by(order_allocations.c.allocation_id)))
+        params["line_ids"] = list(line_ids)
+    query = _reserved_query(node_id is not None, line_ids is not None)
+    return list(conn.execute(query, params))
 
 
 def _finish_allocations(
@@ -490,9 +546,14 @@ def _finish_allocations(
     ids = [r.allocation_id for r in rows]
     if ids:
         conn.execute(
-            update(order_allocations)
-            .where(order_allocations.c.allocation_id.in_(ids))
-            .values(status=status, reason=reason, updated_at=at, shipment_id=shipment_id)
+            _FINISH_ALLOCATIONS,
+            {
+                "ids": ids,
+                "v_status": status,
+                "v_reason": reason,
+                "v_at": at,
+                "v_shipment": shipment_id,
+            },
         )
 
 
@@ -511,16 +572,14 @@ def _release(
 def _status_after(conn: Connection, order_id: str, current: OrderStatus) -> OrderStatus:
     if current in ("cancelled", "exception"):
         return current
-    statuses = {a.status for a in allocations_of(conn, order_id)}
+    statuses = set(conn.execute(_ALLOCATION_STATUSES, {"order_id": order_id}).scalars())
     if "shipped" in statuses:
         return "partially_shipped" if "reserved" in statuses else "shipped"
     return "placed"
 
 
 def _set_status(conn: Connection, order_id: str, status: OrderStatus, at: datetime) -> None:
-    conn.execute(
-        update(orders).where(orders.c.order_id == order_id).values(status=status, updated_at=at)
-    )
+    conn.execute(_SET_STATUS, {"k_order": order_id, "v_status": status, "v_at": at})
 
 
 def cancel(
@@ -602,16 +661,17 @@ def ship(
     for i, (node_id, rows) in enumerate(sorted(by_node.items()), start=existing + 1):
         shipment_id = f"{order_id}-S{i}"
         conn.execute(
-            shipments.insert().values(
-                shipment_id=shipment_id,
-                order_id=order_id,
-                node_id=node_id,
-                carrier=carrier,
-                tracking_number=tracking_number,
-                shipped_at=shipped_at or at,
-                created_at=at,
-                updated_at=at,
-            )
+            _INSERT_SHIPMENT,
+            {
+                "shipment_id": shipment_id,
+                "order_id": order_id,
+                "node_id": node_id,
+                "carrier": carrier,
+                "tracking_number": tracking_number,
+                "shipped_at": shipped_at or at,
+                "created_at": at,
+                "updated_at": at,
+            },
         )
         _finish_allocations(conn, rows, "shipped", at, shipment_id=shipment_id)
         made.append((shipment_id, node_id, rows))
@@ -645,26 +705,15 @@ def orders_taken(
     conn: Connection, node_id: str, since: datetime, *, excluding: str | None = None
 ) -> int:
     """Distinct orders holding reserved or shipped allocations at the node since ``since``."""
-    oa = order_allocations
-    query = select(func.count(func.distinct(oa.c.order_id))).where(
-        oa.c.node_id == node_id,
-        oa.c.created_at >= since,
-        oa.c.status.in_(CAPACITY_STATUSES),
-    )
+    params: dict[str, Any] = {"node_id": node_id, "since": since}
     if excluding is not None:
-        query = query.where(oa.c.order_id != excluding)
-    return int(conn.execute(query).scalar_one())
+        params["excluding"] = excluding
+    return int(conn.execute(_orders_taken_query(excluding is not None), params).scalar_one())
 
 
 def capacity_limited(conn: Connection, node_ids: Iterable[str] | None, *, lock: bool) -> list[Any]:
-    query = (
-        select(nodes.c.node_id, nodes.c.timezone, nodes.c.daily_capacity)
-        .where(nodes.c.daily_capacity > 0)
-        .order_by(nodes.c.node_id)
-    )
-    if node_ids is not None:
-        query = query.where(nodes.c.node_id.in_(sorted(node_ids)))
-    return list(conn.execute(query.with_for_update() if lock else query))
+    params = {} if node_ids is None else {"node_ids": sorted(node_ids)}
+    return list(conn.execute(_capacity_limited_query(node_ids is not None, lock), params))
 
 
 def check_capacity(conn: Connection, order_id: str, node_ids: set[str], at: datetime) -> None:

@@ -17,12 +17,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.engine import Connection
 
 from serving.ledger.tables import EVENT_TYPES, event_deliveries, events
 
 _INFO_KEY = "routecast_outbox"
+# built once: every ledger write emits, so the per-call expression building would show
+_LAST_SEQUENCE = select(func.coalesce(func.max(events.c.sequence), 0)).where(
+    events.c.subject == bindparam("subject")
+)
+_INSERT_EVENT = events.insert()
+_INSERT_DELIVERIES = event_deliveries.insert()
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +68,7 @@ def emit(
     key = subject or order_id
     if not key:
         raise ValueError("an event needs an order_id or a subject")
-    last = conn.execute(
-        select(func.coalesce(func.max(events.c.sequence), 0)).where(events.c.subject == key)
-    ).scalar_one()
+    last = conn.execute(_LAST_SEQUENCE, {"subject": key}).scalar_one()
     sequence = int(last) + 1
     event_id = new_event_id()
     payload = {
@@ -76,15 +80,16 @@ def emit(
         "data": {"order_id": order_id, **data} if order_id else data,
     }
     conn.execute(
-        events.insert().values(
-            event_id=event_id,
-            type=type_,
-            subject=key,
-            sequence=sequence,
-            order_id=order_id,
-            payload=payload,
-            created_at=at,
-        )
+        _INSERT_EVENT,
+        {
+            "event_id": event_id,
+            "type": type_,
+            "subject": key,
+            "sequence": sequence,
+            "order_id": order_id,
+            "payload": payload,
+            "created_at": at,
+        },
     )
     queue(conn, [event_id], config_of(conn).endpoints, at=at)
     return payload
@@ -107,7 +112,7 @@ def queue(
         for name in endpoints
     ]
     if rows:
-        conn.execute(event_deliveries.insert(), rows)
+        conn.execute(_INSERT_DELIVERIES, rows)
 
 
 def lines_json(rows: Sequence[Any]) -> list[dict[str, Any]]:

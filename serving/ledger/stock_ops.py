@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import bindparam, func, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.dml import Insert, Update
 
 from serving.ledger import outbox
 from serving.ledger.tables import movements, nodes, stock
@@ -23,6 +24,51 @@ Key = tuple[str, str]
 
 #: Row-value IN lists are chunked to stay under SQLite's bound-parameter limit.
 CHUNK = 400
+
+# Statements of the hot paths are built once and executed with bound parameters: building a
+# SQLAlchemy expression per call (and its cache key) costs more than running it on SQLite.
+_STOCK_STATE = select(
+    stock.c.node_id,
+    stock.c.sku,
+    stock.c.on_hand,
+    stock.c.reserved,
+    stock.c.shipped,
+    stock.c.shortfall,
+    stock.c.last_count_at,
+    stock.c.last_event_at,
+).order_by(stock.c.node_id, stock.c.sku)
+_LOCK_ROWS = _STOCK_STATE.where(
+    tuple_(stock.c.node_id, stock.c.sku).in_(bindparam("keys", expanding=True))
+).with_for_update()
+# SQLite plans a row-value IN list as a scan of the whole stock table; two plain IN lists
+# search the primary key. They may match a few rows more (same node, other SKU of the
+# request), which are dropped below; SQLite has no row locks to over-take (``BEGIN
+# IMMEDIATE`` holds the database's write lock for the whole transaction).
+_LOCK_ROWS_SQLITE = _STOCK_STATE.where(
+    stock.c.node_id.in_(bindparam("node_ids", expanding=True)),
+    stock.c.sku.in_(bindparam("skus", expanding=True)),
+)
+_INSERT_MOVEMENT = movements.insert()
+
+
+@cache
+def _move_statement(guarded: bool, extra: tuple[str, ...]) -> Update:
+    """``UPDATE stock SET on_hand = on_hand + :d, ...`` for one row, optionally guarded by
+    available stock, setting the ``extra`` columns to bound values."""
+    stmt = update(stock).where(
+        stock.c.node_id == bindparam("k_node"), stock.c.sku == bindparam("k_sku")
+    )
+    if guarded:
+        stmt = stmt.where(stock.c.on_hand - stock.c.reserved >= bindparam("k_need"))
+    values: dict[str, Any] = {
+        "on_hand": stock.c.on_hand + bindparam("d_on_hand", type_=stock.c.on_hand.type),
+        "reserved": stock.c.reserved + bindparam("d_reserved", type_=stock.c.reserved.type),
+        "shipped": stock.c.shipped + bindparam("d_shipped", type_=stock.c.shipped.type),
+        "updated_at": bindparam("v_updated_at", type_=stock.c.updated_at.type),
+    }
+    for name in extra:
+        values[name] = bindparam(f"v_{name}", type_=stock.c[name].type)
+    return stmt.values(**values)
 
 
 @dataclass(slots=True)
@@ -77,28 +123,24 @@ def lock_rows(conn: Connection, keys: Iterable[Key]) -> dict[Key, StockState]:
     """Read and lock stock rows in (node_id, sku) order.
 
     The fixed order means two transactions touching overlapping rows queue instead of
-    deadlocking. PostgreSQL takes row locks (``FOR UPDATE``); on SQLite the clause compiles
-    away and ``BEGIN IMMEDIATE`` already holds the database write lock.
+    deadlocking. PostgreSQL takes row locks (``FOR UPDATE``); on SQLite ``BEGIN IMMEDIATE``
+    already holds the database write lock.
     """
     ordered = sorted(set(keys))
     found: dict[Key, StockState] = {}
+    sqlite_ = conn.dialect.name == "sqlite"
     for part in chunks(ordered):
-        query = (
-            select(
-                stock.c.node_id,
-                stock.c.sku,
-                stock.c.on_hand,
-                stock.c.reserved,
-                stock.c.shipped,
-                stock.c.shortfall,
-                stock.c.last_count_at,
-                stock.c.last_event_at,
+        wanted = set(part)
+        if sqlite_:
+            rows = conn.execute(
+                _LOCK_ROWS_SQLITE,
+                {"node_ids": sorted({n for n, _ in part}), "skus": sorted({s for _, s in part})},
             )
-            .where(tuple_(stock.c.node_id, stock.c.sku).in_(list(part)))
-            .order_by(stock.c.node_id, stock.c.sku)
-            .with_for_update()
-        )
-        for row in conn.execute(query):
+        else:
+            rows = conn.execute(_LOCK_ROWS, {"keys": list(part)})
+        for row in rows:
+            if sqlite_ and (row.node_id, row.sku) not in wanted:
+                continue
             found[(row.node_id, row.sku)] = StockState(
                 row.node_id,
                 row.sku,
@@ -132,17 +174,21 @@ def move(
     ``require_available`` adds ``AND on_hand - reserved >= :q`` to the UPDATE: the check and
     the write are one statement, so no other transaction can slip in between.
     """
-    stmt = update(stock).where(stock.c.node_id == state.node_id, stock.c.sku == state.sku)
-    if require_available is not None:
-        stmt = stmt.where(stock.c.on_hand - stock.c.reserved >= require_available)
-    values: dict[str, Any] = {
-        "on_hand": stock.c.on_hand + d_on_hand,
-        "reserved": stock.c.reserved + d_reserved,
-        "shipped": stock.c.shipped + d_shipped,
-        "updated_at": at,
+    names = tuple(sorted(extra)) if extra else ()
+    params: dict[str, Any] = {
+        "k_node": state.node_id,
+        "k_sku": state.sku,
+        "d_on_hand": d_on_hand,
+        "d_reserved": d_reserved,
+        "d_shipped": d_shipped,
+        "v_updated_at": at,
     }
-    values.update(extra or {})
-    if conn.execute(stmt.values(**values)).rowcount != 1:
+    if require_available is not None:
+        params["k_need"] = require_available
+    if extra:
+        params.update({f"v_{name}": value for name, value in extra.items()})
+    stmt = _move_statement(require_available is not None, names)
+    if conn.execute(stmt, params).rowcount != 1:
         return False
     before = state.available
     state.on_hand += d_on_hand
@@ -150,18 +196,19 @@ def move(
     state.shipped += d_shipped
     if d_on_hand or d_reserved or d_shipped:
         conn.execute(
-            movements.insert().values(
-                at=at,
-                event_time=event_time or at,
-                node_id=state.node_id,
-                sku=state.sku,
-                kind=kind,
-                d_on_hand=d_on_hand,
-                d_reserved=d_reserved,
-                d_shipped=d_shipped,
-                ref=ref,
-                note=note,
-            )
+            _INSERT_MOVEMENT,
+            {
+                "at": at,
+                "event_time": event_time or at,
+                "node_id": state.node_id,
+                "sku": state.sku,
+                "kind": kind,
+                "d_on_hand": d_on_hand,
+                "d_reserved": d_reserved,
+                "d_shipped": d_shipped,
+                "ref": ref,
+                "note": note,
+            },
         )
     _low_stock(conn, state, before, at)
     return True
