@@ -93,6 +93,10 @@ class Catalogue:
         self.node_skus: list[tuple[str, str]] = []
         self._orders_today: dict[str, int] = {}
         self._orders_today_at = 0.0
+        #: the capacity counts last applied and the nodes carrying them, for ``self.nodes``
+        self._counted_base: tuple[Node, ...] | None = None
+        self._counted: dict[str, int] = {}
+        self._counted_nodes: dict[str, Node] = {}
 
     def load(self) -> None:
         raw = self.raw_dir
@@ -169,11 +173,7 @@ class Catalogue:
 
     def network_for(self, skus: list[str]) -> Network:
         """Nodes plus live availability of just these SKUs, read from the ledger."""
-        counts = self._capacity_counts()
-        nodes = [
-            replace(n, orders_today=counts.get(n.node_id, 0)) if n.node_id in counts else n
-            for n in self.nodes
-        ]
+        nodes = self._with_counts(self._capacity_counts())
         known = {n.node_id for n in nodes}
         stock = [
             StockRow(lvl.node_id, lvl.sku, float(lvl.available), lvl.available > 0)
@@ -181,6 +181,21 @@ class Catalogue:
             if lvl.node_id in known
         ]
         return Network(nodes, stock)
+
+    def _with_counts(self, counts: dict[str, int]) -> list[Node]:
+        """The nodes with today's capacity counts. Only nodes whose count changed since the
+        last call are copied (copying all of them for every order showed in the profile)."""
+        if self._counted_base is not self.nodes:
+            self._counted_base = self.nodes
+            self._counted = {}
+            self._counted_nodes = {n.node_id: n for n in self.nodes}
+        before, by_id = self._counted, self._counted_nodes
+        for nid in counts.keys() | before.keys():
+            if counts.get(nid) != before.get(nid) and nid in by_id:
+                node = by_id[nid]
+                by_id[nid] = replace(node, orders_today=counts.get(nid, 0))
+        self._counted = dict(counts)
+        return list(by_id.values())
 
 
 def node_calendar(rec: NodeRecord) -> NodeCalendar | None:

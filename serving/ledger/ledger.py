@@ -15,9 +15,10 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, Select, bindparam, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -98,6 +99,25 @@ def default_response(reservation: Reservation) -> dict[str, Any]:
         "status": reservation.status,
         "allocations": [asdict(a) for a in reservation.allocations],
     }
+
+
+@cache
+def _availability_query(by_sku: bool, by_node: bool) -> Select[Any]:
+    """The routing read, built once per shape (it runs for every order)."""
+    q = select(
+        stock.c.node_id,
+        stock.c.sku,
+        stock.c.on_hand,
+        stock.c.reserved,
+        stock.c.available,
+        stock.c.shipped,
+        stock.c.shortfall,
+    ).order_by(stock.c.sku, stock.c.node_id)
+    if by_sku:
+        q = q.where(stock.c.sku.in_(bindparam("skus", expanding=True)))
+    if by_node:
+        q = q.where(stock.c.node_id.in_(bindparam("node_ids", expanding=True)))
+    return q
 
 
 def _allocations(items: Sequence[AllocationLike]) -> list[AllocationRequest]:
@@ -221,23 +241,7 @@ class Ledger:
         self, skus: Sequence[str] | None = None, *, node_ids: Sequence[str] | None = None
     ) -> list[StockLevel]:
         """Stock per node×SKU in one read (candidates for routing), ordered by SKU then node."""
-        cols = (
-            stock.c.node_id,
-            stock.c.sku,
-            stock.c.on_hand,
-            stock.c.reserved,
-            stock.c.available,
-            stock.c.shipped,
-            stock.c.shortfall,
-        )
-
-        def query(sku_part: Sequence[str] | None) -> Any:
-            q = select(*cols).order_by(stock.c.sku, stock.c.node_id)
-            if sku_part is not None:
-                q = q.where(stock.c.sku.in_(list(sku_part)))
-            if node_ids is not None:
-                q = q.where(stock.c.node_id.in_(list(node_ids)))
-            return q
+        query = _availability_query(skus is not None, node_ids is not None)
 
         def work(conn: Connection) -> list[StockLevel]:
             parts: list[Sequence[str] | None] = (
@@ -245,6 +249,11 @@ class Ledger:
             )
             out: list[StockLevel] = []
             for part in parts:
+                params: dict[str, list[str]] = {}
+                if part is not None:
+                    params["skus"] = list(part)
+                if node_ids is not None:
+                    params["node_ids"] = list(node_ids)
                 out.extend(
                     StockLevel(
                         node_id=r.node_id,
@@ -255,7 +264,7 @@ class Ledger:
                         shipped=int(r.shipped),
                         shortfall=int(r.shortfall),
                     )
-                    for r in conn.execute(query(part))
+                    for r in conn.execute(query, params)
                 )
             return out
 
