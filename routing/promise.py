@@ -11,6 +11,7 @@ an arrival on a day carriers do not deliver moves to the next day they do.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -183,3 +184,17 @@ def carriers_of(policy: Policy) -> CarrierDays:
     """The policy's carrier calendar in the form the date arithmetic reads."""
     cal = policy.carrier_calendar
     return carrier_days(cal.days_off, cal.holidays)
+
+
+def conformal_widening(residuals: Sequence[float], target: float = P90_LEVEL) -> float:
+    """Days to add to a lane's P90 so that ``target`` of its recent shipments would have
+    arrived by ``deliver_by``: the split-conformal quantile (the ⌈(n+1)·target⌉-th smallest,
+    capped at n) of the raw residuals — days late against the date before any widening —
+    and never below 0."""
+    if not 0.0 < target < 1.0:
+        raise ValueError("target coverage must be within (0, 1)")
+    if not residuals:
+        return 0.0
+    ordered = sorted(residuals)
+    k = min(len(ordered), math.ceil((len(ordered) + 1) * target))
+    return max(0.0, float(ordered[k - 1]))

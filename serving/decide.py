@@ -193,7 +193,13 @@ def _decide(
         raise BadRequestMode(str(exc), field="mode") from exc
     answer = plan_to_dict(plan)
     answer["promise"] = promise_for(
-        answer, network, runtime.policy, now=now, dest_timezone=where.timezone
+        answer,
+        network,
+        runtime.policy,
+        now=now,
+        dest_timezone=where.timezone,
+        dest_region=where.region,
+        widening=runtime.promises.widening(),
     )
     t3 = time.perf_counter()
     answer.update(

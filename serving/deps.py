@@ -15,6 +15,7 @@ from serving.key_store import SqlKeyStore
 from serving.ledger import Ledger
 from serving.model_store import ModelStore
 from serving.policy_store import PolicyStore
+from serving.promise_monitor import PromiseMonitor
 from serving.runtime import Runtime
 from serving.settings import Settings
 
@@ -48,6 +49,10 @@ def get_policies(request: Request) -> PolicyStore:
     return get_runtime(request).policies
 
 
+def get_promises(request: Request) -> PromiseMonitor:
+    return get_runtime(request).promises
+
+
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 LedgerDep = Annotated[Ledger, Depends(get_ledger)]
@@ -55,3 +60,4 @@ ModelsDep = Annotated[ModelStore, Depends(get_models)]
 KeysDep = Annotated[SqlKeyStore, Depends(get_keys)]
 CatalogueDep = Annotated[Catalogue, Depends(get_catalogue)]
 PoliciesDep = Annotated[PolicyStore, Depends(get_policies)]
+PromisesDep = Annotated[PromiseMonitor, Depends(get_promises)]

@@ -10,6 +10,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -70,6 +71,53 @@ SHADOW = Counter(
     "routecast_shadow_total",
     "Shadow plans, by outcome (stored, skipped, dropped when the queue is full, error)",
     ["outcome"],
+    registry=REGISTRY,
+)
+
+# Promise monitoring over the window (``serving/promise_monitor.py``), from confirmed shipments.
+PROMISE_DELIVERIES = Gauge(
+    "routecast_promise_deliveries",
+    "Confirmed shipments in the promise monitor's window",
+    registry=REGISTRY,
+)
+PROMISE_COVERAGE = Gauge(
+    "routecast_promise_coverage",
+    "Share of confirmed shipments delivered by their deliver_by date",
+    registry=REGISTRY,
+)
+PROMISE_P50_MAE = Gauge(
+    "routecast_promise_p50_mae_days",
+    "Mean absolute error of the promised P50 date, in days",
+    registry=REGISTRY,
+)
+PROMISE_NODE_COVERAGE = Gauge(
+    "routecast_promise_node_coverage",
+    "Share delivered by deliver_by, per shipping node",
+    ["node_id"],
+    registry=REGISTRY,
+)
+PROMISE_NODE_P50_MAE = Gauge(
+    "routecast_promise_node_p50_mae_days",
+    "P50 date error (MAE, days), per shipping node",
+    ["node_id"],
+    registry=REGISTRY,
+)
+PROMISE_LANE_COVERAGE = Gauge(
+    "routecast_promise_lane_coverage",
+    "Share delivered by deliver_by, per lane (node → destination region)",
+    ["node_id", "dest_region"],
+    registry=REGISTRY,
+)
+PROMISE_LANE_P50_MAE = Gauge(
+    "routecast_promise_lane_p50_mae_days",
+    "P50 date error (MAE, days), per lane",
+    ["node_id", "dest_region"],
+    registry=REGISTRY,
+)
+PROMISE_LANE_WIDEN = Gauge(
+    "routecast_promise_lane_p90_widening_days",
+    "Days added to the lane's P90 after its coverage fell below target",
+    ["node_id", "dest_region"],
     registry=REGISTRY,
 )
 

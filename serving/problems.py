@@ -92,6 +92,10 @@ class DecisionNotFound(RoutecastError):
     status, type, title = 404, "decision-not-found", "Decision not found"
 
 
+class InvalidSince(RoutecastError):
+    status, type, title = 422, "invalid-since", "Invalid time bound"
+
+
 class BadRequestMode(RoutecastError):
     status, type, title = 422, "mode-unavailable", "Routing mode cannot run"
 

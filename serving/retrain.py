@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from serving.settings import Settings
@@ -21,6 +21,7 @@ class RetrainReport:
     challengers: dict[str, str] = field(default_factory=dict)
     promoted: dict[str, bool] = field(default_factory=dict)
     gate: dict[str, str] = field(default_factory=dict)
+    promises: dict[str, Any] = field(default_factory=dict)
 
 
 def merged_dir(settings: Settings) -> Any:
@@ -38,7 +39,8 @@ def retrain(
     from features.compute import build_feature_tables
     from features.store import apply_definitions, materialize, open_feature_store
     from serving.history_export import export_history, merge_history
-    from serving.ledger import create_schema, make_engine
+    from serving.ledger import Ledger, create_schema, make_engine
+    from serving.promise_monitor import promise_summary, review_text
     from training.config import TrainingConfig
     from training.pipeline import train_all
     from training.promotion import promote
@@ -60,6 +62,11 @@ def retrain(
         step(
             "export ledger history",
             lambda: report.exported.update(export_history(engine, settings.raw_dir, now=now).rows),
+        )
+        report.promises = promise_summary(
+            Ledger(engine),
+            since=now - timedelta(days=settings.promise_window_days),
+            target=settings.promise_coverage_target,
         )
     finally:
         engine.dispose()
@@ -86,6 +93,17 @@ def retrain(
                 report.challengers[r.name] = str(r.version.version)
 
     step("train challengers", train)
+
+    def review() -> None:
+        """The promise monitor's findings go into each challenger's description."""
+        text = review_text(report.promises)
+        for name, version in report.challengers.items():
+            current = client.get_model_version(name, version).description or ""
+            client.update_model_version(
+                name, version, description=f"{current}\n\n## Promises kept\n\n{text}\n"
+            )
+
+    step("promise review", review)
 
     def gate() -> None:
         for kind, name in (

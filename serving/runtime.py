@@ -22,6 +22,7 @@ from serving.ledger_seed import seed_ledger
 from serving.live_features import LiveFeatureFeed
 from serving.model_store import ModelStore
 from serving.policy_store import PolicyStore
+from serving.promise_monitor import PromiseMonitor
 from serving.settings import Settings
 from serving.shadow import ShadowWorker
 from serving.webhooks import Dispatcher
@@ -65,6 +66,12 @@ class Runtime:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.started_at = datetime.now(UTC)
+        self.promises = PromiseMonitor(
+            self.ledger,
+            settings,
+            self.delivery_model_key,
+            **({"clock": clock} if clock else {}),
+        )
         self.live = LiveFeatureFeed(
             self,
             interval_seconds=settings.live_features_seconds,
@@ -99,6 +106,13 @@ class Runtime:
 
     def reload_policy(self) -> bool:
         return self.policies.reload()
+
+    def delivery_model_key(self) -> str:
+        """The serving delivery model as ``name/version`` (``none`` in cost mode): the key of
+        the lanes' P90 widening."""
+        name = self.settings.delivery_model
+        version = self.models.versions().get(name)
+        return f"{name}/{version}" if version else "none"
 
     def open_feature_store(self) -> Any:
         if self._store is None:
@@ -178,6 +192,10 @@ class Runtime:
                     log.info("holds expired, stock released: %s", expired)
             except Exception:
                 log.exception("expiring holds failed")
+            try:
+                self.promises.publish_if_dirty()
+            except Exception:
+                log.exception("promise gauges failed")
             if clock >= next_models:
                 self.refresh_models()
                 next_models = clock + s.model_reload_seconds

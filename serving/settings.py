@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     live_features_seconds: float = 1.0
     #: at start, push every ledger row when features are older than the staleness bound
     bring_forward_stale_features: bool = True
+    #: promise monitoring: share of shipments a lane must deliver by ``deliver_by`` before its
+    #: P90 is widened, the window measured, and the deliveries a lane needs to be judged
+    promise_coverage_target: float = Field(default=0.9, gt=0.0, lt=1.0)
+    promise_window_days: float = Field(default=28.0, gt=0.0)
+    promise_min_deliveries: int = Field(default=20, ge=1)
     snapshot_refresh_seconds: float = 60.0
     model_reload_seconds: float = 30.0
     max_order_lines: int = 200

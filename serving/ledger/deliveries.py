@@ -1,7 +1,7 @@
 """Delivery confirmations: a carrier's event marks one shipment delivered, once per event id.
 
 The first confirmation of a shipment sets its ``delivered_at`` (the delivery-time label and the
-fact a promise is checked against); later events for the same shipment are kept as
+fact a promise is checked against, recorded in ``promise_outcomes``); later events for the same shipment are kept as
 ``already_delivered`` without moving it, and a replayed event id answers ``duplicate``.
 """
 
@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
+from serving.ledger import promise_outcomes
 from serving.ledger.errors import DeliveryConflict, OrderNotFound, ShipmentNotFound
 from serving.ledger.orders import lock_order
 from serving.ledger.outbox import emit
@@ -91,7 +92,8 @@ def confirm(
     conn: Connection, order_id: str, events: Sequence[DeliveryEvent], *, at: datetime
 ) -> list[DeliveryResult]:
     """Apply delivery events of one order, all or none (a bad one refuses the batch)."""
-    if lock_order(conn, order_id) is None:
+    order = lock_order(conn, order_id)
+    if order is None:
         raise OrderNotFound(order_id)
     rows = {
         r.shipment_id: r
@@ -159,6 +161,11 @@ def confirm(
                 )
             )
             delivered[sid] = event.delivered_at
+            kept = promise_outcomes.outcome_of(
+                order.plan, sid, order_id, ship.node_id, event.delivered_at
+            )
+            if kept is not None:
+                promise_outcomes.record(conn, kept)
             emit(
                 conn,
                 "delivery.confirmed",

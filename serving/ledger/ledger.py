@@ -32,6 +32,7 @@ from serving.ledger import (
     invariants,
     live,
     outbox,
+    promise_outcomes,
     reporting,
 )
 from serving.ledger import orders as order_ops
@@ -45,6 +46,7 @@ from serving.ledger.errors import (
     OrderNotFound,
 )
 from serving.ledger.outbox import OutboxConfig
+from serving.ledger.promise_outcomes import LaneWidening, PromiseOutcome
 from serving.ledger.records import (
     AdjustResult,
     AllocationRequest,
@@ -644,6 +646,33 @@ class Ledger:
             raise InvalidLedgerRequest("deliveries: send at least one delivery", field="deliveries")
         at = self.clock()
         return self._write(lambda conn: deliveries.confirm(conn, order_id, events, at=at))
+
+    def promise_outcomes(
+        self,
+        since: datetime | None = None,
+        *,
+        lanes: Sequence[tuple[str, str]] | None = None,
+        delivery_model: str | None = None,
+        shipment_ids: Sequence[str] | None = None,
+    ) -> list[PromiseOutcome]:
+        return self._read(
+            lambda conn: promise_outcomes.outcomes(
+                conn,
+                since,
+                lanes=lanes,
+                delivery_model=delivery_model,
+                shipment_ids=shipment_ids,
+            )
+        )
+
+    def lane_widenings(self, delivery_model: str | None = None) -> list[LaneWidening]:
+        return self._read(lambda conn: promise_outcomes.widenings(conn, delivery_model))
+
+    def set_lane_widening(self, widening: LaneWidening) -> None:
+        self._write(lambda conn: promise_outcomes.set_widening(conn, widening))
+
+    def clear_lane_widening(self) -> int:
+        return self._write(promise_outcomes.clear_widening)
 
     def reject_allocation(
         self, order_id: str, node_id: str, line_ids: Sequence[str], reason: RejectReason

@@ -361,3 +361,38 @@ return_receipts = Table(
     Column("lines", _json(), nullable=False),
     Column("received_at", UTCDateTime, nullable=False),
 )
+
+# One row per confirmed shipment: the promise it was made under and when it arrived, as dates
+# at the destination. ``days_late`` > 0 is a missed ``deliver_by``; ``widened_days`` is the
+# lane widening the promise already carried (so a lane's raw residual is days_late + widened).
+promise_outcomes = Table(
+    "promise_outcomes",
+    metadata,
+    Column("shipment_id", String(160), ForeignKey("shipments.shipment_id"), primary_key=True),
+    Column("order_id", String(128), ForeignKey("orders.order_id"), nullable=False),
+    Column("node_id", String(64), nullable=False),
+    Column("dest_region", String(64), nullable=False),
+    Column("deliver_p50", String(10), nullable=False),
+    Column("deliver_by", String(10), nullable=False),
+    Column("delivered_on", String(10), nullable=False),
+    Column("days_late", Integer, nullable=False),
+    Column("p50_error_days", Integer, nullable=False),
+    Column("widened_days", Float, nullable=False),
+    Column("delivery_model", String(64), nullable=True),
+    Column("delivered_at", UTCDateTime, nullable=False),
+)
+Index("ix_promise_outcomes_delivered_at", promise_outcomes.c.delivered_at)
+
+# The conformal widening of a lane's P90 (node → destination region), for the delivery model
+# version it was measured against; a new champion starts from none.
+lane_widening = Table(
+    "lane_widening",
+    metadata,
+    Column("node_id", String(64), primary_key=True),
+    Column("dest_region", String(64), primary_key=True),
+    Column("delivery_model", String(64), primary_key=True),
+    Column("widen_days", Float, nullable=False),
+    Column("coverage", Float, nullable=False),
+    Column("deliveries", Integer, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from serving import metrics, orchestration
 from serving.bounds import ID_PATTERN, MAX_ID, MAX_LONG_ID, AwareTime, PathLongId
-from serving.deps import LedgerDep, RuntimeDep
+from serving.deps import LedgerDep, PromisesDep, RuntimeDep
 from serving.ledger import (
     DeliveryEvent,
     OrderView,
@@ -147,9 +147,16 @@ def ship_order(
 
 @router.post("/{order_id}/deliveries")
 def confirm_deliveries(
-    order_id: PathLongId, body: DeliveriesIn, ledger: LedgerDep, _: OrdersScope
+    order_id: PathLongId,
+    body: DeliveriesIn,
+    ledger: LedgerDep,
+    promises: PromisesDep,
+    _: OrdersScope,
+    tasks: BackgroundTasks,
 ) -> dict[str, Any]:
-    """Carrier delivery confirmations, per shipment; resending an event id changes nothing."""
+    """Carrier delivery confirmations, per shipment; resending an event id changes nothing.
+    Each first confirmation is checked against its promise; the lane's P90 widens when its
+    coverage falls below target (after the answer is sent)."""
     results = ledger.confirm_deliveries(
         order_id,
         [
@@ -165,6 +172,9 @@ def confirm_deliveries(
     )
     for r in results:
         metrics.DELIVERIES.labels(r.outcome).inc()
+    tasks.add_task(
+        promises.observe_shipments, [r.shipment_id for r in results if r.outcome == "applied"]
+    )
     return {
         "order_id": order_id,
         "deliveries": [{**asdict(r), "delivered_at": r.delivered_at.isoformat()} for r in results],

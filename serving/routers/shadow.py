@@ -7,15 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from serving.deps import RuntimeDep
-from serving.problems import RoutecastError
+from serving.problems import InvalidSince
 from serving.security import RouteScope
 from serving.shadow import parse_since, report
 
 router = APIRouter(prefix="/v1/shadow", tags=["shadow"])
-
-
-class InvalidSince(RoutecastError):
-    status, type, title = 422, "invalid-since", "Invalid time bound"
 
 
 @router.get("/summary")

@@ -152,3 +152,16 @@ def test_a_calendar_that_never_ships_is_an_error() -> None:
     never = calendar_from_dict({"weekly_hours": {}})
     with pytest.raises(ValueError, match="ships nothing"):
         shipment_promise(_leg(never), datetime(2026, 3, 2, tzinfo=UTC), NY, EVERY_DAY)
+
+
+def test_conformal_widening_is_the_finite_sample_quantile() -> None:
+    from routing.promise import conformal_widening
+
+    assert conformal_widening([], 0.9) == 0.0
+    assert conformal_widening([-2, -1, 0], 0.9) == 0.0  # already covered: never narrows
+    # n = 9: ceil(10 * 0.9) = 9th smallest
+    assert conformal_widening([0, 0, 0, 0, 0, 0, 0, 1, 3], 0.9) == 3.0
+    # n = 19: ceil(20 * 0.9) = 18th smallest
+    assert conformal_widening([0] * 17 + [2, 5], 0.9) == 2.0
+    with pytest.raises(ValueError):
+        conformal_widening([1.0], 1.0)
