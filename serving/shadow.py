@@ -211,7 +211,15 @@ def summarize(records: Iterable[ShadowRecord], since: datetime | None = None) ->
     }
 
 
-_UNITS = {"m": 60.0, "h": 3600.0, "d": 86400.0}
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(text: str) -> timedelta:
+    """An age or period such as ``90s``, ``30m``, ``1h``, ``7d`` (``ValueError`` otherwise)."""
+    t = text.strip()
+    if not (t[-1:].lower() in _UNITS and t[:-1].replace(".", "", 1).isdigit()):
+        raise ValueError(f"{text!r} is not a duration like 90s, 30m, 1h or 7d")
+    return timedelta(seconds=float(t[:-1]) * _UNITS[t[-1].lower()])
 
 
 def parse_since(text: str | None, now: datetime | None = None) -> datetime | None:
@@ -221,8 +229,7 @@ def parse_since(text: str | None, now: datetime | None = None) -> datetime | Non
     t = text.strip()
     try:
         if t[-1:].lower() in _UNITS and t[:-1].replace(".", "", 1).isdigit():
-            age = timedelta(seconds=float(t[:-1]) * _UNITS[t[-1].lower()])
-            at = (now or datetime.now(UTC)) - age
+            at = (now or datetime.now(UTC)) - parse_duration(t)
         else:
             at = datetime.fromisoformat(t)
             at = at.replace(tzinfo=UTC) if at.tzinfo is None else at

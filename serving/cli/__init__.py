@@ -11,6 +11,7 @@ from serving.cli import (
     history,
     inventory,
     keys,
+    loop,
     models,
     retrain,
     service,
@@ -25,6 +26,7 @@ app.command("route")(service.route_cmd)
 app.command()(models.train)
 app.command()(models.promote)
 app.command("retrain")(retrain.retrain)
+app.command("loop")(loop.loop)
 app.command()(backtest)
 app.add_typer(features.app, name="features")
 app.add_typer(eval.eval_app, name="eval")

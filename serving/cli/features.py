@@ -1,6 +1,8 @@
-"""``routecast features``: build tables, feast apply, materialize."""
+"""``routecast features``: build tables, feast apply, materialize, refresh from operations."""
 
 from __future__ import annotations
+
+from typing import Annotated
 
 import typer
 
@@ -36,3 +38,18 @@ def features_materialize() -> None:
 
     materialize(open_feature_store(settings()), None, progress=True)
     console.print("materialized")
+
+
+@app.command("refresh")
+def features_refresh(
+    as_of: Annotated[
+        str | None, typer.Option(help="Materialise up to this time (default: now).")
+    ] = None,
+) -> None:
+    """Merge the exported ledger days into the history, recompute the tables, materialise."""
+    from serving.cli.retrain import parse_as_of, print_steps
+    from serving.retrain import refresh_features
+
+    report = refresh_features(settings(), now=parse_as_of(as_of))
+    print_steps(report.steps)
+    console.print(f"merged history: {report.merged}")

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from routing.domain import MODES, Mode
 from serving.cli.common import console, read_json, settings
+from serving.cli.loop import RetrainEvery, every, print_run
 
 
 def demo(
@@ -58,10 +59,31 @@ def serve(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,
     workers: Annotated[int, typer.Option(help="Uvicorn worker processes.")] = 1,
+    refresh_every: Annotated[
+        str | None,
+        typer.Option(
+            help="Also run the loop in this process: export and refresh features this often "
+            "(90s, 30m, 1h); retrain per --retrain-every."
+        ),
+    ] = None,
+    retrain_every: RetrainEvery = "24h",
 ) -> None:
     """Serve the HTTP API (docs at /docs)."""
     import uvicorn
 
+    sched = None
+    refresh = every(refresh_every, "--refresh-every")
+    if refresh is not None:
+        from serving.scheduler import Scheduler
+
+        sched = Scheduler(
+            settings(),
+            refresh_every=refresh,
+            retrain_every=every(retrain_every, "--retrain-every"),
+            on_run=print_run,
+        )
+        sched.start()
+        console.print(f"loop: refresh every {refresh}, retrain every {retrain_every}")
     console.print(f"serving on http://{host}:{port}  (OpenAPI docs: http://{host}:{port}/docs)")
     console.print(f"operations console: http://{host}:{port}/console  (sign in with an API key)")
     uvicorn.run(
@@ -73,6 +95,8 @@ def serve(
         log_config=None,
         access_log=False,
     )
+    if sched is not None:
+        sched.stop()
 
 
 def route_cmd(
