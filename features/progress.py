@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -41,6 +42,11 @@ def quiet_feast(enabled: bool) -> Iterator[None]:
         return
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        if threading.current_thread() is not threading.main_thread():
+            # the streams are the process's: swapping them from a background thread (a live
+            # feature push) would drop, or keep swallowing, the main thread's output
+            yield
+            return
         sink = io.StringIO()
         with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
             yield

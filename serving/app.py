@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 
 from fastapi import FastAPI
 
@@ -29,9 +30,15 @@ from serving.security import RequestGuard
 from serving.settings import Settings, get_settings
 
 
-def create_app(settings: Settings | None = None, *, background: bool = True) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    background: bool = True,
+    clock: Callable[[], datetime] | None = None,
+) -> FastAPI:
+    """The API; ``clock`` replaces the wall clock (a simulated world, ``routecast operate``)."""
     settings = settings or get_settings()
-    runtime = Runtime(settings)
+    runtime = Runtime(settings, clock=clock)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

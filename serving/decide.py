@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -159,7 +159,7 @@ def _decide(
     shipped_nodes: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     t0 = time.perf_counter()
-    now = now or datetime.now(UTC)
+    now = now or runtime.clock()
     if not runtime.nodes:
         raise NotReady("no fulfilment nodes are loaded; run `routecast demo` or load nodes")
     where = locate(body.destination)

@@ -11,7 +11,6 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from routing import RejectReason
@@ -87,7 +86,7 @@ def place(body: OrderIn, runtime: Runtime, key: str | None, on_decision: OnDecis
             if not fillable(body, answer):
                 metrics.RESERVATIONS.labels("unfillable").inc()
                 raise unfillable(answer)
-            hold = screening.hold_for(body, runtime, datetime.now(UTC))
+            hold = screening.hold_for(body, runtime, runtime.clock())
 
             def respond(
                 res: Reservation, answer: dict[str, Any] = answer, hold: Hold | None = hold

@@ -30,6 +30,10 @@ from serving.webhooks import Dispatcher
 log = logging.getLogger("routecast.runtime")
 
 
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
 class Runtime:
     """The composition root: builds the narrow parts (models, feature snapshot, ledger, keys,
     policy, catalogue) and refreshes them off the request path; one instance per process.
@@ -40,6 +44,8 @@ class Runtime:
 
     def __init__(self, settings: Settings, *, clock: Callable[[], datetime] | None = None) -> None:
         self.settings = settings
+        #: the service's time (a simulated world runs its own): decisions, ledger, features
+        self.clock: Callable[[], datetime] = clock or _utcnow
         self.models = ModelStore(
             settings.tracking_uri,
             {"stockout": settings.stockout_model, "delivery": settings.delivery_model},
@@ -56,6 +62,7 @@ class Runtime:
                 low_stock_threshold=settings.low_stock_threshold,
             ),
             claim_stale_after=timedelta(seconds=settings.idempotency_claim_seconds),
+            clock=self.clock,
         )
         self.dispatcher = Dispatcher.from_settings(self.ledger, settings)
         self.keys = SqlKeyStore(self.engine)
@@ -67,15 +74,10 @@ class Runtime:
         self._thread: threading.Thread | None = None
         self.started_at = datetime.now(UTC)
         self.promises = PromiseMonitor(
-            self.ledger,
-            settings,
-            self.delivery_model_key,
-            **({"clock": clock} if clock else {}),
+            self.ledger, settings, self.delivery_model_key, clock=self.clock
         )
         self.live = LiveFeatureFeed(
-            self,
-            interval_seconds=settings.live_features_seconds,
-            **({"clock": clock} if clock else {}),
+            self, interval_seconds=settings.live_features_seconds, clock=self.clock
         )
 
     # -- the parts' current values, for the decision path ---------------------------------

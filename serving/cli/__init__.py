@@ -13,6 +13,7 @@ from serving.cli import (
     keys,
     loop,
     models,
+    operate,
     retrain,
     service,
     shadow,
@@ -27,6 +28,7 @@ app.command()(models.train)
 app.command()(models.promote)
 app.command("retrain")(retrain.retrain)
 app.command("loop")(loop.loop)
+app.command("operate")(operate.operate)
 app.command()(backtest)
 app.add_typer(features.app, name="features")
 app.add_typer(eval.eval_app, name="eval")

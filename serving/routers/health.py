@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter
@@ -24,7 +23,7 @@ def healthz() -> dict[str, str]:
     responses={503: {"description": "Database unreachable or no nodes; `reasons` says which"}},
 )
 def readyz(runtime: RuntimeDep) -> Any:
-    now = datetime.now(UTC)
+    now = runtime.clock()
     serving, reasons = runtime.readiness(now)
     snap = runtime.snapshot
     body = {
@@ -34,7 +33,11 @@ def readyz(runtime: RuntimeDep) -> Any:
         "features_newest_event": snap.newest_event.isoformat()
         if snap and snap.newest_event
         else None,
+        "features_oldest_event": snap.oldest_event.isoformat()
+        if snap and snap.oldest_event
+        else None,
         "features_read_at": snap.read_at.isoformat() if snap else None,
+        "now": now.isoformat(),
     }
     # Degraded still routes (cost mode); no database or no nodes make us unready.
     return JSONResponse(body, status_code=200 if serving else 503)
