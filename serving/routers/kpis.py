@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from serving.deps import LedgerDep
+from serving.problems import InvalidSince
 from serving.reports import kpi_report, kpi_since
-from serving.routers.shadow import InvalidSince
 from serving.security import OrdersScope
 
 router = APIRouter(prefix="/v1", tags=["kpis"])
