@@ -65,10 +65,21 @@ class Node:
     calendar: NodeCalendar | None = None
     name: str = ""
     region: str | None = None
+    #: parcels accepted on earlier days that the node has not handed to a carrier yet:
+    #: they are packed before anything taken today
+    backlog: int = 0
 
     @property
     def at_capacity(self) -> bool:
         return self.daily_capacity is not None and self.orders_today >= self.daily_capacity
+
+    @property
+    def load(self) -> float | None:
+        """Parcels ahead of a new one (backlog + orders taken today) in days of capacity;
+        ``None`` when the node has no capacity limit."""
+        if not self.daily_capacity:
+            return None
+        return (self.backlog + self.orders_today) / self.daily_capacity
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,6 +60,12 @@ def _node(d: Any, i: int) -> Node:
     cap = d.get("daily_capacity")
     if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 0):
         raise InvalidNetwork(f"{where}.daily_capacity must be a non-negative integer or null")
+    counts = {}
+    for name in ("orders_today", "backlog"):
+        v = d.get(name, 0)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise InvalidNetwork(f"{where}.{name} must be a non-negative integer")
+        counts[name] = v
     priority = d.get("priority", 0)
     if isinstance(priority, bool) or not isinstance(priority, int):
         raise InvalidNetwork(f"{where}.priority must be an integer")
@@ -83,7 +89,8 @@ def _node(d: Any, i: int) -> Node:
         or 0.0,
         timezone=tz,
         daily_capacity=cap,
-        orders_today=int(d.get("orders_today", 0)),
+        orders_today=counts["orders_today"],
+        backlog=counts["backlog"],
         calendar=calendar,
         name=str(d.get("name") or ""),
         region=d.get("region"),

@@ -91,6 +91,7 @@ class GroupRules:
     weight_late: float = _knob(1.0, ge=0)
     reroute_cost: float = _knob(12.0, ge=0)
     late_cost_per_day: float = _knob(6.0, ge=0)
+    late_penalty: float = _knob(20.0, ge=0)
     per_shipment_cost: float = _knob(3.0, ge=0)
     max_shipments: int | None = _knob(None, ge=1)
     never_split: bool = _knob(False)
@@ -98,6 +99,8 @@ class GroupRules:
     max_distance_km: float | None = _knob(None, gt=0)
     safety_stock: float = _knob(0.0, ge=0)
     promise_days: float = _knob(5.0, gt=0)
+    load_knee: float = _knob(1.0, gt=0, le=1)
+    congestion_cost: float = _knob(3.0, ge=0)
 
     def zone(self, distance_km: float | None) -> tuple[float, float, float]:
         d = self.unknown_distance_km if distance_km is None else distance_km

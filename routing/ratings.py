@@ -1,9 +1,16 @@
 """Ratings: the expected cost in currency of serving a line (part) from a node.
 
 shipping(distance, weight, zone) + handling + p_stockout × reroute_cost
-+ E[late days] × late_cost_per_day, each weighted per product group. Delivery days are a
++ P(late) × late_penalty + E[late days] × late_cost_per_day, each weighted per product group. Delivery days are a
 lognormal fitted to the predicted p50/p90, so p_late = P(days > promise) is smooth in the
 predictions instead of a step at the median.
+
+Delivery days include the node's queue (:func:`queue_days`): a node packs its backlog and
+the orders taken before this one first, so a parcel sent to a node loaded past
+``load_knee`` of its daily capacity misses the day's carrier pick-up. The models see
+yesterday's backlog but never today's orders, so without this term the router would keep
+filling the cheapest node up to its capacity fence and its queue (and lateness) would grow
+day after day.
 """
 
 from __future__ import annotations
@@ -36,6 +43,23 @@ def lateness(days_p50: float, days_p90: float, promise_days: float) -> tuple[flo
     p_late = _phi(d2)
     expected_late = math.exp(mu + sigma * sigma / 2) * _phi(d2 + sigma) - promise_days * p_late
     return p_late, max(expected_late, 0.0)
+
+
+def queue_days(load: float | None, rules: GroupRules) -> float:
+    """Expected days a new parcel waits in a node's queue beyond the normal same-day hand-over.
+
+    ``load`` is the work ahead of the parcel in days of the node's capacity
+    (``Node.load``: backlog + orders taken today over daily capacity). A node packs about
+    ``load_knee`` of a day's capacity in time for the carrier's pick-up: below it the parcel
+    leaves today (0); from the knee to a full day the expected wait rises to one day (the
+    share of the day's packing done after the pick-up); every further day of capacity ahead
+    of it adds a day. ``None`` (no capacity limit) waits 0.
+    """
+    if load is None or load <= rules.load_knee:
+        return 0.0
+    knee = rules.load_knee
+    ramp = 1.0 if knee >= 1.0 else min((load - knee) / (1.0 - knee), 1.0)
+    return ramp + max(load - 1.0, 0.0)
 
 
 def rule_days(distance_km: float, rules: GroupRules) -> tuple[float, float]:
@@ -110,9 +134,11 @@ def stockout_cost(p_stockout: float, rules: GroupRules) -> float:
     return rules.weight_stockout * p_stockout * rules.reroute_cost
 
 
-def late_cost(late_days: float, rules: GroupRules) -> float:
-    """Cost of (expected or realised) days past the promise for one line part."""
-    return rules.weight_late * late_days * rules.late_cost_per_day
+def late_cost(p_late: float, late_days: float, rules: GroupRules) -> float:
+    """Cost of missing the promise for one line part: the chance it is late times the
+    one-off ``late_penalty`` (the customer's contact, the goodwill credit), plus the
+    (expected or realised) days past the promise times ``late_cost_per_day``."""
+    return rules.weight_late * (p_late * rules.late_penalty + late_days * rules.late_cost_per_day)
 
 
 def _pair(
@@ -127,7 +153,7 @@ def _pair(
     rules: GroupRules,
 ) -> PairRating:
     stockout = stockout_cost(p_stock, rules)
-    late = late_cost(late_days, rules)
+    late = late_cost(p_late, late_days, rules)
     return PairRating(
         per_unit_shipping=per_unit,
         fixed=handling_ + stockout + late,
@@ -150,8 +176,10 @@ def rate_pair(
     prediction: Prediction | None,
     rules: GroupRules,
     promise_days: float,
+    queue: float = 0.0,
 ) -> PairRating:
-    """Price a (line, node) pair. ``prediction=None`` is ``cost`` mode: no risk, rule days."""
+    """Price a (line, node) pair. ``prediction=None`` is ``cost`` mode: no risk, rule days.
+    ``queue`` (days, from :func:`queue_days`) is added to both delivery quantiles."""
     if prediction is None:
         p_stock = 0.0
         d = rules.unknown_distance_km if distance_km is None else distance_km
@@ -159,6 +187,8 @@ def rate_pair(
     else:
         p_stock = min(max(prediction.p_stockout, 0.0), 1.0)
         p50, p90 = prediction.days_p50, max(prediction.days_p90, prediction.days_p50)
+    if queue > 0.0:
+        p50, p90 = p50 + queue, p90 + queue
     p_late, late_days = lateness(p50, p90, promise_days)
     return _pair(
         unit_shipping(weight_kg, distance_km, rules),
@@ -197,6 +227,17 @@ def rate_realised(
         distance_km,
         rules,
     )
+
+
+def congestion_cost(load: float | None, price: float) -> float:
+    """Opportunity cost of taking a parcel's place at a node: ``price`` × load², capped at a
+    full day (``load`` as in :func:`queue_days`). Zero at an idle node, ``price`` at a full
+    one: fast nodes that fill up every day are kept for the orders that gain most from them
+    instead of going to whichever orders arrive first."""
+    if load is None or price <= 0.0:
+        return 0.0
+    u = min(max(load, 0.0), 1.0)
+    return price * u * u
 
 
 def shipment_cost(distance_km: float | None, rules: GroupRules, per_shipment_cost: float) -> float:

@@ -19,7 +19,7 @@ from routing.options import Ratings, line_options, together_options
 from routing.partition import solve_partition
 from routing.plan import Allocation, Explanation, Plan, Shipment, Unallocated
 from routing.policy import Policy
-from routing.ratings import rate_pair, shipment_cost
+from routing.ratings import congestion_cost, queue_days, rate_pair, shipment_cost
 
 
 def _units(lcs: Sequence[LineCandidates]) -> list[list[LineCandidates]]:
@@ -68,6 +68,7 @@ def _rate(
                 prediction=pred if mode is not Mode.COST else None,
                 rules=lc.rules,
                 promise_days=promise,
+                queue=queue_days(c.node.load, lc.rules),
             )
     if missing:
         raise PredictionsRequired(
@@ -98,6 +99,7 @@ def route(
     pol = policy or Policy.default()
     lcs = evaluate(order, network, pol, now)
     per_ship = max((lc.rules.per_shipment_cost for lc in lcs), default=0.0)
+    congestion = max((lc.rules.congestion_cost for lc in lcs), default=0.0)
     caps = [lc.rules.max_shipments for lc in lcs if lc.rules.max_shipments is not None]
     max_ship = order.shipment_cap(
         min(caps) if caps else pol.max_shipments, pol.channel(order.channel).max_shipments
@@ -115,6 +117,8 @@ def route(
             nid = c.node.node_id
             if nid not in fixed:
                 f = shipment_cost(c.distance_km, lc.rules, per_ship)
+                if congestion:
+                    f += congestion_cost(c.node.load, congestion)
                 if pol.capacity == "penalise" and c.node.at_capacity:
                     f += pol.capacity_penalty
                 fixed[nid] = f

@@ -6,7 +6,9 @@ Loaded at start and refreshed off the request path; handlers read the current re
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -97,6 +99,7 @@ class Catalogue:
         self._counted_base: tuple[Node, ...] | None = None
         self._counted: dict[str, int] = {}
         self._counted_nodes: dict[str, Node] = {}
+        self._backlog: dict[str, int] = {}
 
     def load(self) -> None:
         raw = self.raw_dir
@@ -153,9 +156,16 @@ class Catalogue:
                     timezone=rec.timezone,
                     daily_capacity=rec.daily_capacity or None,
                     calendar=node_calendar(rec),
+                    backlog=self._backlog.get(rec.node_id, 0),
                 )
             )
         self.nodes = tuple(sorted(built, key=lambda n: n.node_id))
+
+    def set_backlog(self, backlog: Mapping[str, float]) -> None:
+        """Parcels each node carries into today, not yet handed to a carrier (the node's
+        operations report; the features' ``backlog``). Routing adds the wait to delivery days."""
+        self._backlog = {n: max(round(v), 0) for n, v in backlog.items() if math.isfinite(v)}
+        self.nodes = tuple(replace(n, backlog=self._backlog.get(n.node_id, 0)) for n in self.nodes)
 
     def _capacity_counts(self) -> dict[str, int]:
         """Orders taken per capacity-limited node today, re-read at most every two seconds.

@@ -93,6 +93,11 @@ class FeatureSnapshot:
             return None
         return {c: float(self.node_sku[i, j]) for j, c in enumerate(NODE_SKU_COLUMNS)}
 
+    def node_feature(self, column: str) -> dict[str, float]:
+        """One node-level feature (``NODE_COLUMNS``) of every node the snapshot holds."""
+        j = NODE_COLUMNS.index(column)
+        return {str(k): float(self.node[i, j]) for k, i in self.node_index.items()}
+
     def age_hours(self, now: datetime | None = None) -> float | None:
         if self.newest_event is None:
             return None

@@ -145,6 +145,8 @@ class Runtime:
             return
         self.snapshot = snap
         self.snapshot_error = None
+        # the nodes' queues as their operations last reported them: routing prices the wait
+        self.catalogue.set_backlog(snap.node_feature("backlog"))
 
     def refresh_models(self) -> None:
         try:

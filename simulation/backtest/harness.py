@@ -392,6 +392,9 @@ def run_policy(job: PolicyJob) -> PolicyRun:
                 [InitialStock(world.node_ids[n], world.sku_ids[s], q) for n, s, q in feed],
                 event_time=runtime.sim_now,
             )
+        # the nodes' evening reports: parcels still queued (routing prices the wait)
+        queued = world.backlog().tolist()
+        runtime.catalogue.set_backlog(dict(zip(world.node_ids, queued, strict=True)))
         if job.world_hook is not None:
             job.world_hook(world)
         if pit is not None:

@@ -187,6 +187,11 @@ class WorldDriver:
         self._fed = rec.copy()
         return [(int(n), int(s), int(rec[n, s])) for n, s in zip(node, sku, strict=True)]
 
+    def backlog(self) -> IntArray:
+        """Parcels each node carries into today, not yet handed to a carrier: what the nodes
+        report every evening (the ``node_days`` backlog), visible to any decision-maker."""
+        return self.sim.backlog.copy()
+
     def pick(self, line: int, node: int, qty: int, hour: float) -> PickAnswer:
         """The node picks ``qty`` of the line's SKU from its real shelf, or rejects."""
         m = self._require_day()

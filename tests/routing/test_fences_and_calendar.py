@@ -150,7 +150,13 @@ def test_capacity_penalised_instead_of_fenced() -> None:
             o,
             network,
             mode="cost",
-            policy=policy_from_dict({"capacity": "penalise", "capacity_penalty": 0.0}),
+            policy=policy_from_dict(
+                {
+                    "capacity": "penalise",
+                    "capacity_penalty": 0.0,
+                    "defaults": {"congestion_cost": 0.0},  # no price for the full node either
+                }
+            ),
             now=NOW,
         )
     )

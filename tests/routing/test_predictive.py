@@ -19,7 +19,7 @@ from routing import (
     route,
 )
 from routing.errors import InvalidNetwork, InvalidOrder, InvalidPolicy
-from routing.ratings import lateness
+from routing.ratings import congestion_cost, lateness, queue_days
 
 TWO = [{"id": "A", "lat": 40.7, "lon": -74.0}, {"id": "B", "lat": 40.6, "lon": -74.1}]
 
@@ -64,6 +64,69 @@ def test_lateness_moves_the_line_to_the_faster_node() -> None:
     assert plan["allocations"][0]["node_id"] == "B"
     a_rank = next(c for c in plan["ranking"][0]["candidates"] if c["node_id"] == "A")
     assert a_rank["p_late"] > 0.8 and a_rank["late_cost"] > 0
+
+
+def test_queue_wait_starts_at_the_knee_and_grows_a_day_per_day_of_capacity() -> None:
+    rules = policy_from_dict({"defaults": {"load_knee": 0.6}}).rules(None)
+    assert queue_days(None, rules) == 0.0  # no capacity limit: no queue
+    assert queue_days(0.6, rules) == 0.0
+    assert queue_days(0.8, rules) == pytest.approx(0.5)
+    assert queue_days(1.0, rules) == pytest.approx(1.0)
+    assert queue_days(2.5, rules) == pytest.approx(2.5)
+    full = policy_from_dict({"defaults": {"load_knee": 1.0}}).rules(None)
+    assert queue_days(0.99, full) == 0.0 and queue_days(1.5, full) == pytest.approx(1.5)
+    with pytest.raises(InvalidPolicy, match="load_knee"):
+        policy_from_dict({"defaults": {"load_knee": 1.5}})
+
+
+def test_a_node_queued_past_the_promise_loses_the_line() -> None:
+    """The models see yesterday's backlog, never today's orders: the node's own queue
+    (backlog + orders taken today over capacity) delays its parcels in the ratings."""
+    nodes = [
+        {"id": "A", "lat": 40.7, "lon": -74.0, "daily_capacity": 10, "orders_today": 4},
+        {"id": "B", "lat": 40.6, "lon": -74.1, "daily_capacity": 10},
+    ]
+    o = order(("X", 1), dest_lat=40.7, dest_lon=-74.0, promise_days=3.0)
+    preds = {("1", "A"): Prediction(0.0, 1.5, 2.0), ("1", "B"): Prediction(0.0, 1.6, 2.1)}
+    stock = [("A", "X", 5), ("B", "X", 5)]
+    pol = policy_from_dict({"defaults": {"congestion_cost": 0}})  # the queue alone
+    quiet = plan_to_dict(route(o, net(nodes, stock), predictions=preds, policy=pol, now=NOW))
+    assert quiet["allocations"][0]["node_id"] == "A"  # 0.4 of a day ahead: leaves today
+    nodes[0]["backlog"] = 16  # two days of work ahead of the next parcel
+    busy = plan_to_dict(route(o, net(nodes, stock), predictions=preds, policy=pol, now=NOW))
+    assert busy["allocations"][0]["node_id"] == "B"
+    a_rank = next(c for c in busy["ranking"][0]["candidates"] if c["node_id"] == "A")
+    assert a_rank["days_p50"] == pytest.approx(1.5 + 2.0) and a_rank["late_cost"] > 0
+    with pytest.raises(InvalidNetwork, match="backlog"):
+        network_from_dict({"nodes": [{"id": "A", "backlog": -1}]})
+
+
+def test_congestion_keeps_a_filling_node_for_the_orders_that_gain_most() -> None:
+    assert congestion_cost(None, 5.0) == 0.0 and congestion_cost(0.5, 0.0) == 0.0
+    assert congestion_cost(0.5, 4.0) == pytest.approx(1.0)
+    assert congestion_cost(3.0, 4.0) == pytest.approx(4.0)  # capped at a full day
+    nodes = [
+        {"id": "DC", "lat": 40.7, "lon": -74.0, "daily_capacity": 10, "orders_today": 9},
+        {"id": "S", "lat": 40.6, "lon": -74.1},
+    ]
+    stock = [("DC", "X", 5), ("S", "X", 5)]
+    o = order(("X", 1), dest_lat=40.7, dest_lon=-74.0, promise_days=3.0)
+    slack = {("1", "DC"): Prediction(0.0, 1.0, 1.5), ("1", "S"): Prediction(0.0, 1.2, 1.8)}
+    urgent = {("1", "DC"): Prediction(0.0, 1.0, 1.5), ("1", "S"): Prediction(0.0, 2.5, 4.0)}
+    free = policy_from_dict(
+        {"defaults": {"late_penalty": 20, "load_knee": 1.0, "congestion_cost": 0}}
+    )
+    priced = policy_from_dict(
+        {"defaults": {"late_penalty": 20, "load_knee": 1.0, "congestion_cost": 3}}
+    )
+
+    def node(preds: dict[tuple[str, str], Prediction], pol: object) -> str:
+        plan = route(o, net(nodes, stock), predictions=preds, policy=pol, now=NOW)  # type: ignore[arg-type]
+        return plan_to_dict(plan)["allocations"][0]["node_id"]  # type: ignore[no-any-return]
+
+    assert node(slack, free) == "DC"  # without a price the first order takes the last places
+    assert node(slack, priced) == "S"  # an order with slack leaves them ...
+    assert node(urgent, priced) == "DC"  # ... to one the store would make late
 
 
 def test_consolidation_beats_cheapest_per_line() -> None:
