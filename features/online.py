@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
-
-from feast import FeatureStore
+from typing import TYPE_CHECKING, Any
 
 from features import catalog
 from features.progress import quiet_feast
+
+if TYPE_CHECKING:  # the service reads SQLite without Feast (features.online_sqlite)
+    from feast import FeatureStore
 
 TS_SUFFIX = "__ts"
 

@@ -12,11 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from routing import Closure, Network, Node, NodeCalendar, StockRow, calendar_from_dict
 from serving.ledger import Ledger, NodeRecord
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 #: Destination regions whose lane features the snapshot holds.
 US_REGIONS = [
@@ -75,6 +77,14 @@ US_REGIONS = [
 ]
 
 
+def read_table(path: Path, columns: list[str] | None = None) -> pa.Table:
+    """A canonical table read with pyarrow alone: start-up reads a few small tables, and
+    pandas (which ``pq.read_table``'s dataset path imports) costs seconds to import."""
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).read(columns=columns)
+
+
 @dataclass(frozen=True, slots=True)
 class SkuRecord:
     sku: str
@@ -107,13 +117,13 @@ class Catalogue:
             raise FileNotFoundError(
                 f"no network under {raw}: run `routecast demo` (or `make run`) first"
             )
-        nodes = pd.read_parquet(raw / "nodes.parquet")
-        skus = pd.read_parquet(raw / "skus.parquet")
+        nodes = read_table(raw / "nodes.parquet").to_pylist()
+        skus = read_table(raw / "skus.parquet").to_pylist()
         self.skus = {
             str(r["sku"]).upper(): SkuRecord(
                 str(r["sku"]), str(r["product_group"]), float(r["weight_kg"]), float(r["price"])
             )
-            for r in skus.to_dict(orient="records")
+            for r in skus
         }
         # Catalogue attributes the ledger does not hold; operational state comes from the ledger.
         self._catalogue_nodes = {
@@ -121,13 +131,15 @@ class Catalogue:
                 frozenset(g for g in str(r["ships_groups"]).split(",") if g) or None,
                 float(r["handling_cost"]),
             )
-            for r in nodes.to_dict(orient="records")
+            for r in nodes
         }
-        inv = pd.read_parquet(raw / "inventory_snapshots.parquet", columns=["node_id", "sku"])
-        pairs = inv.drop_duplicates()
-        self.node_skus = list(
-            zip(pairs["node_id"].astype(str), pairs["sku"].astype(str), strict=True)
+        inv = read_table(raw / "inventory_snapshots.parquet", ["node_id", "sku"])
+        pairs = zip(
+            (str(n) for n in inv.column("node_id").to_pylist()),
+            (str(s) for s in inv.column("sku").to_pylist()),
+            strict=True,
         )
+        self.node_skus = list(dict.fromkeys(pairs))
 
     @property
     def node_ids(self) -> list[str]:

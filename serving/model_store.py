@@ -1,18 +1,30 @@
-"""Models loaded by registry alias (``models:/<name>@champion``), swapped in when the alias moves."""
+"""Models loaded by registry alias (``models:/<name>@champion``), swapped in when the alias moves.
+
+Each version loaded through MLflow is also kept in a local cache (``<home>/cache/models``).
+At start the service reads the alias straight from the registry's database and, when it
+points at a cached version, loads that file without importing MLflow (seconds of start-up);
+the MLflow refresh then runs in the background as usual. A version not cached, a registry
+that is not a database, or any doubt about the alias means the ordinary MLflow load.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import pickle
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import mlflow
-from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 log = logging.getLogger("routecast.models")
+
+#: Registries the alias can be read from with SQL (MLflow's database-backed stores).
+_SQL_SCHEMES = ("sqlite:", "postgresql", "mysql", "mssql")
 
 
 @dataclass(frozen=True)
@@ -28,19 +40,104 @@ class LoadedModel:
 class ModelStore:
     """Holds the current champion of each model; ``refresh`` is called off the request path."""
 
-    def __init__(self, tracking_uri: str, names: dict[str, str], alias: str) -> None:
+    def __init__(
+        self,
+        tracking_uri: str,
+        names: dict[str, str],
+        alias: str,
+        cache_dir: Path | None = None,
+    ) -> None:
         self.tracking_uri = tracking_uri
         self.names = names  # role ("stockout", "delivery") -> registered name
         self.alias = alias
+        self.cache_dir = cache_dir
         self._models: dict[str, LoadedModel] = {}
         self._errors: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def _client(self) -> MlflowClient:
+        from mlflow import MlflowClient
+
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    # -- the local cache ---------------------------------------------------------------------
+    def _cache_path(self, name: str, version: str) -> Path | None:
+        return None if self.cache_dir is None else self.cache_dir / name / version
+
+    def _write_cache(self, loaded: LoadedModel) -> None:
+        folder = self._cache_path(loaded.name, loaded.version)
+        if folder is None:
+            return
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = folder / "model.pkl.tmp"
+            tmp.write_bytes(pickle.dumps(loaded.model, protocol=pickle.HIGHEST_PROTOCOL))
+            meta = {"name": loaded.name, "version": loaded.version, "run_id": loaded.run_id}
+            (folder / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+            tmp.replace(folder / "model.pkl")  # the model file appears last, whole
+        except OSError:
+            log.exception("could not cache model %s v%s", loaded.name, loaded.version)
+
+    def _alias_from_database(self, name: str) -> tuple[str, str | None] | None:
+        """(version, run_id) the alias points at, read from the registry's tables; None when
+        the registry is not a database or the answer is not exactly one row."""
+        if not self.tracking_uri.startswith(_SQL_SCHEMES):
+            return None
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(self.tracking_uri)
+        try:
+            with engine.connect() as conn:
+                rows = conn.execute(
+                    text(
+                        "SELECT v.version, v.run_id FROM registered_model_aliases a "
+                        "JOIN model_versions v ON v.name = a.name AND v.version = a.version "
+                        "WHERE a.name = :name AND a.alias = :alias"
+                    ),
+                    {"name": name, "alias": self.alias},
+                ).all()
+        finally:
+            engine.dispose()
+        if len(rows) != 1:
+            return None
+        return str(rows[0][0]), rows[0][1]
+
+    def load_cached(self) -> list[str]:
+        """Load each champion from the local cache when the registry's alias points at the
+        cached version (same run); returns the roles loaded. Anything else is left to
+        ``refresh``."""
+        loaded_roles = []
+        for role, name in self.names.items():
+            try:
+                found = self._alias_from_database(name)
+                folder = None if found is None else self._cache_path(name, found[0])
+                if found is None or folder is None or not (folder / "model.pkl").exists():
+                    continue
+                meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+                if meta.get("run_id") != found[1]:
+                    continue
+                model = pickle.loads((folder / "model.pkl").read_bytes())
+            except Exception:  # the MLflow path decides; the cache only saves time
+                log.exception("cached model %s not usable", name)
+                continue
+            with self._lock:
+                self._models[role] = LoadedModel(
+                    name=name,
+                    alias=self.alias,
+                    version=found[0],
+                    run_id=found[1],
+                    model=model,
+                    loaded_at=datetime.now(UTC),
+                )
+            loaded_roles.append(role)
+            log.info("loaded model %s version %s from the local cache", name, found[0])
+        return loaded_roles
 
     def refresh(self) -> list[str]:
         """Load any model whose alias now points at a different version; returns roles changed."""
+        import mlflow
+        from mlflow.exceptions import MlflowException
+
         client = self._client()
         mlflow.set_registry_uri(self.tracking_uri)
         mlflow.set_tracking_uri(self.tracking_uri)
@@ -74,6 +171,7 @@ class ModelStore:
             )
             with self._lock:
                 self._models[role] = loaded
+            self._write_cache(loaded)
             self._errors.pop(role, None)
             changed.append(role)
             log.info("loaded model %s version %s", name, mv.version)

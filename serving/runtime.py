@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from routing import Network, Node, Policy
 from serving.catalogue import Catalogue, SkuRecord
@@ -27,11 +29,29 @@ from serving.settings import Settings
 from serving.shadow import ShadowWorker
 from serving.webhooks import Dispatcher
 
+if TYPE_CHECKING:
+    from features.online import OnlineSnapshot
+
 log = logging.getLogger("routecast.runtime")
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class _Steps:
+    """Times start-up steps into ``into`` (name → seconds)."""
+
+    def __init__(self, into: dict[str, float]) -> None:
+        self.into = into
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.into[name] = round(time.perf_counter() - t0, 3)
 
 
 class Runtime:
@@ -50,6 +70,7 @@ class Runtime:
             settings.tracking_uri,
             {"stockout": settings.stockout_model, "delivery": settings.delivery_model},
             settings.model_alias,
+            cache_dir=settings.home / "cache" / "models",
         )
         self.snapshot: FeatureSnapshot | None = None
         self.snapshot_error: str | None = None
@@ -76,6 +97,11 @@ class Runtime:
         self.promises = PromiseMonitor(
             self.ledger, settings, self.delivery_model_key, clock=self.clock
         )
+        #: True until models and features have been loaded once (``/readyz`` answers 503)
+        self.starting = True
+        #: seconds each start-up step took, in order
+        self.start_steps: dict[str, float] = {}
+        self._loader: threading.Thread | None = None
         self.live = LiveFeatureFeed(
             self, interval_seconds=settings.live_features_seconds, clock=self.clock
         )
@@ -123,14 +149,34 @@ class Runtime:
             self._store = open_feature_store(self.settings)
         return self._store
 
-    def refresh_features(self) -> None:
-        """Read the online store into a new snapshot and rebuild the network's stock from it."""
+    def _read_online(self) -> OnlineSnapshot:
+        """The online store's rows for the catalogue's entities: a SQLite store is read
+        directly (no Feast import, milliseconds), anything else through Feast."""
+        cat = self.catalogue
+        s = self.settings
+        if s.online_store == "sqlite":
+            from features.online_sqlite import UnsupportedEncoding, read_sqlite_snapshot
+
+            try:
+                return read_sqlite_snapshot(
+                    s.feature_dir.resolve() / "online.db",
+                    s.feast_project,
+                    cat.node_ids,
+                    cat.node_skus,
+                    cat.lanes(),
+                )
+            except UnsupportedEncoding:
+                log.warning("online store not readable directly; reading through Feast")
         from features.online import read_online_snapshot
 
+        return read_online_snapshot(
+            self.open_feature_store(), cat.node_ids, cat.node_skus, cat.lanes()
+        )
+
+    def refresh_features(self) -> None:
+        """Read the online store into a new snapshot and rebuild the network's stock from it."""
         try:
-            store = self.open_feature_store()
-            cat = self.catalogue
-            online = read_online_snapshot(store, cat.node_ids, cat.node_skus, cat.lanes())
+            online = self._read_online()
             snap = FeatureSnapshot.from_online(
                 online.node,
                 online.node_sku,
@@ -156,31 +202,65 @@ class Runtime:
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, background: bool = True) -> None:
+        """Load what answers need. With ``background`` (the server), only the cheap core runs
+        here (ledger, catalogue, nodes, cached models); MLflow, Feast and the refreshers load
+        on a thread, and until they have ``starting`` keeps ``/readyz`` at 503 and decisions
+        answer degraded (cost mode) with the reason. Without it, everything loads before
+        returning (commands, tests, benchmarks)."""
         from serving.destinations import zip_index
 
-        zip_index()  # build the postal-code index now, not on the first order
-        create_schema(self.engine)
-        self.catalogue.load()
-        self.reload_policy()
-        seed_ledger(self.ledger, self.settings.raw_dir)
-        self.reload_nodes()
-        self.refresh_models()
-        self.refresh_features()
+        step = _Steps(self.start_steps)
+        with step("postal index"):
+            zip_index()  # build the postal-code index now, not on the first order
+        with step("schema"):
+            create_schema(self.engine)
+        with step("catalogue"):
+            self.catalogue.load()
+            self.reload_policy()
+        with step("ledger seed"):
+            seed_ledger(self.ledger, self.settings.raw_dir)
+            self.reload_nodes()
+        with step("cached models"):
+            self.models.load_cached()
         self.shadow.start()
         self.live.prime()
+        if not background:
+            self._load(step)
+            return
+        self._loader = threading.Thread(
+            target=self._load_then_refresh, args=(step,), name="routecast-start", daemon=True
+        )
+        self._loader.start()
+
+    def _load(self, step: _Steps) -> None:
+        """Models through the registry (a no-op for versions the cache already loaded),
+        features through the feature store, stale features brought forward."""
+        with step("models"):
+            self.refresh_models()
+        with step("features"):
+            self.refresh_features()
         if self.settings.bring_forward_stale_features:
-            try:
-                self.live.bring_forward_if_stale()
-            except Exception:  # serve degraded rather than not at all
-                log.exception("bringing stale features forward failed")
-        if background:
-            self.dispatcher.start(self.settings.webhook_poll_seconds)
-            self._thread = threading.Thread(
-                target=self._loop, name="routecast-refresh", daemon=True
-            )
-            self._thread.start()
-            if self.settings.live_features_seconds > 0:
-                self.live.start()
+            with step("bring forward"):
+                try:
+                    self.live.bring_forward_if_stale()
+                except Exception:  # serve degraded rather than not at all
+                    log.exception("bringing stale features forward failed")
+        self.starting = False
+        log.info("started", extra={"steps": dict(self.start_steps)})
+
+    def _load_then_refresh(self, step: _Steps) -> None:
+        try:
+            self._load(step)
+        except Exception:
+            log.exception("start-up load failed; the refresher keeps trying")
+            self.starting = False  # readiness reports what is missing from here on
+        if self._stop.is_set():
+            return
+        self.dispatcher.start(self.settings.webhook_poll_seconds)
+        self._thread = threading.Thread(target=self._loop, name="routecast-refresh", daemon=True)
+        self._thread.start()
+        if self.settings.live_features_seconds > 0:
+            self.live.start()
 
     def _loop(self) -> None:
         s = self.settings
@@ -209,8 +289,10 @@ class Runtime:
                 next_features = clock + s.snapshot_refresh_seconds
 
     def stop(self) -> None:
-        self.live.stop()
         self._stop.set()
+        if self._loader is not None:
+            self._loader.join(timeout=30)
+        self.live.stop()
         if self._thread is not None:
             self._thread.join(timeout=5)
         self.shadow.stop()
@@ -230,8 +312,10 @@ class Runtime:
             for role, err in self.models.errors().items()
             if self.models.get(role) is not None
         ]
-        serving = bool(self.nodes)
-        if not serving:
+        serving = bool(self.nodes) and not self.starting
+        if self.starting:
+            reasons.append("starting: models and features are loading")
+        elif not self.nodes:
             reasons.append("no fulfilment nodes loaded")
         try:
             self.ledger.ping()

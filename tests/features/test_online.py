@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import struct
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from feast import FeatureStore
 
 from features import catalog
 from features.online import OnlineSnapshot, read_online_snapshot
+from features.online_sqlite import decode_value, read_sqlite_snapshot
 from features.store import apply_definitions, materialize, open_store, teardown
 
 Tables = tuple[Path, dict[str, Path]]
@@ -78,6 +80,19 @@ def test_sqlite_materialize_then_snapshot(feature_tables: Tables, tmp_path: Path
     snap = _snapshot(store)
     _check_snapshot(snap, feature_tables)
     assert snap.age_hours() is not None and snap.age_hours() > 0  # type: ignore[operator]
+    _check_direct_read(store, feature_dir, empty, snap)
+
+
+def _check_direct_read(
+    store: FeatureStore, feature_dir: Path, empty: OnlineSnapshot, snap: OnlineSnapshot
+) -> None:
+    """The service's Feast-free read of the SQLite tables gives what Feast gives."""
+    direct = read_sqlite_snapshot(
+        feature_dir / "online.db", store.project, ["N1", "N2", "N3", "N9"], NODE_SKUS, LANES
+    )
+    assert snap.node and snap.node_sku and snap.lane and empty.node == {}
+    assert (direct.node, direct.node_sku, direct.lane) == (snap.node, snap.node_sku, snap.lane)
+    assert (direct.oldest_event, direct.newest_event) == (snap.oldest_event, snap.newest_event)
     teardown(store)
 
 
@@ -156,3 +171,15 @@ def test_redis_materialize_snapshot_and_teardown(
     finally:
         teardown(store)
     assert not any(True for _ in client.scan_iter(match=pattern, count=1000))
+
+
+def test_direct_read_refuses_what_it_does_not_decode() -> None:
+    from features.online_sqlite import UnsupportedEncoding
+
+    assert decode_value(b"") is None
+    assert decode_value(b")" + struct.pack("<d", 2.5)) == 2.5  # double_val
+    assert decode_value(b"5" + struct.pack("<f", 0.5)) == 0.5  # float_val
+    assert decode_value(b"\x20\x7f") == 127.0  # int64_val
+    assert decode_value(b"\x20" + b"\xff" * 9 + b"\x01") == -1.0  # negative int64
+    with pytest.raises(UnsupportedEncoding):
+        decode_value(b"\x12\x01x")  # string_val
