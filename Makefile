@@ -49,11 +49,12 @@ lint: setup
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# Benchmarks (docs/benchmarks.md): quick form, and the full one (resumes an interrupted run).
 bench: setup
-	$(BIN)/python -m benchmarks.run --quick
+	nice -n 5 $(BIN)/python -m benchmarks.run --quick
 
 bench-full: setup
-	$(BIN)/python -m benchmarks.run
+	nice -n 5 $(BIN)/python -m benchmarks.run --resume
 
 # Policy backtest on the medium world: two seeds, then perfect inventory records (long: see docs).
 BACKTEST_SCALE ?= medium

@@ -30,3 +30,22 @@ def machine() -> dict[str, str]:
         "python": platform.python_version(),
         "system": f"{platform.system()} {platform.release()}",
     }
+
+
+def load_average() -> list[float]:
+    """The 1, 5 and 15 minute load averages (empty where the system does not say)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
+
+
+def stamp() -> dict[str, object]:
+    """What every result carries: the machine, when, and how busy it was."""
+    from datetime import UTC, datetime
+
+    return {
+        "machine": machine(),
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "load_average": load_average(),
+    }

@@ -72,12 +72,19 @@ def setup(url: str) -> None:
     engine.dispose()
 
 
-def _thread(ledger: Any, tag: str, seconds: float, max_ops: int, seed: int) -> ThreadLog:
+def _thread(
+    ledger: Any,
+    tag: str,
+    seconds: float,
+    max_ops: int,
+    seed: int,
+    mix: tuple[tuple[str, int], ...] = MIX,
+) -> ThreadLog:
     from serving.ledger import InventoryEvent
 
     rng = random.Random(seed)
     log = ThreadLog()
-    kinds, weights = zip(*MIX, strict=True)
+    kinds, weights = zip(*mix, strict=True)
     deadline = time.monotonic() + seconds
     n = 0
     while n < max_ops and time.monotonic() < deadline:
@@ -147,7 +154,13 @@ def _thread(ledger: Any, tag: str, seconds: float, max_ops: int, seed: int) -> T
 
 
 def _process(
-    url: str, index: int, threads: int, seconds: float, max_ops: int, seed: int
+    url: str,
+    index: int,
+    threads: int,
+    seconds: float,
+    max_ops: int,
+    seed: int,
+    mix: tuple[tuple[str, int], ...] = MIX,
 ) -> dict[str, Any]:
     from serving.ledger import Ledger, make_engine
 
@@ -156,7 +169,9 @@ def _process(
     logs: list[ThreadLog] = [ThreadLog() for _ in range(threads)]
 
     def run(i: int) -> None:
-        logs[i] = _thread(ledger, f"p{index}t{i}", seconds, max_ops, seed * 1000 + index * 100 + i)
+        logs[i] = _thread(
+            ledger, f"p{index}t{i}", seconds, max_ops, seed * 1000 + index * 100 + i, mix
+        )
 
     workers = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
     for w in workers:
@@ -266,15 +281,23 @@ def verify(url: str, history: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_storm(
-    url: str, *, processes: int, threads: int, seconds: float, max_ops: int, seed: int = 1
+    url: str,
+    *,
+    processes: int,
+    threads: int,
+    seconds: float,
+    max_ops: int,
+    seed: int = 1,
+    mix: tuple[tuple[str, int], ...] = MIX,
 ) -> dict[str, Any]:
-    """Set up, storm, verify; returns counts, throughput and what was checked."""
+    """Set up, storm, verify; returns counts, throughput and what was checked. ``mix`` weighs
+    the operations (e.g. mostly placements for a reservation-throughput run)."""
     setup(url)
     ctx = mp.get_context("spawn")
     t0 = time.perf_counter()
     with ctx.Pool(processes) as pool:
         parts = pool.starmap(
-            _process, [(url, i, threads, seconds, max_ops, seed) for i in range(processes)]
+            _process, [(url, i, threads, seconds, max_ops, seed, mix) for i in range(processes)]
         )
     elapsed = time.perf_counter() - t0
     history = merge(parts)
@@ -291,6 +314,8 @@ def run_storm(
         "expected_errors": {k: v for k, v in history["errors"].items() if k in EXPECTED_ERRORS},
         "idempotent_replays": history["replays"],
         "orders_acknowledged": len(history["orders"]),
+        # placements acknowledged per second of each client's run (process start-up excluded)
+        "reservations_per_second": round(len(history["orders"]) / seconds, 1),
         "seconds": round(elapsed, 1),
         "ops_per_second": round(total / elapsed, 1) if elapsed else 0.0,
         "p50_ms": round(latencies[len(latencies) // 2], 2) if latencies else None,

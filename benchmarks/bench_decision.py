@@ -1,0 +1,395 @@
+"""The whole in-process decision over a lines × candidate-nodes grid on a generated network,
+side by side with the straightforward stack on the same orders.
+
+The generated world is real end to end: canonical tables (nodes, SKUs, stock) that the
+catalogue and ledger load, feature tables applied and materialised into a Feast SQLite online
+store, and the demo's registered models. SKUs come in families stocked at exactly 10, 50,
+200 or 1,000 nodes, so an order of ``L`` lines from family ``N`` has ``N`` candidate nodes per
+line. Feature values are rows of the demo's own feature tables, re-keyed.
+
+* ``routecast``: ``serving.decide.decide`` (validation, ledger availability, feature lookup
+  from the in-memory snapshot, both models, fences, ratings, allocation, promise, answer);
+* ``straightforward``: the same order and ledger, but features from Feast
+  ``get_online_features`` (the models' feature services) per request, pandas frames, MLflow
+  pyfunc ``predict`` per request and model, then the same routing core.
+
+    python -m benchmarks.bench_decision [--quick] [--home .routecast]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import statistics
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.machine import stamp
+
+LINES = (1, 5, 12)
+NODES = (10, 50, 200, 1000)
+SKUS_PER_FAMILY = 12
+#: destinations of the generated orders (postal code → region lanes are generated for)
+POSTAL = ("10001", "94103", "60601", "73301", "33101", "98101")
+WORLD_VERSION = "1"
+
+
+def _pct(xs: list[float], q: float) -> float:
+    return round(float(np.percentile(np.asarray(xs), q)), 3)
+
+
+def build_world(demo: Path, target: Path, seed: int = 5) -> Path:
+    """Write the generated world under ``target`` (reused when already built)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from features.store import apply_definitions, materialize, open_store
+    from serving.destinations import locate
+    from serving.schemas.order import Destination
+
+    done = target / "world.json"
+    if done.exists() and json.loads(done.read_text()).get("version") == WORLD_VERSION:
+        return target
+    if target.exists():
+        shutil.rmtree(target)
+    raw, feat = target / "data" / "raw", target / "features"
+    raw.mkdir(parents=True)
+    feat.mkdir(parents=True)
+    rng = random.Random(seed)
+    now = datetime.now(UTC).replace(microsecond=0)
+    stamp_at = now - timedelta(hours=1)
+    n_max = max(NODES)
+    zones = ["America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles"]
+    nodes = [f"G{i:04d}" for i in range(n_max)]
+    types = [rng.choice(["dc", "store", "store", "store", "3pl"]) for _ in nodes]
+    lat = [rng.uniform(27, 47) for _ in nodes]
+    lon = [rng.uniform(-122, -72) for _ in nodes]
+    pq.write_table(
+        pa.table(
+            {
+                "node_id": nodes,
+                "node_type": types,
+                "name": nodes,
+                "city": ["x"] * n_max,
+                "state": ["NY"] * n_max,
+                "postal_code": ["10001"] * n_max,
+                "lat": lat,
+                "lon": lon,
+                "timezone": [rng.choice(zones) for _ in nodes],
+                "priority": [rng.randint(0, 9) for _ in nodes],
+                "enabled": [True] * n_max,
+                "daily_capacity": [1_000_000] * n_max,
+                "handling_cost": [rng.uniform(0.5, 3.0) for _ in nodes],
+                "ships_groups": [""] * n_max,
+            }
+        ),
+        raw / "nodes.parquet",
+    )
+    demo_skus = pq.ParquetFile(demo / "data" / "raw" / "skus.parquet").read().to_pylist()
+    skus, stock = [], []
+    for fam in NODES:
+        for k in range(SKUS_PER_FAMILY):
+            base = rng.choice(demo_skus)
+            sku = f"N{fam}-{k:02d}"
+            skus.append({**base, "sku": sku})
+            for node in rng.sample(nodes, fam):
+                stock.append((node, sku, rng.randint(5, 60)))
+    pq.write_table(pa.Table.from_pylist(skus), raw / "skus.parquet")
+    pq.write_table(
+        pa.table(
+            {
+                "event_timestamp": pa.array([stamp_at] * len(stock), pa.timestamp("ns", "UTC")),
+                "node_id": [s[0] for s in stock],
+                "sku": [s[1] for s in stock],
+                "on_hand": [s[2] for s in stock],
+                "days_since_count": [3] * len(stock),
+            }
+        ),
+        raw / "inventory_snapshots.parquet",
+    )
+    # feature tables: demo rows re-keyed onto the generated entities
+    demo_feat = demo / "features"
+    regions = sorted({locate(Destination(postal_code=p)).region for p in POSTAL} - {None})
+
+    def rekeyed(view: str, keys: list[dict[str, Any]], fix: dict[str, list[Any]]) -> None:
+        src = pq.ParquetFile(demo_feat / f"{view}.parquet").read()
+        rows = src.to_pylist()
+        out = []
+        for i, key in enumerate(keys):
+            row = dict(rng.choice(rows))
+            row.update(key)
+            for col, values in fix.items():
+                row[col] = values[i]
+            row["event_timestamp"] = stamp_at
+            out.append(row)
+        pq.write_table(pa.Table.from_pylist(out, schema=src.schema), feat / f"{view}.parquet")
+
+    codes = {"dc": 0, "store": 1, "3pl": 2}
+    rekeyed(
+        "node_profile",
+        [{"node_id": n} for n in nodes],
+        {
+            "node_type_code": [codes[t] for t in types],
+            "node_lat": lat,
+            "node_lon": lon,
+            "daily_capacity": [1_000_000] * n_max,
+        },
+    )
+    rekeyed("node_ops", [{"node_id": n} for n in nodes], {})
+    rekeyed(
+        "node_sku_inventory",
+        [{"node_id": n, "sku": s} for n, s, _ in stock],
+        {"on_hand": [q for _, _, q in stock]},
+    )
+    rekeyed(
+        "lane_performance", [{"node_id": n, "dest_region": r} for n in nodes for r in regions], {}
+    )
+    store = open_store(feat)
+    apply_definitions(store, feat)
+    materialize(store, end=now)
+    done.write_text(json.dumps({"version": WORLD_VERSION, "built_at": now.isoformat()}))
+    return target
+
+
+def world_runtime(world: Path, demo: Path) -> Any:
+    """A started runtime on the generated world with the demo's models (registry copied)."""
+    from serving.runtime import Runtime
+    from serving.settings import Settings
+
+    reg = world / "mlflow.db"
+    shutil.copy(demo / "mlflow.db", reg)
+    ledger = world / "ledger.db"
+    ledger.unlink(missing_ok=True)
+    settings = Settings(
+        home=world,
+        mlflow_tracking_uri=f"sqlite:///{reg.resolve()}",
+        database_url=f"sqlite:///{ledger.resolve()}",
+        live_features_seconds=0,
+    )
+    rt = Runtime(settings)
+    rt.start(background=False)
+    if rt.degraded_reasons(datetime.now(UTC)):
+        raise RuntimeError(f"generated world is degraded: {rt.degraded_reasons(datetime.now(UTC))}")
+    return rt
+
+
+def orders(lines: int, nodes: int, count: int, seed: int) -> list[Any]:
+    from serving.schemas.order import OrderIn
+
+    rng = random.Random(seed * 7919 + lines * 31 + nodes)
+    out = []
+    for i in range(count):
+        picked = rng.sample(range(SKUS_PER_FAMILY), lines)
+        out.append(
+            OrderIn.model_validate(
+                {
+                    "order_id": f"G-{lines}x{nodes}-{i}",
+                    "destination": {"postal_code": rng.choice(POSTAL)},
+                    "lines": [
+                        {"line_id": str(j), "sku": f"N{nodes}-{k:02d}", "qty": 1}
+                        for j, k in enumerate(picked)
+                    ],
+                }
+            )
+        )
+    return out
+
+
+class Straightforward:
+    """Feast online read + MLflow pyfunc per request, pandas in between, same routing core."""
+
+    def __init__(self, rt: Any) -> None:
+        import mlflow
+
+        from features import catalog
+        from features.store import open_feature_store
+
+        self.rt = rt
+        self.store = open_feature_store(rt.settings)
+        mlflow.set_tracking_uri(rt.settings.tracking_uri)
+        mlflow.set_registry_uri(rt.settings.tracking_uri)
+        alias = rt.settings.model_alias
+        self.stockout = mlflow.pyfunc.load_model(f"models:/{rt.settings.stockout_model}@{alias}")
+        self.delivery = mlflow.pyfunc.load_model(f"models:/{rt.settings.delivery_model}@{alias}")
+        self.services = {
+            "stockout": (
+                self.store.get_feature_service(catalog.SERVICE_STOCKOUT),
+                catalog.STOCKOUT_FEATURES,
+            ),
+            "delivery": (
+                self.store.get_feature_service(catalog.SERVICE_DELIVERY),
+                catalog.DELIVERY_FEATURES,
+            ),
+        }
+
+    def decide(self, body: Any, now: datetime) -> dict[str, Any]:
+        import pandas as pd
+
+        from routing import Mode, Prediction, candidate_pairs, plan_to_dict, route
+        from serving.decide import to_order
+
+        rt = self.rt
+        order = to_order(body, rt)
+        network = rt.network_for([ln.sku for ln in order.lines])
+        pairs = candidate_pairs(order, network, rt.policy, now)
+        by_line = {ln.line_id: ln for ln in order.lines}
+        entity = pd.DataFrame(
+            {
+                "line_id": [lid for lid, _ in pairs],
+                "node_id": [nid for _, nid in pairs],
+                "sku": [by_line[lid].sku for lid, _ in pairs],
+                "dest_region": order.dest_region,
+                "dest_lat": order.dest_lat,
+                "dest_lon": order.dest_lon,
+                "qty": [float(by_line[lid].qty) for lid, _ in pairs],
+                "weekday": float(now.weekday()),
+            }
+        )
+        rows = entity[["node_id", "sku", "dest_region", "dest_lat", "dest_lon"]].to_dict("records")
+        frames = {}
+        for role, (service, names) in self.services.items():
+            online = self.store.get_online_features(features=service, entity_rows=rows).to_df()
+            frame = pd.concat([online.reset_index(drop=True), entity[["qty", "weekday"]]], axis=1)
+            frames[role] = frame[list(names)].astype(float).fillna(0.0)
+        p_stock = self.stockout.predict(frames["stockout"])["p_stockout"].to_numpy()
+        days = self.delivery.predict(frames["delivery"])
+        entity["p_stockout"] = p_stock
+        entity["days_p50"] = days["days_p50"].to_numpy()
+        entity["days_p90"] = days["days_p90"].to_numpy()
+        predictions = {
+            (r.line_id, r.node_id): Prediction(
+                p_stockout=float(r.p_stockout),
+                days_p50=float(r.days_p50),
+                days_p90=float(r.days_p90),
+            )
+            for r in entity.itertuples()
+        }
+        plan = route(
+            order, network, mode=Mode.PREDICTIVE, policy=rt.policy, predictions=predictions, now=now
+        )
+        return plan_to_dict(plan)
+
+
+def run(
+    demo: Path, work: Path, quick: bool, straight_cells: list[tuple[int, int]]
+) -> dict[str, Any]:
+    from serving.decide import decide
+
+    t_build = time.perf_counter()
+    world = build_world(demo, work / "decision-world")
+    built_s = round(time.perf_counter() - t_build, 1)
+    rt = world_runtime(world, demo)
+    count = 60 if quick else 400
+    now = datetime.now(UTC)
+    grid: list[dict[str, Any]] = []
+    try:
+        for lines in LINES:
+            for nodes in NODES:
+                batch = orders(lines, nodes, count, seed=1)
+                for o in batch[:5]:  # warm-up
+                    decide(o, rt, now=now)
+                lat, cands, optimal = [], [], 0
+                for o in batch:
+                    t0 = time.perf_counter()
+                    ans = decide(o, rt, now=now)
+                    lat.append((time.perf_counter() - t0) * 1000)
+                    cands.append(len(ans.get("ranking", [])))
+                    optimal += bool(ans.get("optimal", True))
+                cell = {
+                    "lines": lines,
+                    "nodes": nodes,
+                    "orders": len(batch),
+                    "p50_ms": _pct(lat, 50),
+                    "p99_ms": _pct(lat, 99),
+                    "mean_ms": round(statistics.fmean(lat), 3),
+                    "max_ms": round(max(lat), 3),
+                }
+                grid.append(cell)
+                print(
+                    f"decision {lines}x{nodes}: p50 {cell['p50_ms']} ms p99 {cell['p99_ms']} ms",
+                    flush=True,
+                )
+        straight: list[dict[str, Any]] = []
+        if straight_cells:
+            sf = Straightforward(rt)
+            for lines, nodes in straight_cells:
+                batch = orders(lines, nodes, 20 if quick else 100, seed=1)
+                sf.decide(batch[0], now)
+                lat = []
+                for o in batch:
+                    t0 = time.perf_counter()
+                    sf.decide(o, now)
+                    lat.append((time.perf_counter() - t0) * 1000)
+                ours = next(c for c in grid if (c["lines"], c["nodes"]) == (lines, nodes))
+                cell = {
+                    "lines": lines,
+                    "nodes": nodes,
+                    "orders": len(batch),
+                    "p50_ms": _pct(lat, 50),
+                    "p99_ms": _pct(lat, 99),
+                    "speedup_p50": round(_pct(lat, 50) / ours["p50_ms"], 1),
+                }
+                straight.append(cell)
+                print(f"straightforward {lines}x{nodes}: p50 {cell['p50_ms']} ms", flush=True)
+    finally:
+        rt.stop()
+    return {
+        **stamp(),
+        "quick": quick,
+        "world": {
+            "nodes": max(NODES),
+            "skus_per_family": SKUS_PER_FAMILY,
+            "families": list(NODES),
+            "built_seconds": built_s,
+        },
+        "routecast": grid,
+        "straightforward": straight,
+    }
+
+
+def plot(result: dict[str, Any], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for lines in LINES:
+        cells = [c for c in result["routecast"] if c["lines"] == lines]
+        xs = [c["nodes"] for c in cells]
+        ax.plot(xs, [c["p50_ms"] for c in cells], marker="o", label=f"{lines} lines p50")
+        ax.plot(xs, [c["p99_ms"] for c in cells], marker="x", ls="--", label=f"{lines} lines p99")
+    for c in result["straightforward"]:
+        ax.scatter([c["nodes"]], [c["p50_ms"]], marker="s", color="black")
+        ax.annotate(f"straightforward {c['lines']}x{c['nodes']} p50", (c["nodes"], c["p50_ms"]))
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("candidate nodes per line")
+    ax.set_ylabel("decision latency (ms)")
+    load = result.get("load_average") or ["?"]
+    ax.set_title(f"whole decision, in process (load average {load[0]})")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--home", type=Path, default=Path(".routecast"))
+    ap.add_argument("--work", type=Path, default=Path(".routecast/bench"))
+    args = ap.parse_args()
+    res = run(args.home.resolve(), args.work.resolve(), args.quick, [(5, 200)])
+    print(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,244 @@
+"""HTTP load on the real server with ``wrk`` over loopback: ``POST /v1/route`` and
+``POST /v1/orders`` at fixed rates and at saturation, with 1 and 2 uvicorn workers.
+
+``wrk`` comes from the Debian packages (installed here with ``apt-get`` when missing). A Lua
+script writes each request's body (a fresh order id, an ``Idempotency-Key`` for orders, SKUs
+stocked widely), counts answers by status and prints the latency percentiles as JSON.
+Fixed rates pace each connection with wrk's ``delay()`` (a paced closed loop, so past
+saturation the achieved rate falls short of the target rather than latency growing without
+bound; the achieved rate is reported). After the orders runs the ledger is checked:
+invariants hold and no row is oversold.
+
+    python -m benchmarks.bench_http [--quick] [--home .routecast]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from benchmarks.bench_startup import start_server, stop_server
+from benchmarks.machine import stamp
+
+LUA = r"""
+local skus = {%(skus)s}
+local path = "%(path)s"
+local key = "%(key)s"
+local pause_ms = %(pause_ms)s
+local counter = 0
+local threads = {}
+local statuses = {}
+
+function setup(thread)
+  thread:set("id", #threads + 1)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  statuses = {}
+end
+
+function delay()
+  return pause_ms
+end
+
+request = function()
+  counter = counter + 1
+  local a = skus[(counter %% #skus) + 1]
+  local b = skus[((counter * 7 + id) %% #skus) + 1]
+  local oid = "W" .. id .. "-" .. counter .. "-" .. math.random(1, 1000000000)
+  local lines = '{"line_id":"1","sku":"' .. a .. '","qty":1}'
+  if counter %% 2 == 0 and a ~= b then
+    lines = lines .. ',{"line_id":"2","sku":"' .. b .. '","qty":1}'
+  end
+  local body = '{"order_id":"' .. oid .. '","destination":{"postal_code":"'
+    .. ({"10001","94103","60601","73301","33101"})[(counter %% 5) + 1] .. '"},"lines":[' .. lines .. ']}'
+  local headers = {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. key}
+  if path == "/v1/orders" then headers["Idempotency-Key"] = oid end
+  return wrk.format("POST", path, headers, body)
+end
+
+response = function(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
+end
+
+done = function(summary, latency, requests)
+  local codes = {}
+  for _, t in ipairs(threads) do
+    local s = t:get("statuses")
+    for code, n in pairs(s) do codes[code] = (codes[code] or 0) + n end
+  end
+  local parts = {}
+  for code, n in pairs(codes) do table.insert(parts, '"' .. code .. '":' .. n) end
+  io.write(string.format(
+    'RESULT {"requests":%%d,"duration_us":%%d,"connect_errors":%%d,"read_errors":%%d,' ..
+    '"write_errors":%%d,"timeouts":%%d,"non_2xx":%%d,"p50_us":%%d,"p99_us":%%d,"p999_us":%%d,' ..
+    '"max_us":%%d,"mean_us":%%d,"statuses":{%%s}}\n',
+    summary.requests, summary.duration, summary.errors.connect, summary.errors.read,
+    summary.errors.write, summary.errors.timeout, summary.errors.status,
+    latency:percentile(50), latency:percentile(99), latency:percentile(99.9),
+    latency.max, latency.mean, table.concat(parts, ",")))
+end
+"""
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True, capture_output=True)
+    found = shutil.which("wrk")
+    if not found:
+        raise RuntimeError("wrk is not installed and apt-get could not install it")
+    return found
+
+
+def wrk_run(
+    url: str,
+    path: str,
+    key: str,
+    skus: list[str],
+    *,
+    connections: int,
+    seconds: float,
+    rate: float | None = None,
+) -> dict[str, Any]:
+    threads = min(2, connections)
+    pause_ms = 0 if rate is None else max(0, int(1000 * connections / rate))
+    script = LUA % {
+        "skus": ",".join(f'"{s}"' for s in skus),
+        "path": path,
+        "key": key,
+        "pause_ms": pause_ms,
+    }
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
+        fh.write(script)
+    try:
+        out = subprocess.run(
+            [
+                ensure_wrk(),
+                "-t",
+                str(threads),
+                "-c",
+                str(connections),
+                "-d",
+                f"{seconds}s",
+                "--timeout",
+                "10s",
+                "-s",
+                fh.name,
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    finally:
+        Path(fh.name).unlink(missing_ok=True)
+    line = next(ln for ln in out.splitlines() if ln.startswith("RESULT "))
+    raw = json.loads(line.removeprefix("RESULT "))
+    seconds_run = raw["duration_us"] / 1e6
+    ok = sum(n for code, n in raw["statuses"].items() if code.startswith("2"))
+    return {
+        "path": path,
+        "connections": connections,
+        "target_rps": rate,
+        "requests": raw["requests"],
+        "rps": round(raw["requests"] / seconds_run, 1),
+        "ok_rps": round(ok / seconds_run, 1),
+        "p50_ms": round(raw["p50_us"] / 1000, 2),
+        "p99_ms": round(raw["p99_us"] / 1000, 2),
+        "p999_ms": round(raw["p999_us"] / 1000, 2),
+        "max_ms": round(raw["max_us"] / 1000, 2),
+        "statuses": raw["statuses"],
+        "socket_errors": raw["connect_errors"]
+        + raw["read_errors"]
+        + raw["write_errors"]
+        + raw["timeouts"],
+    }
+
+
+def ledger_check(database_url: str) -> dict[str, Any]:
+    from serving.ledger import Ledger, make_engine
+
+    engine = make_engine(database_url)
+    ledger = Ledger(engine)
+    violations = ledger.invariant_violations()
+    oversold = sum(max(0, -lv.available) for lv in ledger.availability())
+    clean = ledger.check().clean
+    engine.dispose()
+    return {
+        "invariant_violations": violations[:10],
+        "oversold_units": oversold,
+        "log_replays": clean,
+    }
+
+
+def widely_stocked(url: str, key: str, count: int = 40) -> list[str]:
+    import httpx
+
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}) as http:
+        skus = http.get("/v1/skus", params={"limit": count}).json()  # most nodes in stock first
+    return [s["sku"] for s in skus]
+
+
+def run(home: Path, quick: bool, workers_list: tuple[int, ...] = (1, 2)) -> dict[str, Any]:
+    seconds = 8 if quick else 30
+    rates = (50,) if quick else (100, 300, 1000)
+    runs: list[dict[str, Any]] = []
+    checks: dict[str, Any] = {}
+    for workers in workers_list:
+        with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp:
+            url = f"sqlite:///{tmp}/ledger.db"
+            server = start_server(home, url, workers=workers)
+            try:
+                skus = widely_stocked(server.url, server.key)
+                for path in ("/v1/route", "/v1/orders"):
+                    for rate in rates:
+                        r = wrk_run(
+                            server.url,
+                            path,
+                            server.key,
+                            skus,
+                            connections=8,
+                            seconds=seconds,
+                            rate=rate,
+                        )
+                        runs.append({"workers": workers, "load": "fixed", **r})
+                        print(
+                            f"http {workers}w {path} @{rate}: {r['rps']} rps p99 {r['p99_ms']} ms",
+                            flush=True,
+                        )
+                    r = wrk_run(server.url, path, server.key, skus, connections=32, seconds=seconds)
+                    runs.append({"workers": workers, "load": "saturation", **r})
+                    print(
+                        f"http {workers}w {path} sat: {r['rps']} rps p99 {r['p99_ms']} ms",
+                        flush=True,
+                    )
+            finally:
+                stop_server(server)
+            checks[f"{workers}_workers"] = ledger_check(url)
+    return {
+        **stamp(),
+        "quick": quick,
+        "seconds_per_run": seconds,
+        "runs": runs,
+        "ledger_after_orders": checks,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--home", type=Path, default=Path(".routecast"))
+    args = ap.parse_args()
+    print(json.dumps(run(args.home.resolve(), args.quick), indent=2))
+
+
+if __name__ == "__main__":
+    main()

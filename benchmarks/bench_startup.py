@@ -1,0 +1,210 @@
+"""Start-up and memory of the real server: seconds from process start to ``/readyz`` ready and
+to the first predictive answer, and the worker's resident memory once warm.
+
+Runs ``uvicorn serving.main:app`` (what ``routecast serve`` runs) against a home and a
+throwaway ledger. The first start after a build also fills the local model cache; the
+second is what a restarted worker sees.
+
+    python -m benchmarks.bench_startup [--home .routecast] [--starts 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from benchmarks.http_storm import free_port
+from benchmarks.machine import stamp
+from serving.cli.service import WORKER_START_SECONDS
+
+
+@dataclass
+class Started:
+    url: str
+    process: subprocess.Popen[bytes]
+    key: str
+    listening_s: float
+    ready_s: float
+    first_answer_s: float
+
+
+def _key(database_url: str) -> str:
+    from serving.key_store import SqlKeyStore
+    from serving.ledger import create_schema, make_engine
+
+    engine = make_engine(database_url)
+    create_schema(engine)
+    key = SqlKeyStore(engine).create({"route", "orders", "inventory", "admin"}, "bench")
+    engine.dispose()
+    return key
+
+
+def start_server(
+    home: Path,
+    database_url: str,
+    *,
+    workers: int = 1,
+    timeout: float = 900,
+    env: dict[str, str] | None = None,
+) -> Started:
+    """Start the server and wait until ``/readyz`` says ready and one order is routed
+    predictively; the clock starts just before the process is created."""
+    key = _key(database_url)
+    port = free_port()
+    errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed with the process
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "serving.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--no-access-log",
+            "--timeout-worker-healthcheck",
+            str(WORKER_START_SECONDS),
+        ],
+        env={
+            **os.environ,
+            "ROUTECAST_HOME": str(home),
+            "ROUTECAST_DATABASE_URL": database_url,
+            "ROUTECAST_LOG_LEVEL": "WARNING",
+            **(env or {}),
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=errors,
+    )
+    base = f"http://127.0.0.1:{port}"
+    listening = ready = None
+    with httpx.Client(base_url=base, timeout=5) as http:
+        while ready is None:
+            if proc.poll() is not None or time.perf_counter() - t0 > timeout:
+                proc.kill()
+                errors.seek(0)
+                raise RuntimeError(f"server did not get ready: {errors.read().decode()[-3000:]}")
+            try:
+                r = http.get("/readyz")
+                listening = listening or time.perf_counter() - t0
+                if r.status_code == 200 and r.json()["status"] == "ready":
+                    ready = time.perf_counter() - t0
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        headers = {"Authorization": f"Bearer {key}"}
+        sku = http.get("/v1/skus", params={"limit": 1}, headers=headers).json()[0]["sku"]
+        answer = http.post(
+            "/v1/route",
+            headers=headers,
+            json={
+                "order_id": "startup-1",
+                "destination": {"postal_code": "10001"},
+                "lines": [{"line_id": "1", "sku": sku, "qty": 1}],
+            },
+        ).json()
+        first = time.perf_counter() - t0
+        if answer.get("degraded") or answer.get("mode") != "predictive":
+            raise RuntimeError(f"first answer after ready was not predictive: {answer}")
+    return Started(base, proc, key, round(listening or ready, 3), round(ready, 3), round(first, 3))
+
+
+def stop_server(server: Started) -> None:
+    server.process.send_signal(signal.SIGINT)
+    try:
+        server.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` and its children (uvicorn workers), MB."""
+    total = 0
+    pids = [pid]
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    pids += [int(p) for p in out.stdout.split()]
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return round(total / 1024, 1)
+
+
+def warm_rss(server: Started, orders: int = 200) -> float:
+    """RSS after ``orders`` routed orders (caches and arenas warmed)."""
+    headers = {"Authorization": f"Bearer {server.key}"}
+    with httpx.Client(base_url=server.url, timeout=30, headers=headers) as http:
+        skus = [s["sku"] for s in http.get("/v1/skus", params={"limit": 50}).json()]
+        for i in range(orders):
+            http.post(
+                "/v1/route",
+                json={
+                    "order_id": f"rss-{i}",
+                    "destination": {"postal_code": ["10001", "94103", "60601"][i % 3]},
+                    "lines": [
+                        {"line_id": str(j), "sku": skus[(i + j) % len(skus)], "qty": 1}
+                        for j in range(1 + i % 3)
+                    ],
+                },
+            )
+    return rss_mb(server.process.pid)
+
+
+def measure(home: Path, starts: int = 2) -> dict[str, Any]:
+    """``starts`` successive starts on one ledger: the first after a build, then restarts."""
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="bench-start-") as tmp:
+        url = f"sqlite:///{tmp}/ledger.db"
+        for i in range(starts):
+            server = start_server(home, url)
+            try:
+                runs.append(
+                    {
+                        "start": i + 1,
+                        "listening_s": server.listening_s,
+                        "ready_s": server.ready_s,
+                        "first_answer_s": server.first_answer_s,
+                        "rss_mb_ready": rss_mb(server.process.pid),
+                    }
+                )
+            finally:
+                stop_server(server)
+    return {
+        **stamp(),
+        "home": str(home),
+        "what": "uvicorn serving.main:app, 1 worker; clock from process creation to /readyz "
+        "'ready' (models + features loaded) and to the first predictive /v1/route answer",
+        "starts": runs,
+        "ready_seconds": runs[-1]["ready_s"],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--home", type=Path, default=Path(".routecast"))
+    ap.add_argument("--starts", type=int, default=2)
+    args = ap.parse_args()
+    print(json.dumps(measure(args.home.resolve(), args.starts), indent=2))
+
+
+if __name__ == "__main__":
+    main()
