@@ -78,6 +78,9 @@ def live_client(own_demo: Settings) -> Iterator[tuple[TestClient, Runtime]]:
     app = create_app(own_demo.model_copy(update={"live_features_seconds": 0.5}), background=True)
     with TestClient(app) as client:
         runtime = app.state.runtime
+        deadline = time.monotonic() + 300  # the server loads models and features on a thread
+        while runtime.starting and time.monotonic() < deadline:
+            time.sleep(0.1)
         client.headers["X-API-Key"] = runtime.keys.create({"inventory", "route"})
         yield client, runtime
 
