@@ -84,7 +84,9 @@ def build_world(demo: Path, target: Path, seed: int = 5) -> Path:
                 "timezone": [rng.choice(zones) for _ in nodes],
                 "priority": [rng.randint(0, 9) for _ in nodes],
                 "enabled": [True] * n_max,
-                "daily_capacity": [1_000_000] * n_max,
+                # no daily capacity limits: the ledger re-counts a limited node's orders with one
+                # query per node (every 2 s), which would dominate a 1,000-node grid
+                "daily_capacity": [0] * n_max,
                 "handling_cost": [rng.uniform(0.5, 3.0) for _ in nodes],
                 "ships_groups": [""] * n_max,
             }

@@ -91,10 +91,9 @@ def test_cached_champions_load_without_mlflow_only_while_the_alias_points_at_the
     again = ModelStore(settings.tracking_uri, names, settings.model_alias, cache_dir=cache)
     assert sorted(again.load_cached()) == ["delivery", "stockout"]
     assert again.versions() == first.versions()
-    x = np.random.default_rng(0).uniform(
-        0, 5, (50, len(first.get("stockout").model.feature_names_))
-    )  # type: ignore[union-attr]
     for role in names:
+        width = len(first.get(role).model.feature_names_)  # type: ignore[union-attr]
+        x = np.random.default_rng(0).uniform(0, 5, (50, width))
         a = first.get(role).model.predict_array(x)  # type: ignore[union-attr]
         b = again.get(role).model.predict_array(x)  # type: ignore[union-attr]
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
