@@ -60,12 +60,14 @@ def outcome_of(
     node_id: str,
     delivered_at: datetime,
 ) -> PromiseOutcome | None:
-    """The outcome of one delivered shipment, or ``None`` when its order carries no promise."""
+    """The outcome of one delivered shipment, or ``None`` when its order carries no full promise."""
     promise = ((plan or {}).get("decision") or {}).get("promise")
     if not promise:
         return None
     leg = next((s for s in promise.get("shipments") or [] if s.get("node_id") == node_id), None)
     source = leg or promise
+    if not (source.get("deliver_p50") and source.get("deliver_by") and promise.get("timezone")):
+        return None  # a promise without both dates (older orders, imported plans) is not scored
     p50 = date.fromisoformat(source["deliver_p50"])
     by = date.fromisoformat(source["deliver_by"])
     on = delivered_at.astimezone(ZoneInfo(promise["timezone"])).date()
