@@ -5,11 +5,11 @@ Two steps, because the compilers are not project dependencies:
 1. with the project's environment, write the served champions' boosters as LightGBM model
    files plus a sample of real candidate rows::
 
-       python -m benchmarks.bench_tree_runtime dump --home .routecast --out /tmp/trees
+       python -m benchmarks.bench_tree_runtime dump --home .routecast --out .routecast/trees
 
 2. in an environment with ``lightgbm treelite tl2cgen lleaves onnxruntime onnxmltools``::
 
-       python benchmarks/bench_tree_runtime.py compare --models /tmp/trees
+       python benchmarks/bench_tree_runtime.py compare --models .routecast/trees
 
 ``compare`` times each runtime on the same batches and reports the largest difference from
 LightGBM's output (raw scores; the stockout booster's probabilities), so "identical" is
