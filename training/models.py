@@ -7,7 +7,7 @@ order with every candidate row.
 
 Where the trees are grown is a *fit backend*: ``LocalBackend`` (``lightgbm.train`` on this
 machine, early stopping) or ``training.distributed.DaskBackend`` (a Dask cluster). The
-validation split, the calibration, the pinball objective and the P90 conformal shift live
+validation split, the calibration, the pinball objective and the P90 band live
 here once and apply to both.
 """
 
@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
-from training.calibration import ProbabilityCalibrator
+from training.calibration import GroupConformalUpper, ProbabilityCalibrator
 from training.metrics import pinball_loss
 
 #: LightGBM parameters of both models; ``num_threads`` comes from the estimator.
@@ -43,8 +43,6 @@ BASE_PARAMS: dict[str, Any] = {
 DEFAULT_THREADS = 2
 #: Validation rows below which all of them stop boosting and none calibrate.
 MIN_CALIBRATION_SPLIT = 400
-#: Validation rows needed for the P90's split-conformal shift.
-MIN_CONFORMAL_ROWS = 50
 STOCKOUT_PATIENCE = 40
 DELIVERY_PATIENCE = 60
 
@@ -293,11 +291,78 @@ class StockoutRiskModel(_LightGBMEstimator):
 
 
 class DeliveryQuantileModel(_LightGBMEstimator):
-    """Delivery days as two quantile boosters (P50, P90); predictions never cross."""
+    """Delivery days: a P50 booster and a conformal P90 band on it, the one P90 rule.
 
-    _transient = ("backend", "boosters_")
+    P90 = P50 × *q*<sub>group</sub>: *q* is the split-conformal ``coverage`` quantile of
+    delivery days ÷ P50 over **all** fitted rows, each P50 out of fold (``band_folds``
+    contiguous blocks of the time-ordered rows, each scored by a booster that did not see
+    it), per group of the ``band_groups`` feature values with at least ``band_min_rows``
+    rows and pooled elsewhere (``training.calibration.GroupConformalUpper``). A band
+    measured over the whole period is not at the mercy of one unusual month, and a group
+    (lane) gets the width its own tail asks for. The groups are feature columns, so the
+    request path finds them in the matrix it already has. The Olist evaluation and the
+    production training both use this estimator (docs/evaluation.md chose the rule).
+    """
 
-    quantiles = (0.5, 0.9)
+    _transient = ("backend", "booster_", "out_of_fold_")
+
+    def __init__(
+        self,
+        features: Sequence[str] = (),
+        *,
+        monotone: Mapping[str, int] | None = None,
+        num_boost_round: int = 400,
+        params: Mapping[str, Any] | None = None,
+        num_threads: int = DEFAULT_THREADS,
+        backend: FitBackend | None = None,
+        coverage: float = 0.9,
+        band_groups: Sequence[str] = (),
+        band_min_rows: int = 300,
+        band_folds: int = 3,
+    ) -> None:
+        super().__init__(
+            features,
+            monotone=monotone,
+            num_boost_round=num_boost_round,
+            params=params,
+            num_threads=num_threads,
+            backend=backend,
+        )
+        self.coverage = coverage
+        self.band_groups = band_groups
+        self.band_min_rows = band_min_rows
+        self.band_folds = band_folds
+
+    def _boost(
+        self,
+        backend: FitBackend,
+        x: np.ndarray,
+        y: np.ndarray,
+        rounds: int,
+        window: Validation | None,
+    ) -> tuple[lgb.Booster, int]:
+        """The P50 booster: pinball loss as a custom objective (unit hessian) from the
+        empirical median, since LightGBM refuses monotone constraints with its built-in
+        quantile objective; the constraints then hold by construction."""
+        return backend.boost(
+            BoostJob(
+                params=self._params(
+                    backend,
+                    objective=pinball_objective(0.5),
+                    alpha=0.5,
+                    metric="quantile",
+                    min_sum_hessian_in_leaf=1.0,
+                ),
+                x=x,
+                y=y,
+                rounds=rounds,
+                feature_names=self.features,
+                init=float(np.quantile(y, 0.5)),
+                valid=window,
+                patience=DELIVERY_PATIENCE,
+                loss=None if window is None else quantile_loss(window[1], 0.5),
+            )
+        )
 
     def fit(
         self,
@@ -306,73 +371,68 @@ class DeliveryQuantileModel(_LightGBMEstimator):
         valid: pd.DataFrame | None = None,
         y_valid: np.ndarray | None = None,
     ) -> DeliveryQuantileModel:
-        """Fit one booster per quantile.
-
-        LightGBM refuses monotone constraints with its built-in quantile objective, so the
-        pinball loss is given as a custom objective (unit hessian) starting from the
-        empirical quantile; the constraints then hold by construction.
-        """
+        """Pick the rounds on ``valid`` (early stopping), cross-fit the band over train
+        then valid (time order), and refit the P50 on both with those rounds."""
         backend = self._backend()
+        window = _validation(valid, y_valid, self.features)
         x = feature_matrix(train, self.features)
         y = np.asarray(y, dtype=np.float64)
-        window = _validation(valid, y_valid, self.features)
-        self.model_strs_: dict[float, str] = {}
-        self.init_: dict[float, float] = {}
-        self.best_iterations_: dict[float, int] = {}
-        for alpha in self.quantiles:
-            init = float(np.quantile(y, alpha))
-            booster, best = backend.boost(
-                BoostJob(
-                    params=self._params(
-                        backend,
-                        objective=pinball_objective(alpha),
-                        alpha=alpha,
-                        metric="quantile",
-                        min_sum_hessian_in_leaf=1.0,
-                    ),
-                    x=x,
-                    y=y,
-                    rounds=self.num_boost_round,
-                    feature_names=self.features,
-                    init=init,
-                    valid=window,
-                    patience=DELIVERY_PATIENCE,
-                    loss=None if window is None else quantile_loss(window[1], alpha),
-                )
+        _, rounds = self._boost(backend, x, y, self.num_boost_round, window)
+        if window is not None:
+            x, y = np.vstack([x, window[0]]), np.concatenate([y, window[1]])
+        if self.band_folds < 2 or len(y) < 2 * self.band_folds:
+            raise ValueError(
+                f"band_folds: the P90 band needs at least 2 folds of 2 rows, got "
+                f"{self.band_folds} folds for {len(y)} rows"
             )
-            self.model_strs_[alpha] = booster.model_to_string(num_iteration=best)
-            self.init_[alpha] = init
-            self.best_iterations_[alpha] = best
-        self._load_boosters()
         self.feature_names_ = tuple(self.features)
-        self.p90_offset_ = 0.0
-        if window is not None and len(window[1]) >= MIN_CONFORMAL_ROWS:
-            # Split-conformal shift: the P90 covers 90% of the validation window.
-            _, p90 = self.predict_array(window[0])
-            self.p90_offset_ = float(np.quantile(window[1] - p90, 0.9))
+        out_of_fold = np.empty(len(y))
+        for block in np.array_split(np.arange(len(y)), self.band_folds):
+            rest = np.ones(len(y), dtype=bool)
+            rest[block] = False
+            booster, _ = self._boost(backend, x[rest], y[rest], rounds, None)
+            out_of_fold[block] = self._median(booster, x[block], float(np.quantile(y[rest], 0.5)))
+        self.band_ = GroupConformalUpper(self.coverage, "multiplicative", self.band_min_rows).fit(
+            y, out_of_fold, self.groups(x)
+        )
+        #: Out-of-fold P50 of every fitted row (train, then valid), for validation reports.
+        self.out_of_fold_ = out_of_fold
+        booster, _ = self._boost(backend, x, y, rounds, None)
+        self.init_ = float(np.quantile(y, 0.5))
+        self.model_str_ = booster.model_to_string(num_iteration=rounds)
+        self.booster_ = _booster(self.model_str_)
+        self.best_iteration_ = rounds
         return self
 
-    def _load_boosters(self) -> None:
-        self.boosters_ = {a: _booster(s) for a, s in self.model_strs_.items()}
+    @staticmethod
+    def _median(booster: lgb.Booster, x: np.ndarray, init: float) -> np.ndarray:
+        raw = np.asarray(booster.predict(x, num_threads=1), dtype=np.float64) + init
+        return np.asarray(np.clip(raw, 0.0, None), dtype=np.float64)
+
+    def groups(self, x: np.ndarray) -> np.ndarray:
+        """The band's group of each row: its ``band_groups`` values joined (one group if none)."""
+        index = [self.feature_names_.index(g) for g in self.band_groups]
+        if not index:
+            return np.full(len(x), "", dtype=object)
+        cols = x[:, index]
+        return np.array([">".join(f"{v:g}" for v in row) for row in cols], dtype=object)
+
+    def upper(self, p50: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """The P90 for these P50s (any scale: the band multiplies) and feature rows."""
+        p50 = np.asarray(p50, dtype=np.float64)
+        return np.asarray(np.maximum(self.band_.predict(p50, self.groups(x)), p50), np.float64)
 
     def predict_array(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Return (p50, p90) in days, clipped at 0, with p90 >= p50 enforced."""
-        raw50 = np.asarray(self.boosters_[0.5].predict(x, num_threads=1)) + self.init_[0.5]
-        raw90 = (
-            np.asarray(self.boosters_[0.9].predict(x, num_threads=1))
-            + self.init_[0.9]
-            + getattr(self, "p90_offset_", 0.0)
-        )
-        p50 = np.clip(raw50, 0.0, None)
-        p90 = np.maximum(raw90, p50)
-        return np.asarray(p50, dtype=np.float64), np.asarray(p90, dtype=np.float64)
+        """Return (p50, p90) in days, clipped at 0, with p90 >= p50."""
+        p50 = self._median(self.booster_, x, self.init_)
+        return p50, self.upper(p50, x)
 
     def predict_quantiles(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         return self.predict_array(feature_matrix(frame, self.feature_names_))
 
     def _importance_booster(self) -> lgb.Booster:
-        return self.boosters_[0.5]
+        return self.booster_
 
     def _restore(self) -> None:
-        if "model_strs_" in self.__dict__:
-            self._load_boosters()
+        if "model_str_" in self.__dict__:
+            self.booster_ = _booster(self.model_str_)

@@ -173,8 +173,8 @@ def evaluate_delivery(
             output_example=pd.DataFrame({"days_p50": e50, "days_p90": e90}),
             metrics=metrics,
             params={
-                "best_iteration_p50": model.best_iterations_[0.5],
-                "best_iteration_p90": model.best_iterations_[0.9],
+                "best_iteration": model.best_iteration_,
+                "p90_band_pooled": model.band_.pooled_.correction_,
                 **_sizes(split),
             },
             tags=_tags(split, catalog.SERVICE_DELIVERY, features, extra_tags),

@@ -4,8 +4,8 @@ Training rows are train-directory shipments purchased before the cut, test rows
 test-directory shipments purchased on or after it. Seller, lane and network history come
 from both directories, each outcome stamped when the parcel arrived, so a test order sees
 exactly the deliveries completed before its purchase (what production would see), never
-its own. The P90 is a conformal band on the P50, cross-fitted over the training period:
-each training row is scored by a booster that did not see it.
+its own. The P90 is ``DeliveryQuantileModel``'s conformal band on the P50, cross-fitted
+over the training period: each training row is scored by a booster that did not see it.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from features.adapters import OlistTables, load_olist
 from features.realdata import olist_tables, olist_views
 from features.realdata import store as feast_store
 from training.baselines import LaneMedian
-from training.calibration import ConformalUpper, CoverageMonitor, GroupConformalUpper
+from training.calibration import CoverageMonitor
 from training.metrics import coverage_by_group, quantile_metrics
-from training.models import DeliveryQuantileModel
+from training.models import DeliveryQuantileModel, feature_matrix
 
 DEFAULT_CUT = "2018-03-01"
 PROJECT = "routecast_olist_eval"
@@ -80,13 +80,11 @@ class OlistSettings:
     target: Target = "ratio"
     #: Contiguous time blocks for the cross-fitted conformal band (out-of-fold P50s).
     conformal_folds: int = 3
-    #: Recency half-life of the conformal weights in days (None: every training row equal).
-    conformal_half_life: float | None = None
     coverage: float = 0.9
-    #: Mondrian band: one conformal correction per lane (seller state → customer state)
-    #: with at least ``conformal_min_rows`` training shipments, the pooled one elsewhere.
-    #: None: one band for all. Chosen on the backtests (see docs/evaluation.md).
-    conformal_groups: tuple[str, ...] | None = ("origin_state", "dest_state")
+    #: Mondrian band: one conformal correction per lane (seller state → customer state,
+    #: as feature codes) with at least ``conformal_min_rows`` training shipments, the
+    #: pooled one elsewhere; () pools all. Chosen on the backtests (docs/evaluation.md).
+    conformal_groups: tuple[str, ...] = ("origin_state_code", "dest_state_code")
     conformal_min_rows: int = 300
     #: Coverage monitor (``CoverageMonitor``): each day the band is scaled by the factor
     #: that would have covered the last ``monitor_days`` of purchases as known that
@@ -196,74 +194,41 @@ class OlistDeliveryModel:
         level = frame[LEVEL].to_numpy(dtype=float)
         return np.where(np.isfinite(level) & (level > 0), level, self.fallback_level_)
 
-    def _booster(self, rounds: int | None = None) -> DeliveryQuantileModel:
-        s = self.settings
-        return DeliveryQuantileModel(
-            FEATURES,
-            monotone=MONOTONE,
-            num_boost_round=rounds or s.num_boost_round,
-            params=s.params,
-        )
-
-    def _p50(self, model: DeliveryQuantileModel, frame: pd.DataFrame) -> np.ndarray:
-        return model.predict_quantiles(frame)[0] * self._level(frame)
-
     def fit(self, frame: pd.DataFrame) -> OlistDeliveryModel:
-        """Pick the rounds on the last weeks, cross-fit the P90 band, then refit on all rows.
-
-        The P90 is P50 × *q*, *q* the conformal 90 % quantile of delivery days ÷ P50 where
-        each P50 comes from a booster that did not see that row (contiguous time blocks).
-        A band measured over the whole training period is not at the mercy of one unusual
-        month just before the cut, as a slice of the last weeks is.
-        """
+        """Pick the rounds on the last weeks, cross-fit the P90 band over the whole
+        training period, then refit on all rows (``DeliveryQuantileModel``'s rule, in
+        units of the network's level)."""
         s = self.settings
         frame = frame.sort_values("event_timestamp", kind="stable").reset_index(drop=True)
         self.fallback_level_ = float(np.nanmedian(frame["label"]))
         y = frame["label"].to_numpy(dtype=float)
-        target = y / self._level(frame)
+        level = self._level(frame)
         start = frame["event_timestamp"].max() - pd.Timedelta(days=s.valid_days)
         early = (frame["event_timestamp"] < start).to_numpy()
-        first = self._booster().fit(frame[early], target[early], frame[~early], target[~early])
-        self.rounds_ = max(first.best_iterations_.values())
-
-        out_of_fold = np.empty(len(frame))
-        for block in np.array_split(np.arange(len(frame)), s.conformal_folds):
-            rest = np.ones(len(frame), dtype=bool)
-            rest[block] = False
-            fold = self._booster(self.rounds_).fit(frame[rest], target[rest])
-            out_of_fold[block] = self._p50(fold, frame.iloc[block])
-        age = (frame["event_timestamp"].max() - frame["event_timestamp"]).dt.total_seconds()
-        weights = (
-            None
-            if s.conformal_half_life is None
-            else np.power(0.5, age.to_numpy() / 86400.0 / s.conformal_half_life)
-        )
-        self.conformal_ = ConformalUpper(s.coverage, "multiplicative").fit(y, out_of_fold, weights)
-        self.lane_conformal_ = (
-            None
-            if s.conformal_groups is None
-            else GroupConformalUpper(s.coverage, "multiplicative", s.conformal_min_rows).fit(
-                y, out_of_fold, lane_of(frame, s.conformal_groups)
-            )
-        )
-        band = self._p90(out_of_fold, frame)
+        target = y / level
+        # Train then valid is the frame's own (time) order, so out-of-fold rows line up.
+        self.model_ = DeliveryQuantileModel(
+            FEATURES,
+            monotone=MONOTONE,
+            num_boost_round=s.num_boost_round,
+            params=s.params,
+            coverage=s.coverage,
+            band_groups=s.conformal_groups,
+            band_min_rows=s.conformal_min_rows,
+            band_folds=s.conformal_folds,
+        ).fit(frame[early], target[early], frame[~early], target[~early])
+        self.rounds_ = self.model_.best_iteration_
+        out_of_fold = self.model_.out_of_fold_ * level
+        band = self.model_.upper(out_of_fold, feature_matrix(frame, FEATURES))
         self.validation_ = quantile_metrics(y, out_of_fold, band)
         purchased = _days(frame["event_timestamp"])
         self.history_ = (purchased, purchased + y, band)
-        self.model_ = self._booster(self.rounds_).fit(frame, target)
         return self
 
-    def _p90(self, p50: np.ndarray, frame: pd.DataFrame) -> np.ndarray:
-        if self.lane_conformal_ is None:
-            upper = self.conformal_.predict(p50)
-        else:
-            groups = lane_of(frame, self.settings.conformal_groups or ())
-            upper = self.lane_conformal_.predict(p50, groups)
-        return np.maximum(upper, p50)
-
     def predict(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        p50 = self._p50(self.model_, frame)
-        return p50, self._p90(p50, frame)
+        x = feature_matrix(frame, FEATURES)
+        p50 = self.model_.predict_array(x)[0] * self._level(frame)
+        return p50, self.model_.upper(p50, x)
 
     def predict_monitored(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """P50 and the P90 as the coverage monitor sets it on each order's day.

@@ -27,26 +27,27 @@ def _drifting_frame(n: int = 1600, days: int = 200, seed: int = 3) -> pd.DataFra
     return frame
 
 
-@pytest.mark.parametrize("half_life", [None, 7.0])
-def test_band_covers_the_training_period_out_of_fold_and_ships_unchanged(
-    half_life: float | None,
-) -> None:
+def test_band_covers_the_training_period_out_of_fold_and_ships_unchanged() -> None:
     frame = _drifting_frame()
-    settings = OlistSettings(conformal_half_life=half_life, conformal_groups=None)
-    model = OlistDeliveryModel(settings).fit(frame)
+    model = OlistDeliveryModel(OlistSettings(conformal_groups=())).fit(frame)
+    q = model.model_.band_.pooled_.correction_
     # Out-of-fold P50s never saw their row, so the band is a real widening above 1.
-    assert model.conformal_.correction_ > 1.2
+    assert q > 1.2
     assert model.validation_["p90_coverage"] >= 0.9
     p50, p90 = model.predict(frame)
-    assert np.allclose(p90, np.maximum(p50 * model.conformal_.correction_, p50))
+    assert np.allclose(p90, np.maximum(p50 * q, p50))
     assert (p50 <= p90).all()
 
 
-def test_recency_weights_widen_the_band_when_the_last_weeks_are_slow() -> None:
+def test_the_evaluation_and_production_share_one_p90_rule() -> None:
+    """The evaluation's P90 is DeliveryQuantileModel's band, not a rule of its own."""
     frame = _drifting_frame()
-    equal = OlistDeliveryModel(OlistSettings(conformal_half_life=None)).fit(frame)
-    recent = OlistDeliveryModel(OlistSettings(conformal_half_life=7.0)).fit(frame)
-    assert recent.conformal_.correction_ > equal.conformal_.correction_
+    model = OlistDeliveryModel().fit(frame)
+    x = frame.loc[:, list(FEATURES)].to_numpy(dtype=float)
+    p50, p90 = model.predict(frame)
+    assert np.allclose(p90, model.model_.upper(p50, x))
+    ratio50, ratio90 = model.model_.predict_array(x)
+    assert np.allclose(p90 / p50, ratio90 / ratio50)
 
 
 def test_a_missing_level_falls_back_to_the_training_median() -> None:
@@ -61,18 +62,21 @@ def test_a_missing_level_falls_back_to_the_training_median() -> None:
 def test_each_busy_lane_gets_its_own_band_and_a_thin_lane_the_pooled_one() -> None:
     frame = _drifting_frame(n=2400)
     rng = np.random.default_rng(9)
+    frame["origin_state_code"] = 25.0
+    frame["dest_state_code"] = np.where(frame["dest_state"] == "RJ", 18.0, 25.0)
     far = (frame["dest_state"] == "RJ").to_numpy()
     # The far lane is much more dispersed than anything the features explain.
     frame.loc[far, "label"] *= rng.choice([0.7, 2.2], far.sum())
-    frame.loc[frame.index[:40], "dest_state"] = "AM"  # a lane too thin for its own band
+    frame.loc[frame.index[:40], "dest_state_code"] = 2.0  # a lane too thin for its own band
     model = OlistDeliveryModel(OlistSettings(conformal_min_rows=200)).fit(frame)
-    bands = model.lane_conformal_.corrections_
-    assert set(bands) == {"SP>SP", "SP>RJ"}
-    assert bands["SP>RJ"] > bands["SP>SP"] * 1.3
+    band = model.model_.band_
+    assert set(band.corrections_) == {"25>25", "25>18"}
+    assert band.corrections_["25>18"] > band.corrections_["25>25"] * 1.3
     p50, p90 = model.predict(frame)
-    lanes = frame["origin_state"] + ">" + frame["dest_state"]
-    for lane, q in (*bands.items(), ("SP>AM", model.lane_conformal_.pooled_.correction_)):
+    lanes = "25>" + frame["dest_state_code"].map("{:g}".format)
+    for lane, q in (*band.corrections_.items(), ("25>2", band.pooled_.correction_)):
         rows = (lanes == lane).to_numpy()
+        assert rows.any()
         assert np.allclose(p90[rows], np.maximum(p50[rows] * q, p50[rows]))
 
 
@@ -115,7 +119,7 @@ def test_monitored_band_never_uses_its_own_or_a_later_outcome() -> None:
     cut = frame["event_timestamp"].iloc[1200]
     train, test = frame[frame["event_timestamp"] < cut], frame[frame["event_timestamp"] >= cut]
     model = OlistDeliveryModel(
-        OlistSettings(conformal_groups=None, monitor_days=84.0, monitor_weight=1.0)
+        OlistSettings(conformal_groups=(), monitor_days=84.0, monitor_weight=1.0)
     ).fit(train)
     p90 = model.predict_monitored(test)[1]
     static = model.predict(test)[1]
