@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from routing.calendar import zone
 from serving.catalogue import node_calendar
 from serving.ledger import Ledger, NodeRecord
+from serving.ledger.promise_outcomes import delivered_on_time, leg_promise, local_date
 from serving.ledger.reporting import OrderFacts
 from serving.metrics import REQUEST_SECONDS
 from serving.shadow import parse_since
@@ -57,34 +57,6 @@ def order_timeline(ledger: Ledger, order_id: str) -> list[dict[str, Any]]:
     ]
 
 
-def leg_promise(promise: Mapping[str, Any] | None, node_id: str) -> dict[str, Any] | None:
-    """The promise of the parcel leaving ``node_id`` (``None`` when the plan has none there)."""
-    for leg in (promise or {}).get("shipments") or []:
-        if leg.get("node_id") == node_id:
-            return dict(leg)
-    return None
-
-
-def _local_date(at: datetime, timezone: str | None) -> date:
-    try:
-        return at.astimezone(zone(timezone or "UTC")).date()
-    except ValueError:
-        return at.astimezone(UTC).date()
-
-
-def delivered_on_time(
-    promise: Mapping[str, Any] | None, node_id: str, delivered_at: datetime
-) -> bool | None:
-    """Whether a parcel arrived by its leg's ``deliver_by`` (destination's local date);
-    ``None`` when nothing was promised for it."""
-    leg = leg_promise(promise, node_id)
-    if leg is None or promise is None:
-        return None
-    return _local_date(delivered_at, promise.get("timezone")) <= date.fromisoformat(
-        str(leg["deliver_by"])
-    )
-
-
 def shipped_late(
     promise: Mapping[str, Any] | None, node_id: str, shipped_at: datetime
 ) -> bool | None:
@@ -92,9 +64,7 @@ def shipped_late(
     leg = leg_promise(promise, node_id)
     if leg is None or promise is None:
         return None
-    return _local_date(shipped_at, promise.get("timezone")) > date.fromisoformat(
-        str(leg["ship_by"])
-    )
+    return local_date(shipped_at, promise.get("timezone")) > date.fromisoformat(str(leg["ship_by"]))
 
 
 # -- KPIs ---------------------------------------------------------------------------------

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, select
 from sqlalchemy.engine import Connection
 
+from routing.calendar import zone
 from serving.ledger.tables import lane_widening, promise_outcomes
 
 UNKNOWN_REGION = "??"
@@ -53,6 +53,36 @@ class LaneWidening:
     updated_at: datetime
 
 
+def leg_promise(promise: Mapping[str, Any] | None, node_id: str) -> dict[str, Any] | None:
+    """The promise of the parcel leaving ``node_id`` (``None`` when the plan names no leg there)."""
+    for leg in (promise or {}).get("shipments") or []:
+        if leg.get("node_id") == node_id:
+            return dict(leg)
+    return None
+
+
+def local_date(at: datetime, timezone: str | None) -> date:
+    """``at`` as a calendar date at the destination (UTC when the zone is missing or unknown)."""
+    try:
+        return at.astimezone(zone(timezone or "UTC")).date()
+    except ValueError:
+        return at.astimezone(UTC).date()
+
+
+def delivered_on_time(
+    promise: Mapping[str, Any] | None, node_id: str, delivered_at: datetime
+) -> bool | None:
+    """Whether a parcel arrived by its ``deliver_by`` — its own leg's, else the order's (a reroute
+    to a node the promise does not name); ``None`` when nothing was promised for it."""
+    if not promise:
+        return None
+    source = leg_promise(promise, node_id) or promise
+    if not source.get("deliver_by"):
+        return None
+    by = date.fromisoformat(str(source["deliver_by"]))
+    return local_date(delivered_at, promise.get("timezone")) <= by
+
+
 def outcome_of(
     plan: Mapping[str, Any] | None,
     shipment_id: str,
@@ -64,13 +94,13 @@ def outcome_of(
     promise = ((plan or {}).get("decision") or {}).get("promise")
     if not promise:
         return None
-    leg = next((s for s in promise.get("shipments") or [] if s.get("node_id") == node_id), None)
+    leg = leg_promise(promise, node_id)
     source = leg or promise
     if not (source.get("deliver_p50") and source.get("deliver_by") and promise.get("timezone")):
         return None  # a promise without both dates (older orders, imported plans) is not scored
     p50 = date.fromisoformat(source["deliver_p50"])
     by = date.fromisoformat(source["deliver_by"])
-    on = delivered_at.astimezone(ZoneInfo(promise["timezone"])).date()
+    on = local_date(delivered_at, promise["timezone"])
     return PromiseOutcome(
         shipment_id=shipment_id,
         order_id=order_id,

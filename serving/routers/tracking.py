@@ -11,7 +11,8 @@ from typing import Any
 from fastapi import APIRouter
 
 from serving.deps import RuntimeDep
-from serving.reports import leg_promise, order_timeline
+from serving.ledger.promise_outcomes import leg_promise
+from serving.reports import order_timeline
 from serving.security import OrdersScope
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
