@@ -18,6 +18,9 @@ from serving.ledger.errors import IdempotencyInFlight, IdempotencyMismatch
 from serving.ledger.records import IdemState
 from serving.ledger.tables import idempotency_keys
 
+#: ``complete`` reads the key's row itself unless the caller passes the row it holds.
+_UNREAD = object()
+
 
 def _row(conn: Connection, key: str) -> Any:
     return conn.execute(
@@ -69,9 +72,13 @@ def complete(
     http_status: int,
     order_id: str | None,
     at: datetime,
+    current: Any = _UNREAD,
 ) -> None:
-    """Store the response under the key (insert if the caller skipped ``claim``)."""
-    row = _row(conn, key)
+    """Store the response under the key (insert if the caller skipped ``claim``).
+
+    ``current`` is the key's row as the caller already read it locked in this transaction
+    (``lookup(..., lock=True)``), saving a round trip while stock rows are locked."""
+    row = _row(conn, key) if current is _UNREAD else current
     values = {
         "status": "done",
         "response": response,
@@ -103,5 +110,7 @@ def release(conn: Connection, key: str, request_hash: str) -> bool:
     return result.rowcount > 0
 
 
-def lookup(conn: Connection, key: str) -> Any:
+def lookup(conn: Connection, key: str, *, lock: bool = False) -> Any:
+    if lock:
+        return _row(conn, key)
     return conn.execute(select(idempotency_keys).where(idempotency_keys.c.key == key)).one_or_none()

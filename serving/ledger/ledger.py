@@ -37,6 +37,7 @@ from serving.ledger import (
 )
 from serving.ledger import orders as order_ops
 from serving.ledger import returns as returns_ops
+from serving.ledger.db import writer_lock
 from serving.ledger.errors import (
     IdempotencyInFlight,
     IdempotencyMismatch,
@@ -150,6 +151,7 @@ class Ledger:
         events: OutboxConfig | None = None,
     ) -> None:
         self.engine = engine
+        self._writer = writer_lock(engine)
         self.outbox = events or OutboxConfig()
         self.max_rejections = max_rejections
         self.claim_stale_after = claim_stale_after
@@ -162,7 +164,7 @@ class Ledger:
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
             try:
-                with self.engine.begin() as conn:
+                with self._writer, self.engine.begin() as conn:
                     outbox.bind(conn, self.outbox)
                     return work(conn)
             except IntegrityError as exc:
@@ -427,8 +429,9 @@ class Ledger:
         build = response_builder or default_response
 
         def work(conn: Connection) -> Reservation:
+            row = None
             if idempotency_key is not None:
-                row = idempotency.lookup(conn, idempotency_key)
+                row = idempotency.lookup(conn, idempotency_key, lock=True)
                 if row is not None and row.request_hash != request_hash:
                     raise IdempotencyMismatch(idempotency_key)
                 if row is not None and row.status == "done":
@@ -461,6 +464,7 @@ class Ledger:
                 http_status=http_status,
                 order_id=order_id,
                 at=at,
+                current=row,
             )
             return replace(result, response=response, http_status=http_status)
 

@@ -118,3 +118,28 @@ def test_the_same_adjustment_from_many_channels_applies_once(ledger: Ledger) -> 
     assert all(not isinstance(r, Exception) for r in results), results
     assert sorted(r.outcome for r in results) == ["applied"] + ["duplicate"] * 7
     assert level(ledger, "dc1", "A").on_hand == 15
+
+
+def test_sqlite_writers_of_one_process_queue_on_one_lock(ledger: Ledger, engine: Engine) -> None:
+    """On SQLite a writer thread waits on the process's lock (woken when the writer before it
+    finishes) rather than polling the file lock; PostgreSQL writers take no such lock."""
+    from serving.ledger.db import writer_lock
+
+    lock = writer_lock(engine)
+    if engine.dialect.name != "sqlite":
+        assert not isinstance(lock, type(threading.RLock()))
+        return
+    assert writer_lock(engine) is lock
+    done = threading.Event()
+
+    def write() -> None:
+        ledger.adjust([InventoryEvent("recv-q", ledger.clock(), "dc1", "A", "delta", 1)])
+        done.set()
+
+    with lock:
+        writer = threading.Thread(target=write)
+        writer.start()
+        assert not done.wait(0.3)  # queued behind the lock this thread holds
+    writer.join(10)
+    assert done.is_set()
+    assert level(ledger, "dc1", "A").on_hand == 11
