@@ -426,9 +426,47 @@ def sender(client: Any) -> Callable[[BadInput], Any]:
     return send
 
 
-def run_catalogue(send: Callable[[BadInput], Any], node_id: str) -> dict[str, Any]:
-    """Send every bad input; each must be a 4xx problem naming its field and leaking nothing."""
+def openapi_conformance(app: Any) -> Callable[[str, str, Any], str]:
+    """A judge of answers seen outside schemathesis's own cases (the catalogue): ``""`` when
+    the app's OpenAPI document documents the answer's status and content type and its body
+    matches the documented schema, else why not."""
+    import schemathesis
+
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+
+    def judge(method: str, path: str, response: Any) -> str:
+        operation = schema.find_operation_by_path(method, path.split("?", 1)[0])
+        if operation is None:
+            return ""  # not an API operation (e.g. a path the router refuses before matching)
+        if operation.responses.find_by_status_code(response.status_code) is None:
+            return f"status {response.status_code} is not documented for {operation.label}"
+        answer = schemathesis.Response.from_httpx(response, verify=False)
+        media = response.headers.get("content-type", "").split(";")[0].strip()
+        documented = schema.get_content_types(operation, answer)
+        if media and documented and media not in documented:
+            return f"content type {media} is not documented for {operation.label} {response.status_code}"
+        try:
+            schema.validate_response(operation, answer)
+        except BaseException as exc:  # a failure group: report its first line
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
+            return (
+                f"body does not match {operation.label}: {str(exc).strip().splitlines()[0][:200]}"
+            )
+        return ""
+
+    return judge
+
+
+def run_catalogue(
+    send: Callable[[BadInput], Any],
+    node_id: str,
+    conforms: Callable[[str, str, Any], str] | None = None,
+) -> dict[str, Any]:
+    """Send every bad input; each must be a 4xx problem naming its field and leaking nothing,
+    and (with ``conforms``) be an answer the OpenAPI document describes."""
     failures: list[str] = []
+    mismatches: list[str] = []
     by_status: Counter[int] = Counter()
     items = catalogue()
     for item in items:
@@ -449,10 +487,13 @@ def run_catalogue(send: Callable[[BadInput], Any], node_id: str) -> dict[str, An
         why = _judge(bad, r)
         if why:
             failures.append(f"{item.name}: {why}")
+        if conforms is not None and (why := conforms(bad.method, bad.path, r)):
+            mismatches.append(f"{item.name}: {why}")
     return {
         "inputs": len(items),
         "by_status": {str(k): v for k, v in sorted(by_status.items())},
         "failures": failures,
+        "schema_mismatches": mismatches,
     }
 
 

@@ -145,7 +145,24 @@ class Record:
     unknown: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (key, body)
     acked: dict[str, str] = field(default_factory=dict)  # order id -> last acknowledged status
     dropped: int = 0
+    crashed: list[str] = field(default_factory=list)  # client threads the harness lost
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class _Answered(Exception):
+    """A step of a two-request operation got a final answer; it is recorded as the operation's."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+
+
+def _client(server: Server, rec: Record, skus: list[str], seconds: float, seed: int) -> None:
+    """One client; if the harness itself breaks, that is recorded, never silently lost."""
+    try:
+        _client_loop(server, rec, skus, seconds, seed)
+    except Exception as exc:
+        with rec.lock:
+            rec.crashed.append(f"client {seed}: {type(exc).__name__}: {exc}"[:300])
 
 
 def _client_loop(server: Server, rec: Record, skus: list[str], seconds: float, seed: int) -> None:
@@ -199,7 +216,10 @@ def _client_loop(server: Server, rec: Record, skus: list[str], seconds: float, s
                     r = http.get(f"/v1/orders/{rng.choice(mine)}")
                 else:
                     sku = rng.choice(skus)
-                    nodes = [n["node_id"] for n in http.get(f"/v1/inventory/{sku}").json()["nodes"]]
+                    r = http.get(f"/v1/inventory/{sku}")
+                    if r.status_code != 200:  # e.g. a 503 while the database restarts
+                        raise _Answered(r)
+                    nodes = [n["node_id"] for n in r.json()["nodes"]]
                     event = {
                         "event_id": f"rcv-{uuid.uuid4().hex}",
                         "event_time": datetime.now(UTC).isoformat(),
@@ -209,6 +229,8 @@ def _client_loop(server: Server, rec: Record, skus: list[str], seconds: float, s
                         "qty": rng.randint(1, 4),
                     }
                     r = http.post("/v1/inventory/adjustments", json={"events": [event]})
+            except _Answered as answered:
+                r = answered.response
             except httpx.HTTPError:
                 with rec.lock:
                     rec.dropped += 1
@@ -273,7 +295,7 @@ def storm(
     skus = hot_skus(server)
     rec = Record()
     threads = [
-        threading.Thread(target=_client_loop, args=(server, rec, skus, seconds, seed * 100 + i))
+        threading.Thread(target=_client, args=(server, rec, skus, seconds, seed * 100 + i))
         for i in range(clients)
     ]
     t0 = time.perf_counter()
@@ -296,10 +318,10 @@ def settle_and_verify(server: Server, database_url: str, run: dict[str, Any]) ->
     rec: Record = run["record"]
     headers = {"Authorization": f"Bearer {server.key}"}
     settled: Counter[int] = Counter()
-    problems: list[str] = []
+    problems: list[str] = list(rec.crashed)
     with httpx.Client(base_url=server.url, headers=headers, timeout=30) as http:
         deadline = time.monotonic() + 60
-        while http.get("/readyz").status_code != 200 and time.monotonic() < deadline:
+        while (ready := http.get("/readyz").status_code) != 200 and time.monotonic() < deadline:
             time.sleep(0.5)
         for key, body in rec.unknown:
             for _ in range(20):
@@ -336,6 +358,7 @@ def settle_and_verify(server: Server, database_url: str, run: dict[str, Any]) ->
         "ops_per_second": round(total / run["seconds"], 1),
         "seconds": round(run["seconds"], 1),
         "fault": run["fault"],
+        "ready_after": ready,
         "connections_dropped": rec.dropped,
         "unknown_outcomes_retried": len(rec.unknown),
         "retries_settled": {str(k): v for k, v in sorted(settled.items())},
