@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -24,9 +21,8 @@ from typing import Any
 
 import httpx
 
-from benchmarks.http_storm import free_port
 from benchmarks.machine import stamp
-from serving.cli.service import WORKER_START_SECONDS
+from benchmarks.server import Launched, launch, stop, wait_for
 
 
 @dataclass
@@ -37,17 +33,7 @@ class Started:
     listening_s: float
     ready_s: float
     first_answer_s: float
-
-
-def _key(database_url: str) -> str:
-    from serving.key_store import SqlKeyStore
-    from serving.ledger import create_schema, make_engine
-
-    engine = make_engine(database_url)
-    create_schema(engine)
-    key = SqlKeyStore(engine).create({"route", "orders", "inventory", "admin"}, "bench")
-    engine.dispose()
-    return key
+    launched: Launched
 
 
 def start_server(
@@ -60,77 +46,41 @@ def start_server(
 ) -> Started:
     """Start the server and wait until ``/readyz`` says ready and one order is routed
     predictively; the clock starts just before the process is created."""
-    key = _key(database_url)
-    port = free_port()
-    errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed with the process
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "serving.main:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--no-access-log",
-            "--timeout-worker-healthcheck",
-            str(WORKER_START_SECONDS),
-        ],
-        env={
-            **os.environ,
-            "ROUTECAST_HOME": str(home),
-            "ROUTECAST_DATABASE_URL": database_url,
-            "ROUTECAST_LOG_LEVEL": "WARNING",
-            **(env or {}),
-        },
-        stdout=subprocess.DEVNULL,
-        stderr=errors,
+    launched = launch(home, database_url, workers=workers, env=env)
+    listening, ready = wait_for(
+        launched,
+        "/readyz",
+        lambda r: r.status_code == 200 and r.json()["status"] == "ready",
+        timeout=timeout,
     )
-    base = f"http://127.0.0.1:{port}"
-    listening = ready = None
-    with httpx.Client(base_url=base, timeout=5) as http:
-        while ready is None:
-            if proc.poll() is not None or time.perf_counter() - t0 > timeout:
-                proc.kill()
-                errors.seek(0)
-                raise RuntimeError(f"server did not get ready: {errors.read().decode()[-3000:]}")
-            try:
-                r = http.get("/readyz")
-                listening = listening or time.perf_counter() - t0
-                if r.status_code == 200 and r.json()["status"] == "ready":
-                    ready = time.perf_counter() - t0
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        headers = {"Authorization": f"Bearer {key}"}
-        sku = http.get("/v1/skus", params={"limit": 1}, headers=headers).json()[0]["sku"]
+    headers = {"Authorization": f"Bearer {launched.key}"}
+    with httpx.Client(base_url=launched.url, timeout=30, headers=headers) as http:
+        sku = http.get("/v1/skus", params={"limit": 1}).json()[0]["sku"]
         answer = http.post(
             "/v1/route",
-            headers=headers,
             json={
                 "order_id": "startup-1",
                 "destination": {"postal_code": "10001"},
                 "lines": [{"line_id": "1", "sku": sku, "qty": 1}],
             },
         ).json()
-        first = time.perf_counter() - t0
-        if answer.get("degraded") or answer.get("mode") != "predictive":
-            raise RuntimeError(f"first answer after ready was not predictive: {answer}")
-    return Started(base, proc, key, round(listening or ready, 3), round(ready, 3), round(first, 3))
+    first = time.perf_counter() - launched.started
+    if answer.get("degraded") or answer.get("mode") != "predictive":
+        stop(launched)
+        raise RuntimeError(f"first answer after ready was not predictive: {answer}")
+    return Started(
+        launched.url,
+        launched.process,
+        launched.key,
+        round(listening, 3),
+        round(ready, 3),
+        round(first, 3),
+        launched,
+    )
 
 
 def stop_server(server: Started) -> None:
-    server.process.send_signal(signal.SIGINT)
-    try:
-        server.process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait()
+    stop(server.launched)
 
 
 def rss_mb(pid: int) -> float:

@@ -17,10 +17,7 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
-import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -34,13 +31,7 @@ from typing import Any
 
 import httpx
 
-from serving.cli.service import WORKER_START_SECONDS
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from benchmarks.server import free_port, launch, stop, wait_for
 
 
 def _children(pid: int) -> list[int]:
@@ -72,68 +63,22 @@ def _cmdline(pid: int) -> str:
 
 @contextmanager
 def serve(home: Path, database_url: str, *, workers: int = 2) -> Iterator[Server]:
-    """Run ``routecast`` under uvicorn on an ephemeral port against ``database_url``."""
-    from serving.key_store import SqlKeyStore
-    from serving.ledger import create_schema, make_engine
-
-    engine = make_engine(database_url)
-    create_schema(engine)
-    key = SqlKeyStore(engine).create({"route", "orders", "inventory", "admin"}, "storm")
-    engine.dispose()
-    port = free_port()
-    errors = tempfile.TemporaryFile()  # noqa: SIM115 - lives until the finally below
-    env = {
-        **os.environ,
-        "ROUTECAST_HOME": str(home),
-        "ROUTECAST_DATABASE_URL": database_url,
-        "ROUTECAST_LOG_LEVEL": "WARNING",
-        "ROUTECAST_IDEMPOTENCY_CLAIM_SECONDS": "3",
-    }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "serving.main:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--no-access-log",
-            "--timeout-graceful-shutdown",
-            "5",
-            "--timeout-worker-healthcheck",
-            str(WORKER_START_SECONDS),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=errors,  # a file: an unread pipe would fill up and block the server
+    """Run ``routecast`` under uvicorn on an ephemeral port against ``database_url``; yields
+    once it answers ``/healthz`` (a fault run needs it listening, not ready)."""
+    launched = launch(
+        home,
+        database_url,
+        workers=workers,
+        # claims of requests a fault cut short expire within the run's settle phase
+        env={"ROUTECAST_IDEMPOTENCY_CLAIM_SECONDS": "3"},
+        key_name="storm",
     )
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 600  # start-up on a busy shared machine is slow
-        while True:
-            try:
-                if httpx.get(base + "/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                errors.seek(0)
-                raise RuntimeError(f"server did not start: {errors.read().decode()[-2000:]}")
-            time.sleep(0.5)
-        yield Server(base, proc, key)
+        # start-up on a busy shared machine is slow
+        wait_for(launched, "/healthz", lambda r: r.status_code == 200, timeout=600, poll=0.5)
+        yield Server(launched.url, launched.process, launched.key)
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        errors.close()
+        stop(launched, timeout=20)
 
 
 @dataclass
