@@ -228,15 +228,25 @@ class Runtime:
             self._load(step)
             return
         self._loader = threading.Thread(
-            target=self._load_then_refresh, args=(step,), name="routecast-start", daemon=True
+            target=self._load_then_refresh,
+            args=(step,),
+            kwargs={"ask_registry": not self.models.ready()},
+            name="routecast-start",
+            daemon=True,
         )
         self._loader.start()
 
-    def _load(self, step: _Steps) -> None:
+    def _load(self, step: _Steps, *, ask_registry: bool = True) -> None:
         """Models through the registry (a no-op for versions the cache already loaded),
-        features through the feature store, stale features brought forward."""
+        features through the feature store, stale features brought forward.
+
+        Without ``ask_registry`` (the server, when the cache held every champion the
+        registry's alias names) MLflow is not imported here: importing it and asking the
+        registry again takes seconds to tens of seconds, and the refresher's first tick asks
+        a few seconds after ready."""
         with step("models"):
-            self.refresh_models()
+            if ask_registry:
+                self.refresh_models()
         with step("features"):
             self.refresh_features()
         if self.settings.bring_forward_stale_features:
@@ -248,9 +258,9 @@ class Runtime:
         self.starting = False
         log.info("started", extra={"steps": dict(self.start_steps)})
 
-    def _load_then_refresh(self, step: _Steps) -> None:
+    def _load_then_refresh(self, step: _Steps, *, ask_registry: bool = True) -> None:
         try:
-            self._load(step)
+            self._load(step, ask_registry=ask_registry)
         except Exception:
             log.exception("start-up load failed; the refresher keeps trying")
             self.starting = False  # readiness reports what is missing from here on

@@ -51,9 +51,9 @@ def test_server_is_starting_until_loaded_then_ready_and_predictive(
     release = threading.Event()
     load = runtime._load
 
-    def held_load(step: Any) -> None:
+    def held_load(step: Any, **kw: Any) -> None:
         release.wait(120)
-        load(step)
+        load(step, **kw)
 
     monkeypatch.setattr(runtime, "_load", held_load)
     with TestClient(app) as client:
@@ -76,6 +76,31 @@ def test_server_is_starting_until_loaded_then_ready_and_predictive(
         answer = client.post("/v1/route", json={**order, "order_id": "S-2"}).json()
         assert (answer["mode"], answer["degraded"]) == ("predictive", False), answer
         assert set(runtime.start_steps) >= {"catalogue", "models", "features"}
+
+
+def test_with_cached_champions_the_server_is_ready_before_asking_mlflow(
+    demo_home: tuple[Settings, DemoReport], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = _local(demo_home[0], tmp_path)
+    names = {"stockout": settings.stockout_model, "delivery": settings.delivery_model}
+    cache = settings.home / "cache" / "models"
+    ModelStore(settings.tracking_uri, names, settings.model_alias, cache_dir=cache).refresh()
+    app = create_app(settings, background=True)
+    runtime = app.state.runtime
+    asked_while_starting: list[bool] = []
+    monkeypatch.setattr(
+        runtime, "refresh_models", lambda: asked_while_starting.append(runtime.starting)
+    )
+    with TestClient(app) as client:
+        client.headers["Authorization"] = "Bearer " + runtime.keys.create(set(SCOPES), "t")
+        deadline = time.monotonic() + 300
+        while (r := client.get("/readyz")).status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert r.json()["status"] == "ready", r.json()
+        answer = client.post("/v1/route", json=_order(client)).json()
+        assert (answer["mode"], answer["degraded"]) == ("predictive", False), answer
+    # the registry is asked by the refresher once serving, never on the way to ready
+    assert True not in asked_while_starting
 
 
 def test_cached_champions_load_without_mlflow_only_while_the_alias_points_at_them(
