@@ -238,6 +238,29 @@ class StockoutRiskModel(_LightGBMEstimator):
 
     _transient = ("backend", "booster_")
 
+    def __init__(
+        self,
+        features: Sequence[str] = (),
+        *,
+        monotone: Mapping[str, int] | None = None,
+        num_boost_round: int = 400,
+        params: Mapping[str, Any] | None = None,
+        num_threads: int = DEFAULT_THREADS,
+        backend: FitBackend | None = None,
+        calibrate: bool = True,
+    ) -> None:
+        super().__init__(
+            features,
+            monotone=monotone,
+            num_boost_round=num_boost_round,
+            params=params,
+            num_threads=num_threads,
+            backend=backend,
+        )
+        #: False: the whole validation window stops boosting and the probabilities stay
+        #: the booster's own, for a caller that calibrates on rows of its choosing.
+        self.calibrate = calibrate
+
     def fit(
         self,
         train: pd.DataFrame,
@@ -246,7 +269,8 @@ class StockoutRiskModel(_LightGBMEstimator):
         y_valid: np.ndarray | None = None,
     ) -> StockoutRiskModel:
         backend = self._backend()
-        stop, cal = _split_validation(_validation(valid, y_valid, self.features))
+        window = _validation(valid, y_valid, self.features)
+        stop, cal = _split_validation(window) if self.calibrate else (window, None)
         booster, best = backend.boost(
             BoostJob(
                 params=self._params(backend, objective="binary", metric="binary_logloss"),
