@@ -207,11 +207,10 @@ class Runtime:
         on a thread, and until they have ``starting`` keeps ``/readyz`` at 503 and decisions
         answer degraded (cost mode) with the reason. Without it, everything loads before
         returning (commands, tests, benchmarks)."""
-        from serving.destinations import zip_index
+        from serving.destinations import warm_in_background
 
         step = _Steps(self.start_steps)
-        with step("postal index"):
-            zip_index()  # build the postal-code index now, not on the first order
+        warm_in_background()  # orders look codes up one by one until the index is in
         with step("schema"):
             create_schema(self.engine)
         with step("catalogue"):
