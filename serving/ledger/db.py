@@ -9,17 +9,20 @@ deferred BEGIN, which in WAL mode never blocks writers.
 
 from __future__ import annotations
 
+import re
 import threading
 import weakref
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import ConnectionPoolEntry
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -103,8 +106,46 @@ def writer_lock(engine: Engine) -> AbstractContextManager[Any]:
     return lock
 
 
+_REVISION = re.compile(r"^revision(?::[^=]*)?=\s*[\"']([^\"']+)[\"']", re.M)
+_DOWN_REVISION = re.compile(r"^down_revision(?::[^=]*)?=\s*(?:[\"']([^\"']+)[\"']|None)", re.M)
+
+
+def script_heads() -> set[str]:
+    """The migration scripts' head revisions, read from the files without importing Alembic
+    (a script whose revisions are not plain strings makes the answer empty: ask Alembic)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        source = script.read_text(encoding="utf-8")
+        rev = _REVISION.search(source)
+        if rev is None:
+            continue  # not a migration (the package's __init__)
+        down = _DOWN_REVISION.search(source)
+        if down is None:
+            return set()
+        revisions.add(rev.group(1))
+        if down.group(1):
+            parents.add(down.group(1))
+    return revisions - parents
+
+
+def at_head(engine: Engine) -> bool:
+    """Whether the database already carries exactly the scripts' head revision(s)."""
+    heads = script_heads()
+    if not heads:
+        return False
+    try:
+        with engine.connect() as conn:
+            stamped = set(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
+    except DBAPIError:  # no alembic_version table yet
+        return False
+    return stamped == heads
+
+
 def alembic_config(engine: Engine | None = None) -> Config:
     """Alembic config pointing at ``serving/migrations``; no ini file needed."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     if engine is not None:
@@ -115,7 +156,14 @@ def alembic_config(engine: Engine | None = None) -> Config:
 
 
 def create_schema(engine: Engine, revision: str = "head") -> None:
-    """Run the Alembic migrations on ``engine`` so SQLite and PostgreSQL get the same schema."""
+    """Run the Alembic migrations on ``engine`` so SQLite and PostgreSQL get the same schema.
+
+    A database already at the head is left alone without importing Alembic (seconds of every
+    server start)."""
+    if revision == "head" and at_head(engine):
+        return
+    from alembic import command
+
     cfg = alembic_config(engine)
     with engine.connect() as connection:
         cfg.attributes["connection"] = connection

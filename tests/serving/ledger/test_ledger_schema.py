@@ -3,6 +3,8 @@ refuses states that would mean overselling or a rewritten audit trail."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -103,3 +105,26 @@ def test_errors_become_problem_responses(exc: Exception, status: int, type_: str
     assert body["type"].endswith(type_)
     if isinstance(exc, InsufficientStock):
         assert body["missing"] == [{"node_id": "dc1", "sku": "A", "needed": 3, "available": 1}]
+
+
+def test_a_database_at_the_head_is_recognised_without_running_alembic(
+    ledger: Ledger, engine: Engine, tmp_path: Path
+) -> None:
+    from alembic.script import ScriptDirectory
+
+    from serving.ledger.db import alembic_config, at_head, create_schema, make_engine, script_heads
+
+    heads = set(ScriptDirectory.from_config(alembic_config()).get_heads())
+    assert script_heads() == heads
+    assert at_head(engine)  # the fixture migrated it
+    (head,) = heads
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0009_return_receipts'"))
+    assert not at_head(engine)  # one behind: create_schema would migrate
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": head})
+    fresh = make_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
+    assert not at_head(fresh)  # no alembic_version table yet
+    create_schema(fresh)
+    assert at_head(fresh)
+    fresh.dispose()
