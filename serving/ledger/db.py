@@ -31,6 +31,7 @@ SQLITE_BUSY_TIMEOUT_S = 30.0
 
 _WRITER_LOCKS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
 _WRITER_LOCKS_GUARD = threading.Lock()
+_MIGRATING = threading.Lock()
 
 
 def make_engine(
@@ -165,7 +166,9 @@ def create_schema(engine: Engine, revision: str = "head") -> None:
     from alembic import command
 
     cfg = alembic_config(engine)
-    with engine.connect() as connection:
+    # Alembic runs env.py against a module-global context: two threads migrating at once
+    # (two databases, one process) would run each other's steps on the wrong connection.
+    with _MIGRATING, engine.connect() as connection:
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
         connection.commit()

@@ -128,3 +128,29 @@ def test_a_database_at_the_head_is_recognised_without_running_alembic(
     create_schema(fresh)
     assert at_head(fresh)
     fresh.dispose()
+
+
+def test_two_threads_migrating_two_databases_at_once_both_reach_the_head(tmp_path: Path) -> None:
+    """Alembic's context is module-global; concurrent migrations in one process must not mix."""
+    import threading
+
+    from serving.ledger.db import at_head, create_schema, make_engine
+
+    engines = [make_engine(f"sqlite:///{tmp_path / f'db{i}.db'}") for i in range(4)]
+    errors: list[BaseException] = []
+
+    def migrate(engine: Engine) -> None:
+        try:
+            create_schema(engine)
+        except BaseException as exc:  # collected, asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=migrate, args=(e,)) for e in engines]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert all(at_head(e) for e in engines)
+    for e in engines:
+        e.dispose()
