@@ -15,6 +15,20 @@ NODE_SKU_INVENTORY = (
     "days_of_cover",
     "stockout_days_28d",
     "days_since_count",
+    "available",
+    "reserved",
+    "hours_since_count",
+    "rejections_7d",
+)
+#: node×SKU features the inventory ledger moves during the day: pushed through the view's
+#: PushSource as they change (``features.push``); the daily table holds their value at close.
+LIVE_NODE_SKU = (
+    "on_hand",
+    "available",
+    "reserved",
+    "days_since_count",
+    "hours_since_count",
+    "rejections_7d",
 )
 LANE_PERFORMANCE = (
     "lane_transit_p50_28d",
@@ -89,6 +103,10 @@ FEATURE_DEFAULTS: dict[str, float] = {
     "days_of_cover": 0.0,
     "stockout_days_28d": 0.0,
     "days_since_count": 0.0,
+    "available": 0.0,
+    "reserved": 0.0,
+    "hours_since_count": 0.0,
+    "rejections_7d": 0.0,
     "lane_transit_p50_28d": 3.0,
     "lane_transit_p90_28d": 5.0,
     "lane_late_rate_28d": 0.0,

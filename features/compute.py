@@ -220,7 +220,13 @@ def days_of_cover(on_hand: Any, velocity_7d: Any) -> Any:
 
 
 def node_sku_inventory(raw: dict[str, pd.DataFrame], days: pd.DatetimeIndex) -> pd.DataFrame:
-    """Stock position and demand pace per (node, sku), from the first recorded snapshot onwards."""
+    """Stock position and demand pace per (node, sku), from the first recorded snapshot onwards.
+
+    At a day's close the canonical books hold no reservations (a snapshot is the recorded
+    on-hand), so ``reserved`` is 0 and ``available`` the on-hand; during the day the ledger's
+    live values are pushed over them (``features.push``). ``rejections_7d`` counts the
+    orders whose allocation of the SKU the node rejected in the trailing 7 days.
+    """
     snaps = raw["inventory_snapshots"].assign(
         day=day_close(raw["inventory_snapshots"]["event_timestamp"])
     )
@@ -238,6 +244,14 @@ def node_sku_inventory(raw: dict[str, pd.DataFrame], days: pd.DatetimeIndex) -> 
     on_hand_seen = _wide(snaps, keys, "on_hand", days, pairs, "last")
     count_seen = _wide(snaps, keys, "days_since_count", days, pairs, "last")
     units = _wide(demand, keys, "units", days, pairs, "sum")
+    allocs = raw["allocations"]
+    rejected = (
+        allocs[allocs["rejected"].astype(bool)]
+        .drop_duplicates(["order_id", "node_id", "sku"])
+        .assign(day=lambda f: day_close(f["event_timestamp"]), n=1)
+    )
+    rejections = _wide(rejected, keys, "n", days, pairs, "sum").fillna(0.0)
+    rejections_7d = rejections.rolling(WINDOW_SHORT, min_periods=1).sum()
 
     seen = on_hand_seen.notna()
     on_hand = on_hand_seen.ffill()
@@ -263,21 +277,27 @@ def node_sku_inventory(raw: dict[str, pd.DataFrame], days: pd.DatetimeIndex) -> 
             "days_of_cover": cover,
             "stockout_days_28d": stockout_days,
             "days_since_count": days_since_count,
+            "available": on_hand,
+            "reserved": on_hand * 0.0,
+            "hours_since_count": days_since_count * 24.0,
+            "rejections_7d": rejections_7d,
         },
         days,
         pairs,
     )
     frame = frame[frame["on_hand"].notna()].reset_index(drop=True)
-    return frame.astype(
-        {"on_hand": "int64", "stockout_days_28d": "int64", "days_since_count": "int64"}
-    )
+    ints = ("on_hand", "stockout_days_28d", "days_since_count", "available", "reserved")
+    return frame.astype({**dict.fromkeys(ints, "int64"), "rejections_7d": "int64"})
 
 
 def lane_performance(raw: dict[str, pd.DataFrame], days: pd.DatetimeIndex) -> pd.DataFrame:
-    """Transit quantiles and lateness per (node, dest_region) over the trailing 28 days, sparse.
+    """Transit quantiles and lateness per (node, dest_region) over the trailing 28 days.
 
     Each known shipment is replicated onto the 28 day boundaries whose window contains it,
-    so a groupby per (lane, day) sees exactly its window; lanes without data have no row.
+    so a groupby per (lane, day) sees exactly its window. From its first shipment on, a lane
+    has a row every day: a day whose window is empty gets the priors the training frame uses
+    for a lane without data (``lane_shipments_28d == 0``), so a refresh re-dates every lane
+    the service may read instead of leaving its last busy day's row in the online store.
     """
     ships = _shipments_known(raw, days)
     columns = ["event_timestamp", "node_id", "dest_region", *catalog.LANE_PERFORMANCE]
@@ -297,5 +317,16 @@ def lane_performance(raw: dict[str, pd.DataFrame], days: pd.DatetimeIndex) -> pd
             "lane_late_rate_28d": grouped["late"].mean(),
             "lane_shipments_28d": transit.size(),
         }
-    ).reset_index()
-    return frame[columns].astype({"lane_shipments_28d": "int64"})
+    )
+    first = frame.reset_index().groupby(["node_id", "dest_region"])["event_timestamp"].min()
+    grid = pd.MultiIndex.from_tuples(
+        [
+            (*lane, day)  # type: ignore[misc]
+            for lane, start in first.items()
+            for day in days[days >= start]
+        ],
+        names=["node_id", "dest_region", "event_timestamp"],
+    )
+    priors = {c: catalog.FEATURE_DEFAULTS[c] for c in catalog.LANE_PERFORMANCE}
+    dense = frame.reindex(grid).fillna(priors).reset_index()
+    return dense[columns].astype({"lane_shipments_28d": "int64"})

@@ -20,6 +20,17 @@ if TYPE_CHECKING:  # the service reads SQLite without Feast (features.online_sql
     from feast import FeatureStore
 
 TS_SUFFIX = "__ts"
+#: Key of a row's event time (Unix seconds, the oldest of its features) inside its feature
+#: dict: the snapshot keeps it per row, so a decision knows how old the rows it used are.
+EVENT_SECONDS = "__event_seconds"
+
+
+def merge_row(into: dict[str, float], values: dict[str, float]) -> None:
+    """Add one view's features of an entity; its event time is the oldest of both."""
+    before = into.get(EVENT_SECONDS)
+    into.update(values)
+    if before is not None:
+        into[EVENT_SECONDS] = min(before, values.get(EVENT_SECONDS, before))
 
 
 @dataclass(frozen=True)
@@ -76,11 +87,15 @@ def _read_view(
             values = {name: data[name][i] for name in features}
             if all(v is None for v in values.values()):
                 continue
-            found[key] = {n: float(v) for n, v in values.items() if v is not None}
+            row = {n: float(v) for n, v in values.items() if v is not None}
             stamps = [data[name + TS_SUFFIX][i] for name in features if values[name] is not None]
             for seconds in stamps:
                 if seconds:
                     span.add(int(seconds))
+            known = [int(x) for x in stamps if x]
+            if known:
+                row[EVENT_SECONDS] = float(min(known))
+            found[key] = row
     return found
 
 
@@ -106,7 +121,7 @@ def read_online_snapshot(
         for (node_id,), values in _read_view(
             store, view, names, ("node_id",), node_rows, batch, span
         ).items():
-            node.setdefault(node_id, {}).update(values)
+            merge_row(node.setdefault(node_id, {}), values)
     node_sku = _read_view(
         store,
         catalog.VIEW_NODE_SKU_INVENTORY,

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from features import catalog
-from features.online import OnlineSnapshot
+from features.online import EVENT_SECONDS, OnlineSnapshot, merge_row
 
 #: Feast's ``ValueType.STRING`` in its entity key encoding.
 _STRING = 2
@@ -118,10 +118,13 @@ def _read_table(
         number = decode_value(value)
         if number is None:
             continue
-        found.setdefault(key, {})[feature] = number
+        row = found.setdefault(key, {})
+        row[feature] = number
         seconds = _seconds(event_ts)
         if seconds:
             stamps.append(seconds)
+            seen = row.get(EVENT_SECONDS)
+            row[EVENT_SECONDS] = float(seconds) if seen is None else min(seen, float(seconds))
     return found
 
 
@@ -148,7 +151,7 @@ def read_sqlite_snapshot(
             for (node_id,), values in _read_table(
                 conn, f"{project}_{view}", names, ("node_id",), wanted_nodes, stamps
             ).items():
-                node.setdefault(node_id, {}).update(values)
+                merge_row(node.setdefault(node_id, {}), values)
         node_sku = _read_table(
             conn,
             f"{project}_{catalog.VIEW_NODE_SKU_INVENTORY}",

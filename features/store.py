@@ -8,7 +8,7 @@ works on the same store as the Python API.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, Protocol
 from urllib.parse import urlparse
@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 import pandas as pd
 import pyarrow.parquet as pq
 import yaml
-from feast import FeatureStore, FeatureView, FileSource
+from feast import FeatureStore, FeatureView, FileSource, PushSource
 
 from features.progress import quiet_feast, stage
 from features.repo import build_definitions
@@ -159,18 +159,36 @@ def materialize(
     *,
     start: datetime | None = None,
     progress: bool = False,
+    reload: timedelta | None = None,
 ) -> None:
-    """Load feature rows into the online store up to ``end`` (UTC, never later than now).
+    """Load feature rows into the online store up to ``end`` (UTC; default now: a caller on a
+    simulated clock passes its own time, which may be ahead of the wall clock).
 
     With ``start`` the interval is explicit. Otherwise the first run covers the whole
     history (so entities whose last row is old still get their latest values) and later runs
-    continue from where the previous one ended (``materialize_incremental``).
+    continue from where the previous one ended (``materialize_incremental``). With
+    ``reload`` the batch-only views start that much before ``end`` instead, so rows
+    recomputed for days already loaded (a refresh from newly exported history) replace the
+    old ones; the pushed node×SKU view stays incremental, so an older close row never
+    replaces a live one the ledger pushed since.
     """
-    now = datetime.now(UTC)
-    end_utc = now if end is None else min(_utc(end), now)
+    end_utc = datetime.now(UTC) if end is None else _utc(end)
     views = _batch_views(store)
     if not views:
         raise ValueError("no feature views applied; call apply_definitions first")
+    first_run = any(v.most_recent_end_time is None for v in views)
+    if start is None and reload is not None and not first_run:
+        batch_only = [v.name for v in views if not isinstance(v.stream_source, PushSource)]
+        pushed = [v.name for v in views if isinstance(v.stream_source, PushSource)]
+        start_utc = end_utc - reload
+        with (
+            stage(f"materialize {start_utc:%Y-%m-%d} → {end_utc:%Y-%m-%d %H:%M}", progress),
+            quiet_feast(not progress),
+        ):
+            store.materialize(start_date=start_utc, end_date=end_utc, feature_views=batch_only)
+            if pushed:
+                store.materialize_incremental(end_date=end_utc, feature_views=pushed)
+        return
     if start is not None:
         start_utc = _utc(start)
         with (
@@ -179,7 +197,6 @@ def materialize(
         ):
             store.materialize(start_date=start_utc, end_date=end_utc)
         return
-    first_run = any(v.most_recent_end_time is None for v in views)
     if first_run:
         start_utc = _utc(history_start(store))
         with (

@@ -12,6 +12,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
+from features import catalog
 from routing import (
     Mode,
     Network,
@@ -24,6 +25,7 @@ from routing import (
     route,
 )
 from serving.destinations import Located, locate
+from serving.feature_snapshot import FeatureSnapshot
 from serving.metrics import record_decision
 from serving.problems import (
     BadRequestMode,
@@ -106,23 +108,32 @@ def to_order(body: OrderIn, runtime: Runtime, where: Located | None = None) -> O
 
 def predict(
     order: Order, network: Network, runtime: Runtime, now: datetime
-) -> tuple[dict[tuple[str, str], Prediction] | None, list[str]]:
+) -> tuple[dict[tuple[str, str], Prediction] | None, list[str], datetime | None]:
     """Model predictions for every candidate pair in one batch, or ``None`` with the reasons
-    the models cannot run (then the caller routes in ``cost`` mode)."""
+    the models cannot run (then the caller routes in ``cost`` mode); and the event time of
+    the oldest feature row the candidates read (stale rows degrade the answer too)."""
     reasons = runtime.degraded_reasons(now)
     stock_m, deliv_m = runtime.models.get("stockout"), runtime.models.get("delivery")
-    if reasons or stock_m is None or deliv_m is None or runtime.snapshot is None:
-        return None, reasons
+    snapshot = runtime.snapshot
+    if reasons or stock_m is None or deliv_m is None or snapshot is None:
+        return None, reasons, None
     pairs = candidate_pairs(order, network, runtime.policy, now)
     by_line = {ln.line_id: ln for ln in order.lines}
     cands = [
         ScoringPair(line_id=lid, node_id=nid, sku=by_line[lid].sku, qty=by_line[lid].qty)
         for lid, nid in pairs
     ]
+    as_of = snapshot.oldest_used(
+        [c.node_id for c in cands], [c.sku for c in cands], [order.dest_region] * len(cands)
+    )
+    bound = runtime.settings.feature_staleness_hours
+    if as_of is not None and (now - as_of).total_seconds() > bound * 3600:
+        age = round((now - as_of).total_seconds() / 3600, 1)
+        return None, [f"features this order reads are {age} h old (bound {bound} h)"], as_of
     assert order.dest_lat is not None and order.dest_lon is not None
     predictions = score(
         cands,
-        runtime.snapshot,
+        snapshot,
         stockout_model=stock_m.model,
         delivery_model=deliv_m.model,
         dest_lat=order.dest_lat,
@@ -130,7 +141,24 @@ def predict(
         dest_region=order.dest_region,
         weekday=now.weekday(),
     )
-    return predictions, reasons
+    return predictions, reasons, as_of
+
+
+def stock_features(
+    allocations: list[dict[str, Any]], snapshot: FeatureSnapshot | None
+) -> list[dict[str, Any]]:
+    """The live node×SKU features (``catalog.LIVE_NODE_SKU``) of each allocated pair as the
+    decision read them: what the ledger said about the stock it chose."""
+    if snapshot is None:
+        return []
+    out: list[dict[str, Any]] = []
+    for node_id, sku in dict.fromkeys((a["node_id"], a["sku"]) for a in allocations):
+        row = snapshot.node_sku_row(node_id, sku)
+        if row is not None:
+            out.append(
+                {"node_id": node_id, "sku": sku, **{c: row[c] for c in catalog.LIVE_NODE_SKU}}
+            )
+    return out
 
 
 def decide(
@@ -179,9 +207,10 @@ def _decide(
     mode = body.mode or runtime.settings.default_mode
     reasons: list[str] = []
     predictions = None
+    features_as_of = None
     t1 = time.perf_counter()
     if mode is Mode.PREDICTIVE:
-        predictions, reasons = predict(order, network, runtime, now)
+        predictions, reasons, features_as_of = predict(order, network, runtime, now)
         if predictions is None:
             mode = Mode.COST
     t2 = time.perf_counter()
@@ -209,6 +238,8 @@ def _decide(
         degraded=bool(reasons),
         degraded_reasons=reasons,
         models=runtime.models.versions() if predictions is not None else {},
+        features_as_of=features_as_of.isoformat() if features_as_of is not None else None,
+        stock_features=stock_features(answer["allocations"], runtime.snapshot),
         timings_ms={
             "validate": round((t_valid - t0) * 1000, 3),
             "stock": round((t1 - t_valid) * 1000, 3),

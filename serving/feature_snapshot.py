@@ -1,6 +1,8 @@
 """In-memory copy of the online features, refreshed in the background with a staleness bound.
 
-The request path only gathers rows from numpy matrices: no Feast call, no pandas.
+The request path only gathers rows from numpy matrices: no Feast call, no pandas. Each row
+keeps its event time, so a decision can say how old the rows it scored with are
+(``oldest_used``) instead of trusting the newest row of the whole store.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from features import catalog
+from features.online import EVENT_SECONDS
 
 NODE_COLUMNS = catalog.NODE_PROFILE + catalog.NODE_OPS
 NODE_SKU_COLUMNS = catalog.NODE_SKU_INVENTORY
@@ -21,14 +24,17 @@ LANE_COLUMNS = catalog.LANE_PERFORMANCE
 
 def _matrix(
     rows: Mapping[Any, Mapping[str, float]], columns: Sequence[str]
-) -> tuple[dict[Any, int], np.ndarray]:
+) -> tuple[dict[Any, int], np.ndarray, np.ndarray]:
+    """Index, values (last row: "missing") and event seconds per row (NaN: unknown)."""
     keys = list(rows)
     index = {k: i for i, k in enumerate(keys)}
-    data = np.full((len(keys) + 1, len(columns)), np.nan)  # last row: "missing"
+    data = np.full((len(keys) + 1, len(columns)), np.nan)
+    stamps = np.full(len(keys) + 1, np.nan)
     for i, key in enumerate(keys):
         values = rows[key]
         data[i] = [values.get(c, np.nan) if values.get(c) is not None else np.nan for c in columns]
-    return index, data
+        stamps[i] = values.get(EVENT_SECONDS, np.nan)
+    return index, data, stamps
 
 
 @dataclass
@@ -44,6 +50,10 @@ class FeatureSnapshot:
     newest_event: datetime | None
     oldest_event: datetime | None
     read_at: datetime
+    #: event time (Unix seconds) of each row of ``node``, ``node_sku``, ``lane``; NaN unknown
+    node_ts: np.ndarray | None = None
+    node_sku_ts: np.ndarray | None = None
+    lane_ts: np.ndarray | None = None
 
     @classmethod
     def from_online(
@@ -56,9 +66,11 @@ class FeatureSnapshot:
         oldest_event: datetime | None,
         read_at: datetime | None = None,
     ) -> FeatureSnapshot:
-        ni, nm = _matrix(node, NODE_COLUMNS)
-        si, sm = _matrix({(n, s.upper()): v for (n, s), v in node_sku.items()}, NODE_SKU_COLUMNS)
-        li, lm = _matrix(lane, LANE_COLUMNS)
+        ni, nm, nt = _matrix(node, NODE_COLUMNS)
+        si, sm, st = _matrix(
+            {(n, s.upper()): v for (n, s), v in node_sku.items()}, NODE_SKU_COLUMNS
+        )
+        li, lm, lt = _matrix(lane, LANE_COLUMNS)
         for m in (nm, sm, lm):
             body = m[:-1]
             if len(body):
@@ -69,7 +81,20 @@ class FeatureSnapshot:
                 body[nan_r, nan_c] = med[nan_c]
             else:
                 m[-1] = 0.0
-        return cls(ni, nm, si, sm, li, lm, newest_event, oldest_event, read_at or datetime.now(UTC))
+        return cls(
+            ni,
+            nm,
+            si,
+            sm,
+            li,
+            lm,
+            newest_event,
+            oldest_event,
+            read_at or datetime.now(UTC),
+            node_ts=nt,
+            node_sku_ts=st,
+            lane_ts=lt,
+        )
 
     def with_node_sku(
         self, rows: Mapping[tuple[str, str], Mapping[str, float]], event_time: datetime
@@ -80,12 +105,23 @@ class FeatureSnapshot:
         fresh = [k for k in ((n, s.upper()) for n, s in rows) if k not in index]
         body = self.node_sku[:-1]
         matrix = np.vstack([body, np.zeros((len(fresh), body.shape[1])), self.node_sku[-1:]])
+        old_ts = self._stamps(self.node_sku_ts, len(self.node_sku))
+        stamps = np.concatenate([old_ts[:-1], np.full(len(fresh) + 1, np.nan)])
         for key in fresh:
             index[key] = len(index)
+        seconds = event_time.timestamp()
         for (n, s), values in rows.items():
-            matrix[index[(n, s.upper())]] = [values[c] for c in NODE_SKU_COLUMNS]
+            i = index[(n, s.upper())]
+            matrix[i] = [values[c] for c in NODE_SKU_COLUMNS]
+            stamps[i] = seconds
         newest = event_time if self.newest_event is None else max(self.newest_event, event_time)
-        return replace(self, node_sku_index=index, node_sku=matrix, newest_event=newest)
+        return replace(
+            self, node_sku_index=index, node_sku=matrix, node_sku_ts=stamps, newest_event=newest
+        )
+
+    @staticmethod
+    def _stamps(stamps: np.ndarray | None, rows: int) -> np.ndarray:
+        return np.full(rows, np.nan) if stamps is None else stamps
 
     def node_sku_row(self, node_id: str, sku: str) -> dict[str, float] | None:
         i = self.node_sku_index.get((node_id, sku.upper()))
@@ -108,10 +144,28 @@ class FeatureSnapshot:
         col = NODE_SKU_COLUMNS.index("on_hand")
         return {k: float(self.node_sku[i, col]) for k, i in self.node_sku_index.items()}  # type: ignore[misc]
 
-    def gather(
+    def oldest_used(
         self, node_ids: Sequence[str], skus: Sequence[str], regions: Sequence[str | None]
-    ) -> dict[str, np.ndarray]:
-        """Feature columns for candidate rows, by name, ready to stack in a model's order."""
+    ) -> datetime | None:
+        """Event time of the oldest stored row these candidates read (None: none stored)."""
+        ni, si, li = self._indices(node_ids, skus, regions)
+        found = [
+            self._stamps(ts, len(m))[i]
+            for ts, m, i in (
+                (self.node_ts, self.node, ni),
+                (self.node_sku_ts, self.node_sku, si),
+                (self.lane_ts, self.lane, li),
+            )
+        ]
+        stamps = np.concatenate(found)
+        stamps = stamps[~np.isnan(stamps)]
+        if not len(stamps):
+            return None
+        return datetime.fromtimestamp(float(stamps.min()), tz=UTC)
+
+    def _indices(
+        self, node_ids: Sequence[str], skus: Sequence[str], regions: Sequence[str | None]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         miss_n, miss_s, miss_l = len(self.node) - 1, len(self.node_sku) - 1, len(self.lane) - 1
         ni = np.fromiter((self.node_index.get(n, miss_n) for n in node_ids), np.intp, len(node_ids))
         si = np.fromiter(
@@ -127,6 +181,13 @@ class FeatureSnapshot:
             np.intp,
             len(node_ids),
         )
+        return ni, si, li
+
+    def gather(
+        self, node_ids: Sequence[str], skus: Sequence[str], regions: Sequence[str | None]
+    ) -> dict[str, np.ndarray]:
+        """Feature columns for candidate rows, by name, ready to stack in a model's order."""
+        ni, si, li = self._indices(node_ids, skus, regions)
         cols: dict[str, np.ndarray] = {}
         node_rows, sku_rows, lane_rows = self.node[ni], self.node_sku[si], self.lane[li]
         for j, c in enumerate(NODE_COLUMNS):

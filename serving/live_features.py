@@ -6,7 +6,11 @@ pushes them through Feast's PushSource to the online store and swaps them into t
 snapshot. Nothing here runs on the request path.
 
 At start, a snapshot older than the staleness bound (a demo built days ago) is brought
-forward the same way for every ledger row, instead of answering degraded until a rebuild.
+forward instead of answering degraded until a rebuild: every ledger row is pushed the same
+way, and when the ledger allocated nothing since the batch rows were computed (so they are
+still the latest values the history gives) the node and lane rows are re-dated too. When it
+did, those rows wait for ``routecast features refresh`` (the loop runs it at its start) and
+decisions reading them say they are stale.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -36,6 +40,7 @@ class FeedStats:
     last_push_at: datetime | None = None
     last_push_seconds: float | None = None
     brought_forward_from_hours: float | None = None
+    batch_rows_carried: int = 0
     last_error: str | None = None
 
 
@@ -61,8 +66,13 @@ class LiveFeatureFeed:
         """Start following from now: earlier movements are already in the batch features."""
         self.after_id = self.runtime.ledger.last_movement_id()
 
-    def push(self, keys: Sequence[tuple[str, str]] | None) -> int:
-        """Push the live rows of ``keys`` (every ledger row when ``None``); returns rows."""
+    def push(
+        self,
+        keys: Sequence[tuple[str, str]] | None,
+        rejections: Mapping[tuple[str, str], int] | None = None,
+    ) -> int:
+        """Push the live rows of ``keys`` (every ledger row when ``None``), adding
+        ``rejections`` (new since the rows were last pushed) to their 7-day count."""
         from features.push import LiveStock, live_inventory_frame, push_live_inventory
 
         rt = self.runtime
@@ -77,8 +87,19 @@ class LiveFeatureFeed:
             row = snap.node_sku_row(p.node_id, p.sku)
             if row is not None:
                 carried[(p.node_id, p.sku.upper())] = row
+        new = rejections or {}
         frame = live_inventory_frame(
-            [LiveStock(p.node_id, p.sku, p.on_hand, p.last_count_at) for p in positions],
+            [
+                LiveStock(
+                    p.node_id,
+                    p.sku,
+                    p.on_hand,
+                    p.last_count_at,
+                    reserved=p.reserved,
+                    new_rejections=new.get((p.node_id, p.sku), 0),
+                )
+                for p in positions
+            ],
             carried,
             now,
         )
@@ -104,21 +125,46 @@ class LiveFeatureFeed:
         snap = self.runtime.snapshot
         if snap is None:
             return False
-        age = snap.age_hours(self.clock())
+        now = self.clock()
+        age = snap.age_hours(now)
         if age is not None and age <= self.runtime.settings.feature_staleness_hours:
             return False
+        batch_time = snap.newest_event
         n = self.push(None)
         self.stats.brought_forward_from_hours = None if age is None else round(age, 1)
-        log.info("features brought forward", extra={"rows": n, "from_hours": age})
+        carried = self._carry_batch_rows(batch_time, now)
+        log.info(
+            "features brought forward",
+            extra={"rows": n, "batch_rows_carried": carried, "from_hours": age},
+        )
         return n > 0
+
+    def _carry_batch_rows(self, batch_time: datetime | None, now: datetime) -> int:
+        """Re-date node and lane rows to ``now`` unless the ledger allocated after
+        ``batch_time`` (then only a refresh from the exported days gives current values)."""
+        from features.push import carried_frames, write_carried
+
+        rt = self.runtime
+        last = rt.ledger.last_allocation_at()
+        if batch_time is None or (last is not None and last > batch_time):
+            log.warning(
+                "node and lane features predate the ledger's allocations; run "
+                "`routecast features refresh`",
+                extra={"batch_time": str(batch_time), "last_allocation": str(last)},
+            )
+            return 0
+        n = write_carried(rt.open_feature_store(), carried_frames(rt._read_online(), now))
+        self.stats.batch_rows_carried = n
+        rt.refresh_features()
+        return n
 
     def step(self) -> int:
         """Push the rows that moved since the last step; returns rows pushed."""
-        keys, last = self.runtime.ledger.moved_since(self.after_id)
-        if not keys:
+        moved = self.runtime.ledger.moved_since(self.after_id)
+        if not moved.keys:
             return 0
-        n = self.push(keys)
-        self.after_id = last
+        n = self.push(moved.keys, moved.rejections)
+        self.after_id = moved.last_id
         return n
 
     def start(self) -> None:

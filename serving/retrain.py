@@ -86,6 +86,7 @@ def refresh_features(
     """Merge the exported days into the history, recompute the feature tables from it and
     materialise them into the online store up to ``now``."""
     from features.compute import build_feature_tables
+    from features.repo.views import DAILY_TTL
     from features.store import apply_definitions, materialize, open_feature_store
     from serving.history_export import merge_history
 
@@ -99,7 +100,9 @@ def refresh_features(
     def online() -> None:
         store = open_feature_store(settings)
         apply_definitions(store, settings.feature_dir)
-        materialize(store, now)
+        # reload the days a served row may come from (the views' TTL and a day): rows the
+        # merged history recomputed for them replace what the online store holds
+        materialize(store, now, reload=DAILY_TTL + timedelta(days=1))
 
     step("feast apply + materialize", online)
     return report

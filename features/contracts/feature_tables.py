@@ -57,6 +57,15 @@ class NodeSkuInventoryFeatures(_Timed):
     days_of_cover: Series[float] = pa.Field(ge=0)
     stockout_days_28d: Series[int] = pa.Field(ge=0, le=28)
     days_since_count: Series[int] = pa.Field(ge=0)
+    available: Series[int] = pa.Field(ge=0)
+    reserved: Series[int] = pa.Field(ge=0)
+    hours_since_count: Series[float] = pa.Field(ge=0)
+    rejections_7d: Series[int] = pa.Field(ge=0)
+
+    @pa.dataframe_check
+    @classmethod
+    def available_is_on_hand_less_reserved(cls, df: pd.DataFrame) -> pd.Series:
+        return df["available"] == df["on_hand"] - df["reserved"]
 
     @pa.dataframe_check
     @classmethod
@@ -70,7 +79,7 @@ class LanePerformanceFeatures(_Timed):
     lane_transit_p50_28d: Series[float] = pa.Field(ge=0)
     lane_transit_p90_28d: Series[float] = pa.Field(ge=0)
     lane_late_rate_28d: Series[float] = pa.Field(ge=0, le=1)
-    lane_shipments_28d: Series[int] = pa.Field(gt=0)
+    lane_shipments_28d: Series[int] = pa.Field(ge=0)  # 0: no shipment in the window, priors
 
     @pa.dataframe_check
     @classmethod

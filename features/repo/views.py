@@ -17,7 +17,7 @@ from features.repo.entities import dest_region, node, sku
 
 DAILY_TTL = timedelta(days=3)
 
-_INT_FEATURES = frozenset(
+INT_FEATURES = frozenset(
     {
         "node_type_code",
         "daily_capacity",
@@ -26,13 +26,16 @@ _INT_FEATURES = frozenset(
         "on_hand",
         "stockout_days_28d",
         "days_since_count",
+        "available",
+        "reserved",
+        "rejections_7d",
         "lane_shipments_28d",
     }
 )
 
 
 def _fields(names: tuple[str, ...]) -> list[Field]:
-    return [Field(name=n, dtype=Int64 if n in _INT_FEATURES else Float64) for n in names]
+    return [Field(name=n, dtype=Int64 if n in INT_FEATURES else Float64) for n in names]
 
 
 def feature_views(sources: dict[str, FileSource | PushSource]) -> dict[str, FeatureView]:
@@ -55,7 +58,8 @@ def feature_views(sources: dict[str, FileSource | PushSource]) -> dict[str, Feat
             [node, sku],
             [*node_key, Field(name="sku", dtype=String)],
             catalog.NODE_SKU_INVENTORY,
-            "Recorded stock position and sales pace per node and SKU.",
+            "Stock position (recorded at close, live from the ledger during the day), count "
+            "age, recent rejections and sales pace per node and SKU.",
         ),
         catalog.VIEW_LANE_PERFORMANCE: (
             [node, dest_region],

@@ -274,12 +274,17 @@ class Ledger:
 
         return self._read(work)
 
-    def moved_since(self, after_id: int, limit: int = 50_000) -> tuple[list[tuple[str, str]], int]:
-        """Node×SKU pairs the movement log touched after ``after_id``, and where the read ended."""
+    def moved_since(self, after_id: int, limit: int = 50_000) -> live.Moved:
+        """Node×SKU pairs the movement log touched after ``after_id`` (with their rejections),
+        and where the read ended."""
         return self._read(lambda conn: live.touched_since(conn, after_id, limit))
 
     def last_movement_id(self) -> int:
         return self._read(live.last_movement_id)
+
+    def last_allocation_at(self) -> datetime | None:
+        """When the newest allocation was made (None: the ledger never allocated)."""
+        return self._read(live.last_allocation_at)
 
     def positions(self, keys: Sequence[tuple[str, str]] | None = None) -> list[StockPosition]:
         """Live stock with last-count times for the given pairs (all when ``None``)."""

@@ -4,34 +4,66 @@ and their current position (with the time of their last count)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.engine import Connection
 
 from serving.ledger.records import StockPosition
 from serving.ledger.stock_ops import chunks
-from serving.ledger.tables import movements, stock
+from serving.ledger.tables import movements, order_allocations, stock
+
+#: note of the release movement a node's rejection writes (``orders.reject``)
+REJECTED_NOTE = "rejected:"
 
 
-def touched_since(conn: Connection, after_id: int, limit: int) -> tuple[list[tuple[str, str]], int]:
-    """Distinct (node, sku) moved after movement ``after_id`` (at most ``limit`` movements read)
-    and the last movement id read; ``after_id`` again when nothing moved."""
+@dataclass(frozen=True, slots=True)
+class Moved:
+    """What the movement log says since a point: the pairs touched (first-seen order), how
+    many rejections each had, and the id the read ended at."""
+
+    keys: list[tuple[str, str]]
+    rejections: dict[tuple[str, str], int]
+    last_id: int
+
+
+def touched_since(conn: Connection, after_id: int, limit: int) -> Moved:
+    """Pairs moved after movement ``after_id`` (at most ``limit`` movements read); the end
+    is ``after_id`` again when nothing moved."""
     rows = conn.execute(
-        select(movements.c.movement_id, movements.c.node_id, movements.c.sku)
+        select(
+            movements.c.movement_id,
+            movements.c.node_id,
+            movements.c.sku,
+            movements.c.kind,
+            movements.c.note,
+        )
         .where(movements.c.movement_id > after_id)
         .order_by(movements.c.movement_id)
         .limit(limit)
     ).all()
     if not rows:
-        return [], after_id
+        return Moved([], {}, after_id)
     keys = list(dict.fromkeys((r.node_id, r.sku) for r in rows))
-    return keys, int(rows[-1].movement_id)
+    rejections: dict[tuple[str, str], int] = {}
+    for r in rows:
+        if r.kind == "release" and (r.note or "").startswith(REJECTED_NOTE):
+            rejections[(r.node_id, r.sku)] = rejections.get((r.node_id, r.sku), 0) + 1
+    return Moved(keys, rejections, int(rows[-1].movement_id))
 
 
 def last_movement_id(conn: Connection) -> int:
     return int(
         conn.execute(select(func.coalesce(func.max(movements.c.movement_id), 0))).scalar_one()
     )
+
+
+def last_allocation_at(conn: Connection) -> datetime | None:
+    at: datetime | None = conn.execute(
+        select(func.max(order_allocations.c.created_at))
+    ).scalar_one_or_none()
+    return at
 
 
 def positions(conn: Connection, keys: Sequence[tuple[str, str]] | None) -> list[StockPosition]:

@@ -139,4 +139,14 @@ class RouteResponse(BaseModel):
         description="ship_by, deliver_p50, deliver_by (dates in promise.timezone, the "
         "destination's) and confidence; null when nothing is allocated",
     )
+    features_as_of: str | None = Field(
+        None,
+        description="Event time of the oldest feature row the models read for this order "
+        "(null when the models did not run)",
+    )
+    stock_features: list[dict[str, Any]] = Field(
+        [],
+        description="Per allocated node and SKU, the live stock features the decision read "
+        "(on_hand, available, reserved, days/hours since count, rejections in 7 days)",
+    )
     timings_ms: dict[str, float] = {}

@@ -120,9 +120,16 @@ def test_a_delivery_counts_only_once_it_has_happened(raw_world: Raw) -> None:
     days = pd.date_range(shipped_at.floor("D"), periods=60, freq="D", name="event_timestamp")
     lanes = lane_performance(raw, days)
     assert lanes["event_timestamp"].min() >= shipped_at + pd.Timedelta(days=5)
-    assert len(lanes) == 28
-    assert (lanes["lane_shipments_28d"] == 1).all()
-    assert (lanes["lane_transit_p50_28d"] == 5.0).all()
+    busy = lanes[lanes["lane_shipments_28d"] > 0]
+    assert len(busy) == 28
+    assert (busy["lane_shipments_28d"] == 1).all()
+    assert (busy["lane_transit_p50_28d"] == 5.0).all()
+    # after its window empties the lane keeps a row every day, with the training priors
+    quiet = lanes[lanes["event_timestamp"] > busy["event_timestamp"].max()]
+    assert len(quiet) == (days > busy["event_timestamp"].max()).sum() > 0
+    assert (quiet["lane_shipments_28d"] == 0).all()
+    for column in ("lane_transit_p50_28d", "lane_transit_p90_28d", "lane_late_rate_28d"):
+        assert (quiet[column] == catalog.FEATURE_DEFAULTS[column]).all()
     ops = node_ops(raw, days).set_index(["event_timestamp", "node_id"])
     node = raw["shipments"]["node_id"].iloc[0]
     before = ops.xs(node, level="node_id").loc[
@@ -174,3 +181,24 @@ def test_output_contract_rejects_impossible_values(feature_tables: Tables) -> No
     dup = pd.concat([ops.iloc[:2], ops.iloc[:1]]).assign(rejection_rate_28d=0.0)
     with pytest.raises(pandera.errors.SchemaError):
         validate_features(catalog.VIEW_NODE_OPS, dup)
+
+
+def test_rejections_and_reservations_at_close_match_a_hand_count(
+    raw_world: Raw, feature_tables: Tables
+) -> None:
+    inv = _read(feature_tables, catalog.VIEW_NODE_SKU_INVENTORY)
+    # the books at close hold no reservations: everything recorded is available
+    assert (inv["reserved"] == 0).all() and (inv["available"] == inv["on_hand"]).all()
+    assert (inv["hours_since_count"] == inv["days_since_count"] * 24.0).all()
+    row = inv.sort_values("rejections_7d").iloc[-1]
+    assert row["rejections_7d"] > 0
+    alloc = raw_world[1]["allocations"]
+    stamp = row["event_timestamp"]
+    window = alloc[
+        (alloc["node_id"] == row["node_id"])
+        & (alloc["sku"] == row["sku"])
+        & alloc["rejected"]
+        & (alloc["event_timestamp"] <= stamp)
+        & (alloc["event_timestamp"] > stamp - pd.Timedelta(days=7))
+    ]
+    assert row["rejections_7d"] == window["order_id"].nunique()

@@ -13,7 +13,7 @@ import redis
 from feast import FeatureStore
 
 from features import catalog
-from features.online import OnlineSnapshot, read_online_snapshot
+from features.online import EVENT_SECONDS, OnlineSnapshot, read_online_snapshot
 from features.online_sqlite import decode_value, read_sqlite_snapshot
 from features.store import apply_definitions, materialize, open_store, teardown
 
@@ -49,13 +49,17 @@ def _check_snapshot(
     ops = _latest(feature_tables, catalog.VIEW_NODE_OPS, ["node_id"], at)
     assert set(snap.node) == {"N1", "N2", "N3"}
     for node_id, values in snap.node.items():
-        assert set(values) == set(catalog.NODE_PROFILE) | set(catalog.NODE_OPS)
+        assert set(values) == set(catalog.NODE_PROFILE) | set(catalog.NODE_OPS) | {EVENT_SECONDS}
+        # a row's event time is the older of its two views' rows
+        older = min(profile.loc[node_id, "event_timestamp"], ops.loc[node_id, "event_timestamp"])
+        assert values[EVENT_SECONDS] == older.timestamp()
         assert values["daily_capacity"] == profile.loc[node_id, "daily_capacity"]
         assert values["utilisation_7d"] == pytest.approx(ops.loc[node_id, "utilisation_7d"])
     inv = _latest(feature_tables, catalog.VIEW_NODE_SKU_INVENTORY, ["node_id", "sku"], at)
     assert set(snap.node_sku) == {("N1", "A"), ("N2", "B"), ("N3", "C")}
     for key, values in snap.node_sku.items():
-        assert set(values) == set(catalog.NODE_SKU_INVENTORY)
+        assert set(values) == set(catalog.NODE_SKU_INVENTORY) | {EVENT_SECONDS}
+        assert values[EVENT_SECONDS] == inv.loc[key, "event_timestamp"].timestamp()
         assert values["on_hand"] == inv.loc[key, "on_hand"]
         assert values["days_of_cover"] == pytest.approx(inv.loc[key, "days_of_cover"])
     lanes = _latest(feature_tables, catalog.VIEW_LANE_PERFORMANCE, ["node_id", "dest_region"], at)
@@ -76,7 +80,8 @@ def test_sqlite_materialize_then_snapshot(feature_tables: Tables, tmp_path: Path
     apply_definitions(store, feature_dir)
     empty = _snapshot(store)
     assert empty.node == {} and empty.oldest_event is None and empty.age_hours() is None
-    materialize(store, end=datetime.now(UTC) + timedelta(days=30))  # future end is clipped
+    # an end ahead of the wall clock (a simulated clock) loads everything up to it
+    materialize(store, end=datetime.now(UTC) + timedelta(days=30))
     snap = _snapshot(store)
     _check_snapshot(snap, feature_tables)
     assert snap.age_hours() is not None and snap.age_hours() > 0  # type: ignore[operator]
@@ -183,3 +188,33 @@ def test_direct_read_refuses_what_it_does_not_decode() -> None:
     assert decode_value(b"\x20" + b"\xff" * 9 + b"\x01") == -1.0  # negative int64
     with pytest.raises(UnsupportedEncoding):
         decode_value(b"\x12\x01x")  # string_val
+
+
+def test_a_reload_replaces_recomputed_rows_but_never_a_pushed_one(
+    feature_tables: Tables, tmp_path: Path
+) -> None:
+    """A refresh recomputes recent days (newly exported history); the batch views reload
+    them, while the node×SKU view the ledger pushes to keeps its newer live row."""
+    from features.push import LiveStock, live_inventory_frame, push_live_inventory
+
+    feature_dir = _fresh_dir(feature_tables, tmp_path / "feat")
+    store = open_store(feature_dir)
+    apply_definitions(store, feature_dir)
+    lanes_path = feature_dir / f"{catalog.VIEW_LANE_PERFORMANCE}.parquet"
+    lanes = pd.read_parquet(lanes_path)
+    last = lanes["event_timestamp"].max()
+    end = (last + pd.Timedelta(hours=1)).to_pydatetime()
+    materialize(store, end=end)
+    live = live_inventory_frame([LiveStock("N1", "A", 77, None, reserved=7)], {}, end)
+    push_live_inventory(store, live)
+
+    lanes.loc[lanes["event_timestamp"] == last, "lane_transit_p50_28d"] = 0.5
+    lanes.to_parquet(lanes_path, index=False)
+    materialize(store, end=end)  # incremental: the recomputed day is behind its end
+    assert all(v["lane_transit_p50_28d"] != 0.5 for v in _snapshot(store).lane.values())
+    materialize(store, end=end, reload=timedelta(days=2))
+    snap = _snapshot(store)
+    assert snap.lane and all(v["lane_transit_p50_28d"] == 0.5 for v in snap.lane.values())
+    assert snap.node_sku[("N1", "A")]["on_hand"] == 77  # the live row was not replaced
+    assert snap.node_sku[("N1", "A")]["available"] == 70
+    teardown(store)

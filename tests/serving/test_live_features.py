@@ -46,7 +46,7 @@ def _online_on_hand(runtime: Runtime, node: str, sku: str) -> tuple[float, int]:
 
 
 def test_a_demo_built_days_ago_is_brought_forward_at_start(own_demo: Settings) -> None:
-    later = datetime.now(UTC) + timedelta(hours=80)
+    later = (datetime.now(UTC) + timedelta(hours=80)).replace(microsecond=0)
 
     def clock() -> datetime:
         return later
@@ -59,18 +59,29 @@ def test_a_demo_built_days_ago_is_brought_forward_at_start(own_demo: Settings) -
     finally:
         as_built.stop()
 
-    runtime = Runtime(own_demo, clock=clock)
-    runtime.start(background=False)
-    try:
+    app = create_app(own_demo, background=False, clock=clock)
+    with TestClient(app) as client:
+        runtime = app.state.runtime
         assert runtime.degraded_reasons(later) == []
         stats = runtime.live.stats
         assert stats.brought_forward_from_hours is not None
         assert stats.brought_forward_from_hours > own_demo.feature_staleness_hours
+        assert stats.batch_rows_carried > 0  # node and lane rows re-dated, values kept
         pos = runtime.ledger.positions()[0]
         on_hand, stamp = _online_on_hand(runtime, pos.node_id, pos.sku)
         assert on_hand == pos.on_hand and stamp == int(later.timestamp())
-    finally:
-        runtime.stop()
+        # a decision reads only rows brought forward: not degraded, and it says how old
+        client.headers["X-API-Key"] = runtime.keys.create({"route"})
+        order = {
+            "order_id": "LATER-1",
+            "channel": "web",
+            "destination": {"country": "US", "postal_code": "10001"},
+            "lines": [{"line_id": "1", "sku": pos.sku, "qty": 1}],
+        }
+        answer = client.post("/v1/route", json=order).json()
+        assert answer["degraded"] is False, answer["degraded_reasons"]
+        assert answer["mode"] == "predictive"
+        assert datetime.fromisoformat(answer["features_as_of"]) == later
 
 
 @pytest.fixture
@@ -81,8 +92,95 @@ def live_client(own_demo: Settings) -> Iterator[tuple[TestClient, Runtime]]:
         deadline = time.monotonic() + 300  # the server loads models and features on a thread
         while runtime.starting and time.monotonic() < deadline:
             time.sleep(0.1)
-        client.headers["X-API-Key"] = runtime.keys.create({"inventory", "route"})
+        client.headers["X-API-Key"] = runtime.keys.create({"inventory", "route", "orders"})
         yield client, runtime
+
+
+def _scored(runtime: Runtime, node: str, sku: str, feature: str) -> float:
+    """The value the next decision's models read (``FeatureSnapshot.gather``)."""
+    snap = runtime.snapshot
+    assert snap is not None
+    return float(snap.gather([node], [sku], [None])[feature][0])
+
+
+def _within_5s(runtime: Runtime, node: str, sku: str, wanted: dict[str, float]) -> None:
+    posted = time.monotonic()
+    while time.monotonic() - posted < 5.0:
+        if all(_scored(runtime, node, sku, f) == v for f, v in wanted.items()):
+            return
+        time.sleep(0.1)
+    got = {f: _scored(runtime, node, sku, f) for f in wanted}
+    raise AssertionError(f"{node}/{sku}: features {got} did not reach {wanted} within 5 s")
+
+
+def test_an_adjustment_changes_the_on_hand_the_next_decision_reads(
+    live_client: tuple[TestClient, Runtime],
+) -> None:
+    client, runtime = live_client
+    pos = max(runtime.ledger.positions(), key=lambda p: p.available)
+    event = {
+        "event_id": f"delta-{time.time_ns()}",
+        "event_time": datetime.now(UTC).isoformat(),
+        "node_id": pos.node_id,
+        "sku": pos.sku,
+        "kind": "delta",
+        "qty": -5,
+    }
+    r = client.post("/v1/inventory/adjustments", json={"events": [event]})
+    assert r.status_code == 200, r.text
+    _within_5s(
+        runtime,
+        pos.node_id,
+        pos.sku,
+        {"on_hand": pos.on_hand - 5, "available": pos.available - 5, "reserved": pos.reserved},
+    )
+    assert _online_on_hand(runtime, pos.node_id, pos.sku)[0] == pos.on_hand - 5  # through Feast
+
+
+def test_reservations_and_rejections_reach_the_features_within_seconds(
+    live_client: tuple[TestClient, Runtime],
+) -> None:
+    client, runtime = live_client
+    pos = max(runtime.ledger.positions(), key=lambda p: p.available)
+    order = {
+        "order_id": f"LIVE-{time.time_ns()}",
+        "channel": "web",
+        "destination": {"country": "US", "postal_code": "10001"},
+        "lines": [{"line_id": "1", "sku": pos.sku, "qty": 2}],
+    }
+    placed = client.post("/v1/orders", json=order)
+    assert placed.status_code == 201, placed.text
+    node = placed.json()["allocations"][0]["node_id"]
+    before = next(p for p in runtime.ledger.positions([(node, pos.sku)]))
+    rejections = _scored(runtime, node, pos.sku, "rejections_7d")
+    _within_5s(runtime, node, pos.sku, {"reserved": before.reserved})
+    assert before.reserved >= 2
+
+    r = client.post(
+        f"/v1/orders/{order['order_id']}/rejections",
+        json={"node_id": node, "line_ids": ["1"], "reason": "not_in_stock"},
+    )
+    assert r.status_code == 200, r.text
+    after = next(p for p in runtime.ledger.positions([(node, pos.sku)]))
+    _within_5s(
+        runtime,
+        node,
+        pos.sku,
+        {
+            "rejections_7d": rejections + 1,
+            "reserved": after.reserved,
+            "available": after.available,
+            "on_hand": after.on_hand,
+        },
+    )
+    # the next decision explains what it read about the stock it chose
+    again = client.post("/v1/route", json={**order, "order_id": f"LIVE-{time.time_ns()}"})
+    assert again.status_code == 200, again.text
+    answer = again.json()
+    assert answer["features_as_of"] is not None
+    for row in answer["stock_features"]:
+        for feature in ("on_hand", "available", "reserved", "rejections_7d"):
+            assert row[feature] == _scored(runtime, row["node_id"], row["sku"], feature)
 
 
 def test_a_posted_count_changes_the_on_hand_the_next_decision_reads(
