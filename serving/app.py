@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from serving import console, metrics, problems
 from serving.routers import (
+    admin,
     edits,
     events,
     health,
@@ -38,6 +39,10 @@ def create_app(
 ) -> FastAPI:
     """The API; ``clock`` replaces the wall clock (a simulated world, ``routecast operate``)."""
     settings = settings or get_settings()
+    if clock is None and settings.simulated_clock:
+        from serving.sim_clock import shared_clock
+
+        clock = shared_clock()
     runtime = Runtime(settings, clock=clock)
 
     @asynccontextmanager
@@ -71,6 +76,7 @@ def create_app(
         events,
         returns,
         kpis,
+        admin,
     ):
         app.include_router(module.router, responses=problems.PROBLEM_RESPONSES)
     app.include_router(nodes.policy_router, responses=problems.PROBLEM_RESPONSES)

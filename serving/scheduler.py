@@ -66,6 +66,10 @@ class Scheduler:
         self.on_run = on_run
         self.last: dict[str, datetime] = {}
         self.runs: list[StepRun] = []
+        #: the step running now (``GET /v1/admin/loop`` shows it, so a driver can wait)
+        self.running: str | None = None
+        #: with a simulated clock nothing runs until the clock is first set (``start_at``)
+        self.waiting_for_clock = False
         self.report = RetrainReport()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -80,18 +84,52 @@ class Scheduler:
             due = [EXPORT, FEATURES, RETRAIN]
         return [n for n in (EXPORT, FEATURES, RETRAIN) if n in due]
 
+    def start_at(self, at: datetime) -> None:
+        """Count every period from ``at`` (a world that starts where its history ends has
+        nothing to export or retrain on yet) and let the loop run."""
+        for name in self.every:
+            self.last.setdefault(name, at)
+        self.waiting_for_clock = False
+
     def tick(self, now: datetime | None = None) -> list[StepRun]:
         """Run the steps due at ``now`` (default: the clock); a failed step is recorded and
         retried at the next tick, and the steps after it wait."""
+        if self.waiting_for_clock:
+            return []
         now = now or self.clock()
         done = []
         for name in self.due(now):
-            run = self._run(name, now)
+            self.running = name
+            try:
+                run = self._run(name, now)
+            finally:
+                self.running = None
             done.append(run)
             if run.error is not None:
                 break
             self.last[name] = now
         return done
+
+    def status(self, now: datetime, recent: int = 20) -> dict[str, Any]:
+        """What ``GET /v1/admin/loop`` answers: steps due, the one running, recent runs."""
+        return {
+            "now": now.isoformat(),
+            "waiting_for_clock": self.waiting_for_clock,
+            "running": self.running,
+            "due": [] if self.waiting_for_clock else self.due(now),
+            "every": {k: v.total_seconds() for k, v in self.every.items()},
+            "last": {k: v.isoformat() for k, v in self.last.items()},
+            "runs": [
+                {
+                    "name": r.name,
+                    "at": r.at.isoformat(),
+                    "seconds": r.seconds,
+                    "detail": r.detail,
+                    "error": r.error,
+                }
+                for r in self.runs[-recent:]
+            ],
+        }
 
     def _run(self, name: str, now: datetime) -> StepRun:
         t0 = time.perf_counter()
@@ -139,3 +177,17 @@ class Scheduler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+
+#: The loop running in this process beside the API (``routecast serve --refresh-every``),
+#: which ``GET /v1/admin/loop`` reports; None when the loop runs elsewhere or not at all.
+_attached: Scheduler | None = None
+
+
+def attach(scheduler: Scheduler | None) -> None:
+    global _attached
+    _attached = scheduler
+
+
+def attached() -> Scheduler | None:
+    return _attached

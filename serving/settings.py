@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     promise_coverage_target: float = Field(default=0.9, gt=0.0, lt=1.0)
     promise_window_days: float = Field(default=28.0, gt=0.0)
     promise_min_deliveries: int = Field(default=20, ge=1)
+    simulated_clock: bool = Field(
+        default=False,
+        description="Read a simulated clock an admin key sets (PUT /v1/admin/clock), for "
+        "`routecast operate --url`; never in production (`routecast serve --simulated-clock`).",
+    )
     snapshot_refresh_seconds: float = 60.0
     model_reload_seconds: float = 30.0
     max_order_lines: int = 200

@@ -15,9 +15,13 @@ the end of the demo's history. Each simulated day, over HTTP:
    period) on the simulated clock.
 
 By default the service runs in this process on a free port with the simulated clock, so its
-decisions, ledger, features and promises all live on simulated time. ``--url`` targets a
-running service instead; it keeps its own (wall) clock and runs its own loop
-(``routecast serve --refresh-every``), so promise and label timing follow its clock.
+decisions, ledger, features and promises all live on simulated time, and the loop runs here.
+``--url`` targets a running service started with ``routecast serve --simulated-clock
+--refresh-every 1d`` (same home): operate sets its time (``PUT /v1/admin/clock``), and after
+each day waits for the service's own loop to run what is due (``GET /v1/admin/loop``).
+
+Feature age is measured per decision: the order's time minus ``features_as_of``, the oldest
+feature row the models read for it.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
@@ -39,25 +43,48 @@ from serving.cli.common import console, settings
 from serving.cli.loop import every
 from serving.settings import Settings
 
+if TYPE_CHECKING:
+    from serving.scheduler import Scheduler
+    from serving.sim_clock import SimulatedClock
+
 #: hours (UTC) of the simulated day when the books are sent and when the day is closed
 MORNING_HOUR, CLOSE_HOUR = 5.0, 23.0
 REASON = "not_in_stock"
 
 
-class SimClock:
-    """The simulated time the in-process service reads; it only moves forward."""
+class RemoteClock:
+    """The clock of a service started with ``--simulated-clock``, set over HTTP; like
+    ``SimulatedClock.set`` it only moves forward (earlier times are kept where they are)."""
 
-    def __init__(self, start: datetime) -> None:
-        self._now = start
-        self._lock = threading.Lock()
-
-    def __call__(self) -> datetime:
-        return self._now
+    def __init__(self, http: Any) -> None:
+        self.http = http
+        self.now: datetime | None = None
 
     def set(self, at: datetime) -> datetime:
-        with self._lock:
-            self._now = max(self._now, at)
-            return self._now
+        if self.now is not None and at <= self.now:
+            return self.now
+        r = self.http.put("/v1/admin/clock", json={"now": at.isoformat()})
+        if r.status_code != 200:
+            raise RuntimeError(f"PUT /v1/admin/clock: {r.status_code} {r.text[:300]}")
+        self.now = datetime.fromisoformat(r.json()["now"])
+        return self.now
+
+
+def check_remote_clock(http: Any, url: str) -> None:
+    """Refuse a service on its wall clock: simulated days would not move its time."""
+    r = http.get("/v1/admin/clock")
+    if r.status_code != 200:
+        raise typer.BadParameter(
+            f"{url} does not let an admin key read its clock ({r.status_code}): give an admin "
+            "key (--api-key / ROUTECAST_API_KEY)",
+            param_hint="--url",
+        )
+    if not r.json().get("simulated"):
+        raise typer.BadParameter(
+            f"{url} runs on its wall clock; start it with `routecast serve --simulated-clock "
+            "--refresh-every 1d` so the simulated days move its time and its loop",
+            param_hint="--url",
+        )
 
 
 @dataclass
@@ -70,10 +97,14 @@ class DayRow:
     shipments: int = 0
     deliveries_confirmed: int = 0
     on_time: int = 0
+    degraded: int = 0
+    #: max over the day's decisions of (decision time - oldest feature row it read)
     feature_age_hours_max: float = 0.0
-    oldest_feature_age_hours_max: float = 0.0
+    #: the oldest row anywhere in the service's snapshot (read, served or not), for contrast
+    store_oldest_feature_age_hours_max: float = 0.0
     models: dict[str, str] = field(default_factory=dict)
     loop: dict[str, float] = field(default_factory=dict)
+    loop_steps: dict[str, float] = field(default_factory=dict)
 
     @property
     def rejection_rate(self) -> float:
@@ -92,10 +123,12 @@ class DayRow:
             "rejection_rate": self.rejection_rate,
             "on_time_rate": self.on_time_rate,
             "deliveries_confirmed": self.deliveries_confirmed,
+            "degraded_decisions": self.degraded,
             "feature_age_hours_max": round(self.feature_age_hours_max, 2),
-            "oldest_feature_age_hours_max": round(self.oldest_feature_age_hours_max, 2),
+            "store_oldest_feature_age_hours_max": round(self.store_oldest_feature_age_hours_max, 2),
             "models": self.models,
             "loop_seconds": self.loop,
+            "loop_step_seconds": self.loop_steps,
         }
 
 
@@ -139,7 +172,7 @@ def _free_port() -> int:
 
 
 @contextmanager
-def in_process_service(s: Settings, clock: SimClock) -> Iterator[tuple[str, Any]]:
+def in_process_service(s: Settings, clock: SimulatedClock) -> Iterator[tuple[str, Any]]:
     """The API on a free local port, on the simulated clock; yields (url, runtime)."""
     import uvicorn
 
@@ -168,12 +201,17 @@ class Operator:
     """Plays the world's days against the API (see module docstring)."""
 
     def __init__(
-        self, http: Any, world: Any, clock: SimClock | None, scheduler: Any | None
+        self,
+        http: Any,
+        world: Any,
+        clock: SimulatedClock | RemoteClock,
+        scheduler: Scheduler | None,
     ) -> None:
         self.http = http
         self.world = world
         self.clock = clock
-        self.scheduler = scheduler
+        self.scheduler = scheduler  # None: the service runs its own loop (``--url``)
+        self.loop_runs: list[dict[str, Any]] = []
         self.pending: list[tuple[datetime, str, str]] = []  # (delivered_at, order, shipment)
         self.promises: dict[str, dict[str, Any]] = {}
         self.rows: list[DayRow] = []
@@ -181,8 +219,7 @@ class Operator:
 
     # -- helpers ------------------------------------------------------------------------
     def _at(self, day: date, hour: float) -> datetime:
-        at = _sim_time(day, hour)
-        return self.clock.set(at) if self.clock is not None else at
+        return self.clock.set(_sim_time(day, hour))
 
     def _post(self, path: str, body: dict[str, Any]) -> Any:
         r = self.http.post(path, json=body)
@@ -208,16 +245,14 @@ class Operator:
             if r.status_code != 200:
                 raise RuntimeError(f"adjustments refused: {r.status_code} {r.text[:300]}")
 
-    def _feature_age(self, row: DayRow) -> None:
+    def _store_age(self, row: DayRow) -> None:
         body = self.http.get("/readyz").json()
-        now = datetime.fromisoformat(body["now"])
-        for key, attr in (
-            ("features_newest_event", "feature_age_hours_max"),
-            ("features_oldest_event", "oldest_feature_age_hours_max"),
-        ):
-            if body.get(key):
-                age = (now - datetime.fromisoformat(body[key])).total_seconds() / 3600.0
-                setattr(row, attr, max(getattr(row, attr), age))
+        if body.get("features_oldest_event"):
+            now = datetime.fromisoformat(body["now"])
+            age = (now - datetime.fromisoformat(body["features_oldest_event"])).total_seconds()
+            row.store_oldest_feature_age_hours_max = max(
+                row.store_oldest_feature_age_hours_max, age / 3600.0
+            )
 
     # -- one day ------------------------------------------------------------------------
     def play_day(self) -> DayRow:
@@ -235,7 +270,7 @@ class Operator:
             changed = [(int(n), int(k), int(rec[n, k])) for n, k in stocked]
             self.first_day = False
         self._counts(changed, morning, f"am{day:%Y%m%d}")
-        self._feature_age(row)
+        self._store_age(row)
 
         lines = orders.lines
         by_order: dict[int, list[int]] = {}
@@ -245,9 +280,7 @@ class Operator:
         for o, idx in sorted(by_order.items(), key=lambda kv: float(lines.hour[kv[1][0]])):
             if self._play_order(orders, o, idx, row):
                 placed.append(orders.order_ids[o])
-            if row.orders % 100 == 0:
-                self._feature_age(row)
-        self._feature_age(row)
+        self._store_age(row)
 
         outcome = w.close_day()
         self._at(day, CLOSE_HOUR)
@@ -287,6 +320,11 @@ class Operator:
             return False
         answer = r.json()
         decision = answer.get("decision") or {}
+        row.degraded += bool(decision.get("degraded"))
+        if decision.get("features_as_of"):
+            used = datetime.fromisoformat(decision["features_as_of"])
+            age = (_sim_time(orders.day, hour) - used).total_seconds() / 3600.0
+            row.feature_age_hours_max = max(row.feature_age_hours_max, age)
         for name, version in (decision.get("models") or {}).items():
             seen = row.models.get(name)
             row.models[name] = version if seen in (None, version) else f"{seen},{version}"
@@ -363,7 +401,7 @@ class Operator:
         end = _sim_time(day + timedelta(days=1), 0.0)
         due = [p for p in self.pending if p[0] < end]
         self.pending = [p for p in self.pending if p[0] >= end]
-        if self.clock is not None and due:
+        if due:
             self.clock.set(max(p[0] for p in due))
         for arrives, oid, sid in due:
             r = self._post(
@@ -397,48 +435,90 @@ class Operator:
         return local <= date.fromisoformat(leg["deliver_by"])
 
     def run_loop(self, day: date, row: DayRow) -> None:
-        """The loop's steps due at the start of the next simulated day."""
-        if self.scheduler is None:
-            return
+        """The loop's steps due at the start of the next simulated day: run here, or (a
+        service with its own loop) waited for until none is due or running."""
         at = self._at(day + timedelta(days=1), 0.25)
-        for run in self.scheduler.tick(at):
-            row.loop[run.name] = run.seconds
-            if run.error:
-                console.print(f"[red]loop {run.name} failed: {run.error}[/red]")
+        if self.scheduler is not None:
+            self.scheduler.tick(at)
+            runs = self.scheduler.status(at, recent=10**6)["runs"]
+        else:
+            runs = self._wait_for_remote_loop(at)
+        for run in runs:
+            if datetime.fromisoformat(run["at"]) != at:
+                continue
+            self.loop_runs.append(run)
+            row.loop[run["name"]] = run["seconds"]
+            row.loop_steps.update(run["detail"].get("steps") or {})
+            if run["error"]:
+                console.print(f"[red]loop {run['name']} failed: {run['error']}[/red]")
+
+    def wait_for_reload(self, row: DayRow, timeout: float = 300.0) -> None:
+        """After the loop ran, wait until the service has re-read its features and serves
+        the champions it promoted (it polls the store and the registry on its own)."""
+        done = datetime.now(UTC)
+        promoted = {
+            name: r["detail"]["challengers"][name]
+            for r in self.loop_runs
+            for name, ok in r["detail"].get("promoted", {}).items()
+            if ok and r["error"] is None
+        }
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            body = self.http.get("/readyz").json()
+            read = body.get("features_read_at")
+            fresh = read is not None and datetime.fromisoformat(read) >= done
+            models = body.get("models") or {}
+            if fresh and all(str(models.get(n)) == str(v) for n, v in promoted.items()):
+                return
+            time.sleep(0.5)
+        console.print(f"[yellow]{row.day}: the service had not reloaded after {timeout:.0f} s")
+
+    def _wait_for_remote_loop(self, at: datetime, timeout: float = 3600.0) -> list[Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            body = self.http.get("/v1/admin/loop").json()
+            if not body.get("attached"):
+                raise RuntimeError(
+                    "the service runs no loop: start it with `routecast serve "
+                    "--simulated-clock --refresh-every 1d`"
+                )
+            if not body["due"] and body["running"] is None and not body["waiting_for_clock"]:
+                runs: list[Any] = body["runs"]
+                return runs
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the service's loop did not finish by {at.isoformat()}")
+            time.sleep(1.0)
 
 
-def summarise(
-    op: Operator, promises: dict[str, Any], scheduler: Any | None, s: Settings | None
-) -> dict[str, Any]:
+def summarise(op: Operator, promises: dict[str, Any], s: Settings) -> dict[str, Any]:
     rows = [r.as_dict() for r in op.rows]
-    runs = scheduler.runs if scheduler is not None else []
-    trained = [r for r in runs if r.name == "retrain + gate" and r.error is None]
+    runs = op.loop_runs
+    trained = [r for r in runs if r["name"] == "retrain + gate" and r["error"] is None]
     promotions = [
-        {"at": r.at.isoformat(), "model": name, "version": r.detail["challengers"].get(name)}
+        {"at": r["at"], "model": name, "version": r["detail"]["challengers"].get(name)}
         for r in trained
-        for name, ok in r.detail.get("promoted", {}).items()
+        for name, ok in r["detail"].get("promoted", {}).items()
         if ok
     ]
     steps: dict[str, list[float]] = {}
     for r in runs:
-        for name, sec in (r.detail.get("steps") or {}).items():
+        for name, sec in (r["detail"].get("steps") or {}).items():
             steps.setdefault(name, []).append(sec)
-    labels: dict[str, int] = {}
-    if s is not None:
-        from serving.history_export import read_exported
+    from serving.history_export import read_exported
 
-        alloc = read_exported(s.raw_dir, "allocations")
-        ships = read_exported(s.raw_dir, "shipments")
-        labels = {
-            "allocation_rows": len(alloc),
-            "rejection_labels": int(alloc["rejected"].sum()) if len(alloc) else 0,
-            "delivery_labels": len(ships),
-        }
+    alloc = read_exported(s.raw_dir, "allocations")
+    ships = read_exported(s.raw_dir, "shipments")
+    labels = {
+        "allocation_rows": len(alloc),
+        "rejection_labels": int(alloc["rejected"].sum()) if len(alloc) else 0,
+        "delivery_labels": len(ships),
+    }
     overall = promises.get("overall") or {}
     return {
         "days": rows,
         "max_feature_age_hours": max((r["feature_age_hours_max"] for r in rows), default=None),
-        "challengers_trained": sum(len(r.detail.get("challengers", {})) for r in trained),
+        "degraded_decisions": sum(r["degraded_decisions"] for r in rows),
+        "challengers_trained": sum(len(r["detail"].get("challengers", {})) for r in trained),
         "promotions": promotions,
         "promise_coverage": overall.get("coverage"),
         "p50_mae_days": overall.get("p50_mae_days"),
@@ -475,33 +555,34 @@ def operate(
 
     from serving.auth import SCOPES
     from serving.scheduler import Scheduler
+    from serving.sim_clock import SimulatedClock
 
     s = settings()
     console.print("operate: replaying the demo world to the end of its history…")
     world = world_after_history(s)
     start = _sim_time(world.day, 0.0)
-    clock = SimClock(start) if url is None else None
+    local_clock = SimulatedClock(start) if url is None else None
     op_settings = s.model_copy(
         update={"snapshot_refresh_seconds": 2.0, "model_reload_seconds": 2.0}
     )
     sched = None
-    if url is None:
+    if local_clock is not None:
         refresh = every(refresh_every, "--refresh-every") or timedelta(days=1)
         sched = Scheduler(
             op_settings,
             refresh_every=refresh,
             retrain_every=every(retrain_every, "--retrain-every"),
-            clock=clock or (lambda: datetime.now(UTC)),
+            clock=local_clock,
         )
-        sched.last = dict.fromkeys(sched.every, start)  # the demo is fresh at the start
+        sched.start_at(start)  # the demo is fresh at the start
 
     @contextmanager
     def target() -> Iterator[tuple[str, str | None]]:
         if url is not None:
             yield url, api_key
             return
-        assert clock is not None
-        with in_process_service(op_settings, clock) as (base, runtime):
+        assert local_clock is not None
+        with in_process_service(op_settings, local_clock) as (base, runtime):
             yield base, runtime.keys.create(set(SCOPES), "operate")
 
     with (
@@ -512,6 +593,13 @@ def operate(
             headers={"Authorization": f"Bearer {key}"} if key else {},
         ) as http,
     ):
+        clock: SimulatedClock | RemoteClock
+        if local_clock is None:
+            check_remote_clock(http, base)
+            clock = RemoteClock(http)
+            clock.set(start)
+        else:
+            clock = local_clock
         op = Operator(http, world, clock, sched)
         since = start.isoformat()
         for _ in range(days):
@@ -520,7 +608,7 @@ def operate(
             op.rows.append(row)
             op.run_loop(date.fromisoformat(row.day), row)
             if row.loop:
-                time.sleep(3)  # the service re-reads features and the registry every 2 s
+                op.wait_for_reload(row)
             console.print(
                 f"{row.day}: {row.orders} orders, rejection rate {row.rejection_rate:.3f}, "
                 f"on time {row.on_time_rate}, feature age ≤ {row.feature_age_hours_max:.1f} h, "
@@ -530,7 +618,7 @@ def operate(
             )
             console.print(f"day-json {json.dumps(row.as_dict())}", highlight=False, soft_wrap=True)
         promises = http.get("/v1/promises/summary", params={"since": since}).json()
-    out = summarise(op, promises, sched, s if url is None else None)
+    out = summarise(op, promises, s)
     if as_json:
         print(json.dumps(out, indent=2, default=str))
     else:

@@ -67,14 +67,36 @@ def serve(
         ),
     ] = None,
     retrain_every: RetrainEvery = "24h",
+    simulated_clock: Annotated[
+        bool,
+        typer.Option(
+            "--simulated-clock",
+            help="Read a clock an admin key sets (PUT /v1/admin/clock) instead of the wall "
+            "clock, for `routecast operate --url`; the loop follows it. Never in production.",
+        ),
+    ] = False,
 ) -> None:
     """Serve the HTTP API (docs at /docs)."""
+    import os
+
     import uvicorn
 
+    from serving.scheduler import attach
+
+    if simulated_clock:
+        if workers != 1:
+            raise typer.BadParameter(
+                "a simulated clock lives in one process; use --workers 1", param_hint="--workers"
+            )
+        os.environ["ROUTECAST_SIMULATED_CLOCK"] = "1"  # serving.main builds its settings
+        from serving.settings import get_settings
+
+        get_settings.cache_clear()
     sched = None
     refresh = every(refresh_every, "--refresh-every")
     if refresh is not None:
         from serving.scheduler import Scheduler
+        from serving.sim_clock import shared_clock
 
         sched = Scheduler(
             settings(),
@@ -82,8 +104,14 @@ def serve(
             retrain_every=every(retrain_every, "--retrain-every"),
             on_run=print_run,
         )
-        sched.start()
+        if simulated_clock:
+            sched.clock = shared_clock()
+        sched.waiting_for_clock = simulated_clock
+        attach(sched)
+        sched.start(poll_seconds=1.0 if simulated_clock else 30.0)
         console.print(f"loop: refresh every {refresh}, retrain every {retrain_every}")
+    if simulated_clock:
+        console.print("[yellow]simulated clock: time moves only through PUT /v1/admin/clock[/]")
     console.print(f"serving on http://{host}:{port}  (OpenAPI docs: http://{host}:{port}/docs)")
     console.print(f"operations console: http://{host}:{port}/console  (sign in with an API key)")
     uvicorn.run(
