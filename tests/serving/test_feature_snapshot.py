@@ -1,0 +1,58 @@
+"""Each snapshot row keeps its event time, so a decision knows how old the rows it read are
+instead of trusting the newest row in the store."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from features import catalog
+from features.online import EVENT_SECONDS
+from serving.feature_snapshot import FeatureSnapshot
+
+CLOSE = datetime(2026, 3, 2, tzinfo=UTC)
+OLD = CLOSE - timedelta(days=60)
+
+
+def _row(columns: tuple[str, ...], at: datetime) -> dict[str, float]:
+    return {**dict.fromkeys(columns, 1.0), EVENT_SECONDS: at.timestamp()}
+
+
+def _snapshot() -> FeatureSnapshot:
+    node_cols = catalog.NODE_PROFILE + catalog.NODE_OPS
+    return FeatureSnapshot.from_online(
+        {"N1": _row(node_cols, CLOSE), "N2": _row(node_cols, CLOSE)},
+        {("N1", "a"): _row(catalog.NODE_SKU_INVENTORY, CLOSE)},
+        {
+            ("N1", "NY"): _row(catalog.LANE_PERFORMANCE, CLOSE),
+            ("N2", "NY"): _row(catalog.LANE_PERFORMANCE, OLD),  # a lane nobody refreshed
+        },
+        newest_event=CLOSE,
+        oldest_event=OLD,
+    )
+
+
+def test_the_oldest_row_a_decision_reads_is_its_age() -> None:
+    snap = _snapshot()
+    assert snap.oldest_used(["N1"], ["A"], ["NY"]) == CLOSE
+    assert snap.oldest_used(["N1", "N2"], ["A", "A"], ["NY", "NY"]) == OLD
+    # rows the store lacks (defaults) carry no time; nothing stored → no age
+    assert snap.oldest_used(["N2"], ["A"], ["CA"]) == CLOSE
+    assert snap.oldest_used(["N9"], ["Z"], ["CA"]) is None
+
+
+def test_a_pushed_row_is_stamped_and_does_not_date_the_others() -> None:
+    snap = _snapshot()
+    later = CLOSE + timedelta(hours=9)
+    values = {c: 5.0 for c in catalog.NODE_SKU_INVENTORY}
+    pushed = snap.with_node_sku({("N2", "a"): values, ("N1", "A"): values}, later)
+    assert pushed.newest_event == later
+    assert pushed.oldest_used(["N2"], ["A"], ["CA"]) == CLOSE  # N2's node row, from close
+    assert pushed.oldest_used(["N1"], ["a"], ["CA"]) == CLOSE
+    assert pushed.node_sku_row("N2", "A") == values
+    stamps = pushed.node_sku_ts
+    assert stamps is not None
+    for key in (("N2", "A"), ("N1", "A")):
+        assert stamps[pushed.node_sku_index[key]] == later.timestamp()
+    # a fresh push never hides a stale lane the decision reads
+    assert pushed.oldest_used(["N2"], ["A"], ["NY"]) == OLD
+    assert snap.oldest_used(["N2"], ["A"], ["CA"]) == CLOSE  # the old snapshot is untouched
