@@ -11,6 +11,9 @@ way, and when the ledger allocated nothing since the batch rows were computed (s
 still the latest values the history gives) the node and lane rows are re-dated too. When it
 did, those rows wait for ``routecast features refresh`` (the loop runs it at its start) and
 decisions reading them say they are stale.
+
+Known gap: a row pushed between a day's close (00:00 UTC) and that day's batch refresh is
+replaced by the close row when the refresh materialises it, until the pair moves again.
 """
 
 from __future__ import annotations

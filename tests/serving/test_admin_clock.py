@@ -34,7 +34,9 @@ def own_demo(
 
 @pytest.fixture
 def loop(own_demo: Settings) -> Iterator[Scheduler]:
-    sched = Scheduler(own_demo, refresh_every=timedelta(days=1), clock=shared_clock())
+    sched = Scheduler(
+        own_demo, refresh_every=timedelta(days=1), retrain_every=None, clock=shared_clock()
+    )
     sched.waiting_for_clock = True
     scheduler_module.attach(sched)
     yield sched
