@@ -165,3 +165,14 @@ def test_conformal_widening_is_the_finite_sample_quantile() -> None:
     assert conformal_widening([0] * 17 + [2, 5], 0.9) == 2.0
     with pytest.raises(ValueError):
         conformal_widening([1.0], 1.0)
+
+
+def test_holiday_and_cutoff_are_read_in_the_node_zone_not_utc() -> None:
+    """23:30 UTC on 24 December is 15:30 in Los Angeles: past that node's 15:00 cut-off, and
+    its next day (the 25th there) is a holiday, so the parcel leaves at 15:00 PST on the
+    26th (23:00 UTC), not at a UTC cut-off."""
+    xmas = NodeCalendar(holidays=frozenset({date(2026, 12, 25)}), cutoff=WEEKDAYS_ONLY.cutoff)
+    now = datetime(2026, 12, 24, 23, 30, tzinfo=UTC)
+    s = shipment_promise(_leg(xmas, tz=LA), now, LA, EVERY_DAY)
+    assert s.ships_at == datetime(2026, 12, 26, 23, 0, tzinfo=UTC)
+    assert s.ship_by == date(2026, 12, 26) and s.held_days == 1
