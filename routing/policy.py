@@ -100,7 +100,7 @@ class GroupRules:
     safety_stock: float = _knob(0.0, ge=0)
     promise_days: float = _knob(5.0, gt=0)
     load_knee: float = _knob(1.0, gt=0, le=1)
-    congestion_cost: float = _knob(3.0, ge=0)
+    congestion_cost: float = _knob(10.0, ge=0)
 
     def zone(self, distance_km: float | None) -> tuple[float, float, float]:
         d = self.unknown_distance_km if distance_km is None else distance_km

@@ -11,14 +11,22 @@ the orders taken before this one first, so a parcel sent to a node loaded past
 yesterday's backlog but never today's orders, so without this term the router would keep
 filling the cheapest node up to its capacity fence and its queue (and lateness) would grow
 day after day.
+
+Delivery days also include the wait for the node's next carrier pick-up
+(:func:`cutoff_wait_days`): an order placed after a node's cut-off (or on a day it ships
+nothing) leaves a day later. The delivery model is not given the order's hour, so it
+predicts the average over orders placed before and after the cut-off.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from functools import lru_cache
 
-from routing.domain import Prediction
+from routing.calendar import MAX_SHIP_SEARCH_DAYS, NodeCalendar, zone
+from routing.domain import Node, Prediction
 from routing.policy import GroupRules
 
 Z90 = 1.2815515655446004  # standard normal 90th percentile
@@ -60,6 +68,28 @@ def queue_days(load: float | None, rules: GroupRules) -> float:
     knee = rules.load_knee
     ramp = 1.0 if knee >= 1.0 else min((load - knee) / (1.0 - knee), 1.0)
     return ramp + max(load - 1.0, 0.0)
+
+
+def cutoff_wait_days(node: Node, now: datetime) -> float:
+    """Whole days between ``now`` and the node's next carrier pick-up (its calendar's next
+    cut-off): 0 before today's cut-off, 1 after it, more when the next days ship nothing.
+    A node without a calendar ships every day (0); one whose calendar ships nothing within
+    a year is left to the calendar fences (0 here)."""
+    cal = node.calendar
+    if cal is None:
+        return 0.0
+    today = now.astimezone(zone(node.timezone)).date()
+    for k in range(MAX_SHIP_SEARCH_DAYS):
+        at = _cutoff_on(cal, today + timedelta(days=k), node.timezone)
+        if at is not None and at > now:
+            return float(k)
+    return 0.0
+
+
+@lru_cache(maxsize=8192)
+def _cutoff_on(cal: NodeCalendar, day: date, tz_name: str) -> datetime | None:
+    """``NodeCalendar.cutoff_on``, remembered: every order asks it for every candidate node."""
+    return cal.cutoff_on(day, tz_name)
 
 
 def rule_days(distance_km: float, rules: GroupRules) -> tuple[float, float]:
@@ -179,7 +209,8 @@ def rate_pair(
     queue: float = 0.0,
 ) -> PairRating:
     """Price a (line, node) pair. ``prediction=None`` is ``cost`` mode: no risk, rule days.
-    ``queue`` (days, from :func:`queue_days`) is added to both delivery quantiles."""
+    ``queue`` (days: :func:`cutoff_wait_days` plus :func:`queue_days`) is added to both
+    delivery quantiles."""
     if prediction is None:
         p_stock = 0.0
         d = rules.unknown_distance_km if distance_km is None else distance_km

@@ -19,7 +19,13 @@ from routing.options import Ratings, line_options, together_options
 from routing.partition import solve_partition
 from routing.plan import Allocation, Explanation, Plan, Shipment, Unallocated
 from routing.policy import Policy
-from routing.ratings import congestion_cost, queue_days, rate_pair, shipment_cost
+from routing.ratings import (
+    congestion_cost,
+    cutoff_wait_days,
+    queue_days,
+    rate_pair,
+    shipment_cost,
+)
 
 
 def _units(lcs: Sequence[LineCandidates]) -> list[list[LineCandidates]]:
@@ -44,9 +50,12 @@ def _rate(
     mode: Mode,
     policy: Policy,
     predictions: Mapping[tuple[str, str], Prediction] | None,
+    now: datetime,
 ) -> Ratings:
     ratings: Ratings = {}
     missing: list[tuple[str, str]] = []
+    #: per node: days waiting for the next pick-up plus the queue ahead of the parcel
+    waits: dict[str, float] = {}
     buffer = policy.channel(order.channel).promise_buffer_days
     for lc in lcs:
         line = lc.line
@@ -61,14 +70,18 @@ def _rate(
                 if pred is None and mode is Mode.PREDICTIVE:
                     missing.append((line.line_id, c.node.node_id))
                     continue
-            ratings[(lc.index, c.node.node_id)] = rate_pair(
+            nid = c.node.node_id
+            wait = waits.get(nid)
+            if wait is None:
+                wait = waits[nid] = cutoff_wait_days(c.node, now)
+            ratings[(lc.index, nid)] = rate_pair(
                 weight_kg=line.weight_kg,
                 handling_cost=c.node.handling_cost,
                 distance_km=c.distance_km,
                 prediction=pred if mode is not Mode.COST else None,
                 rules=lc.rules,
                 promise_days=promise,
-                queue=queue_days(c.node.load, lc.rules),
+                queue=wait + queue_days(c.node.load, lc.rules),
             )
     if missing:
         raise PredictionsRequired(
@@ -86,8 +99,13 @@ def route(
     policy: Policy | None = None,
     predictions: Mapping[tuple[str, str], Prediction] | None = None,
     now: datetime,
+    explain: bool = True,
 ) -> Plan:
-    """Decide which nodes ship which lines. See docs/formats.md for the plan's fields."""
+    """Decide which nodes ship which lines. See docs/formats.md for the plan's fields.
+
+    ``explain=False`` leaves out the per-line ranking of every candidate and the runner-up
+    comparison (the plan's summary stays): the same decision, for callers that only act on
+    the allocations (the backtest plays tens of thousands of orders per policy)."""
     if mode not in MODES:
         raise UnknownMode(f"mode {mode!r} is not one of {', '.join(MODES)}")
     mode = Mode(mode)
@@ -104,7 +122,7 @@ def route(
     max_ship = order.shipment_cap(
         min(caps) if caps else pol.max_shipments, pol.channel(order.channel).max_shipments
     )
-    ratings = _rate(order, lcs, mode, pol, predictions)
+    ratings = _rate(order, lcs, mode, pol, predictions, now)
 
     fixed: dict[str, float] = {}
     stock: dict[tuple[str, str], float] = {}
@@ -189,11 +207,13 @@ def route(
     shipments = tuple(Shipment(n, tuple(ids), fixed[n]) for n, ids in sorted(by_node.items()))
     total = sum(a.total for a in final) + sum(s.fixed_cost for s in shipments)
 
-    ranking = tuple(rank_line(lc, mode, ratings, fixed) for lc in lcs)
+    ranking = tuple(rank_line(lc, mode, ratings, fixed) for lc in lcs) if explain else ()
     summary = _summary(mode, final, shipments, total, missing, partial_ok)
     if order.preferences():
         summary += "; the order asks for " + ", ".join(order.preferences())
-    if problem is not None and sol is not None and actionable and final:
+    if not explain:
+        explanation = Explanation(summary=summary, chosen_total=total)
+    elif problem is not None and sol is not None and actionable and final:
         explanation = explain_optimised(problem, sol, lcs, ratings, total, summary)
     else:
         explanation = _classic_explanation(mode, ranking, summary, total)

@@ -168,14 +168,23 @@ def decide(
     now: datetime | None = None,
     exclude: frozenset[str] = frozenset(),
     shipped_nodes: frozenset[str] = frozenset(),
+    explain: bool = True,
 ) -> dict[str, Any]:
     """Route one order against live ledger availability; returns the JSON-ready answer.
 
     ``exclude`` names nodes that already rejected this order (reroute); ``shipped_nodes``
-    the nodes that already shipped parcels of it (they use up its shipment budget).
+    the nodes that already shipped parcels of it (they use up its shipment budget);
+    ``explain=False`` leaves the candidate ranking out of the answer (``routing.route``).
     """
     with runtime.shadow.live():  # shadow plans wait while a live decision runs
-        return _decide(body, runtime, now=now, exclude=exclude, shipped_nodes=shipped_nodes)
+        return _decide(
+            body,
+            runtime,
+            now=now,
+            exclude=exclude,
+            shipped_nodes=shipped_nodes,
+            explain=explain,
+        )
 
 
 def _decide(
@@ -185,6 +194,7 @@ def _decide(
     now: datetime | None,
     exclude: frozenset[str],
     shipped_nodes: frozenset[str] = frozenset(),
+    explain: bool = True,
 ) -> dict[str, Any]:
     t0 = time.perf_counter()
     now = now or runtime.clock()
@@ -216,7 +226,13 @@ def _decide(
     t2 = time.perf_counter()
     try:
         plan = route(
-            order, network, mode=mode, policy=runtime.policy, predictions=predictions, now=now
+            order,
+            network,
+            mode=mode,
+            policy=runtime.policy,
+            predictions=predictions,
+            now=now,
+            explain=explain,
         )
     except ValueError as exc:
         raise BadRequestMode(str(exc), field="mode") from exc

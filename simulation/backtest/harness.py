@@ -25,8 +25,9 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -309,6 +310,8 @@ class PolicyJob:
     policy_file: Path | None = None
     decider: Decider | None = None
     world_hook: Callable[[WorldDriver], None] | None = None
+    #: give the nodes their carriers' pick-up cut-offs as calendars (see ``carrier_calendars``)
+    cutoffs: bool = True
 
 
 @dataclass
@@ -344,7 +347,8 @@ def run_policy(job: PolicyJob) -> PolicyRun:
         inventory_accuracy=job.inventory_accuracy,
         record=predictive,
     )
-    decide_fn: Decider = job.decider or decide
+    # the harness acts on the allocations only: skip ranking every candidate for the answer
+    decide_fn: Decider = job.decider or partial(decide, explain=False)
     job.out_dir.mkdir(parents=True, exist_ok=True)
     db = job.out_dir / f"ledger-{job.policy}.db"
     for suffix in ("", "-wal", "-shm"):
@@ -382,6 +386,8 @@ def run_policy(job: PolicyJob) -> PolicyRun:
     digest = _digest_init()
     for d in range(job.days):
         orders = world.open_day()
+        if job.cutoffs:
+            carrier_calendars(runtime, world, orders.day)
         tally = DayTally(orders.day.isoformat())
         runtime.taken = {}
         runtime.full = set()
@@ -459,6 +465,32 @@ def run_policy(job: PolicyJob) -> PolicyRun:
     run.cpu_seconds = time.process_time() - cpu_start
     run.order_digest = digest.hexdigest()
     return run
+
+
+def carrier_calendars(runtime: Any, world: WorldDriver, day: date) -> None:
+    """Each node's calendar cut-off = its carrier's pick-up time in the world (UTC by node
+    type, ``simulation.carriers.CUTOFF_HOUR``), in the node's local time on ``day`` (so a
+    daylight-saving change keeps the instant). A retailer knows when carriers collect from
+    its nodes; routing prices the wait of an order placed after it (``cutoff_wait_days``).
+    The same for every policy; only the rating policies read it."""
+    from routing.calendar import zone
+    from simulation.carriers import CUTOFF_HOUR
+
+    node_type = world.sim.net.node_type
+    cutoff = {nid: float(CUTOFF_HOUR[int(node_type[i])]) for i, nid in enumerate(world.node_ids)}
+    changed = []
+    for rec in runtime.ledger.nodes():
+        hour = cutoff.get(rec.node_id)
+        if hour is None:
+            continue
+        local = sim_time(day, hour).astimezone(zone(rec.timezone)).strftime("%H:%M")
+        doc = dict(rec.calendar[0]) if rec.calendar else {}
+        if doc.get("cutoff") != local:
+            doc["cutoff"] = local
+            changed.append(replace(rec, calendar=[doc]))
+    if changed:
+        runtime.ledger.upsert_nodes(changed)
+        runtime.catalogue.reload_nodes()
 
 
 def _play_order(

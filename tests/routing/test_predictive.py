@@ -19,7 +19,7 @@ from routing import (
     route,
 )
 from routing.errors import InvalidNetwork, InvalidOrder, InvalidPolicy
-from routing.ratings import congestion_cost, lateness, queue_days
+from routing.ratings import congestion_cost, cutoff_wait_days, lateness, queue_days
 
 TWO = [{"id": "A", "lat": 40.7, "lon": -74.0}, {"id": "B", "lat": 40.6, "lon": -74.1}]
 
@@ -99,6 +99,38 @@ def test_a_node_queued_past_the_promise_loses_the_line() -> None:
     assert a_rank["days_p50"] == pytest.approx(1.5 + 2.0) and a_rank["late_cost"] > 0
     with pytest.raises(InvalidNetwork, match="backlog"):
         network_from_dict({"nodes": [{"id": "A", "backlog": -1}]})
+
+
+def test_an_order_after_a_nodes_cutoff_waits_for_the_next_pickup() -> None:
+    """The delivery model does not see the order's hour: a parcel ordered after the node's
+    carrier cut-off leaves a day later, and a store that has passed its cut-off loses an
+    order with a tight promise to a DC that still ships today."""
+    nodes = [
+        {"id": "DC", "lat": 40.9, "lon": -74.0, "calendar": {"cutoff": "17:00"}},
+        {"id": "S", "lat": 40.7, "lon": -74.0, "calendar": {"cutoff": "14:00"}},
+    ]
+    network = net(nodes, [("DC", "X", 5), ("S", "X", 5)])
+    dc, store = network.nodes["DC"], network.nodes["S"]
+    assert cutoff_wait_days(dc, NOW) == 0.0 and cutoff_wait_days(store, NOW) == 1.0  # 15:00
+    assert cutoff_wait_days(store, NOW.replace(hour=9)) == 0.0
+    closed = net(  # open on Mondays only: a Wednesday order after the cut-off ships Monday
+        [{"id": "S", "calendar": {"cutoff": "14:00", "weekly_hours": {"mon": ["08:00-18:00"]}}}],
+        [("S", "X", 5)],
+    )
+    assert cutoff_wait_days(closed.nodes["S"], NOW) == 5.0
+    o = order(("X", 1), dest_lat=40.7, dest_lon=-74.0, promise_days=2.0)
+    preds = {("1", "DC"): Prediction(0.0, 1.3, 1.9), ("1", "S"): Prediction(0.0, 1.1, 1.7)}
+    pol = policy_from_dict({"defaults": {"congestion_cost": 0}})
+    morning = plan_to_dict(
+        route(o, network, predictions=preds, policy=pol, now=NOW.replace(hour=9))
+    )
+    assert morning["allocations"][0]["node_id"] == "S"
+    late = plan_to_dict(route(o, network, predictions=preds, policy=pol, now=NOW))
+    assert late["allocations"][0]["node_id"] == "DC"
+    s_rank = next(c for c in late["ranking"][0]["candidates"] if c["node_id"] == "S")
+    assert s_rank["days_p50"] == pytest.approx(1.1 + 1.0)
+    brief = route(o, network, predictions=preds, policy=pol, now=NOW, explain=False)
+    assert brief.ranking == () and brief.allocations[0].node_id == "DC"
 
 
 def test_congestion_keeps_a_filling_node_for_the_orders_that_gain_most() -> None:
