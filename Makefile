@@ -6,6 +6,9 @@ UV      := $(BIN)/uv
 STAMP   := $(VENV)/.installed
 HOST    ?= 127.0.0.1
 PORT    ?= 8000
+# Extra serve options, e.g. SERVE_FLAGS="--simulated-clock --refresh-every 1d" for
+# `routecast operate --url` (README).
+SERVE_FLAGS ?=
 
 .PHONY: setup browser run demo serve test test-fast lint bench bench-full backtest reliability lock clean
 
@@ -30,11 +33,11 @@ demo: setup
 	$(BIN)/routecast demo
 
 run: demo
-	$(BIN)/routecast serve --host $(HOST) --port $(PORT)
+	$(BIN)/routecast serve --host $(HOST) --port $(PORT) $(SERVE_FLAGS)
 
 # Serve what is already built (no demo rebuild): `make demo` once, then `make serve`.
 serve: setup
-	$(BIN)/routecast serve --host $(HOST) --port $(PORT)
+	$(BIN)/routecast serve --host $(HOST) --port $(PORT) $(SERVE_FLAGS)
 
 test: setup
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
