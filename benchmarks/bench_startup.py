@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import tempfile
 import time
@@ -34,6 +35,8 @@ class Started:
     ready_s: float
     first_answer_s: float
     launched: Launched
+    #: CPU seconds the server used until ready: on a shared machine, the figure load does not inflate
+    cpu_s_ready: float
 
 
 def start_server(
@@ -53,6 +56,7 @@ def start_server(
         lambda r: r.status_code == 200 and r.json()["status"] == "ready",
         timeout=timeout,
     )
+    cpu_ready = cpu_seconds(launched.process.pid)
     headers = {"Authorization": f"Bearer {launched.key}"}
     with httpx.Client(base_url=launched.url, timeout=30, headers=headers) as http:
         sku = http.get("/v1/skus", params={"limit": 1}).json()[0]["sku"]
@@ -76,7 +80,26 @@ def start_server(
         round(ready, 3),
         round(first, 3),
         launched,
+        round(cpu_ready, 2),
     )
+
+
+def _tree(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    return [pid, *(int(p) for p in out.stdout.split())]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its children (uvicorn workers) so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for p in _tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / ticks
 
 
 def stop_server(server: Started) -> None:
@@ -86,10 +109,7 @@ def stop_server(server: Started) -> None:
 def rss_mb(pid: int) -> float:
     """Resident memory of ``pid`` and its children (uvicorn workers), MB."""
     total = 0
-    pids = [pid]
-    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
-    pids += [int(p) for p in out.stdout.split()]
-    for p in pids:
+    for p in _tree(pid):
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -119,13 +139,13 @@ def warm_rss(server: Started, orders: int = 200) -> float:
     return rss_mb(server.process.pid)
 
 
-def measure(home: Path, starts: int = 2) -> dict[str, Any]:
+def measure(home: Path, starts: int = 2, env: dict[str, str] | None = None) -> dict[str, Any]:
     """``starts`` successive starts on one ledger: the first after a build, then restarts."""
     runs = []
     with tempfile.TemporaryDirectory(prefix="bench-start-") as tmp:
         url = f"sqlite:///{tmp}/ledger.db"
         for i in range(starts):
-            server = start_server(home, url)
+            server = start_server(home, url, env=env)
             try:
                 runs.append(
                     {
@@ -133,6 +153,7 @@ def measure(home: Path, starts: int = 2) -> dict[str, Any]:
                         "listening_s": server.listening_s,
                         "ready_s": server.ready_s,
                         "first_answer_s": server.first_answer_s,
+                        "cpu_s_ready": server.cpu_s_ready,
                         "rss_mb_ready": rss_mb(server.process.pid),
                     }
                 )
@@ -145,6 +166,7 @@ def measure(home: Path, starts: int = 2) -> dict[str, Any]:
         "'ready' (models + features loaded) and to the first predictive /v1/route answer",
         "starts": runs,
         "ready_seconds": runs[-1]["ready_s"],
+        "ready_cpu_seconds": runs[-1]["cpu_s_ready"],
     }
 
 

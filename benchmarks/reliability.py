@@ -400,20 +400,51 @@ def render(r: dict[str, Any]) -> str:
         h.get("server_errors_5xx_not_503", 0) for h in https
     )
     mism = sum(f["schemathesis"]["schema_mismatches"] for f in fuzz)
+    half = sum(s["problem_count"] for s in storms) + sum(
+        len(h.get("invariant_violations", [])) for h in https
+    )
     cat_mism = sum(len(f["catalogue"].get("schema_mismatches", [])) for f in fuzz)
     cat_fail = sum(len(f["catalogue"]["failures"]) for f in fuzz)
     nfaults = len(https) + len(faults)
     cmd = r["command"]
+    load = r.get("load_average", {})
+    size = r.get("size", {})
+    per_thread = size.get("ops_per_thread")
+    if isinstance(per_thread, dict):
+        per_thread = " / ".join(f"{v:,} ({k})" for k, v in per_thread.items())
+    sizes = (
+        f"ledger storms {size.get('processes')} processes × {size.get('threads')} threads × up to "
+        f"{per_thread} operations per thread, {size.get('seconds')} s cap; HTTP storms "
+        f"{size.get('clients')} clients × {size.get('http_seconds')} s per scenario; fuzzing "
+        f"{size.get('examples')} examples per operation and mode; {size.get('racers')} same-key racers"
+    )
+    by_backend = ", ".join(f"{s['backend']} {s['operations']:,}" for s in storms) + "".join(
+        f", HTTP {h['backend']} {h.get('operations', 0):,}" for h in https
+    )
     lines = [
         "# Reliability",
         "",
-        f"Measured by `{cmd}` on {r['finished'][:16]} UTC ({r['machine']}), in {r['minutes']} min.",
+        f"Measured by `{cmd}` on {r['finished'][:16]} UTC ({r['machine']}), in {r['minutes']} min"
+        " of wall time (the ledger storms run beside the other sections).",
+        f"Machine load average (1/5/15 min) {load.get('start', '?')} at the start, {load.get('end', '?')}"
+        " at the end: the machine was shared, so times and rates are lower bounds, counts are exact.",
+        f"Sizes: {sizes}.",
         "Every figure below comes from that run; `benchmarks/results/reliability.json` holds all of it.",
         "The CI form (same checks, small sizes) runs in `make test`: `tests/benchmarks/test_reliability.py`.",
+        *(
+            [
+                f"CI form: {ci['seconds']} s for its {ci['tests']} tests' own run time "
+                f"(`{ci['command']}`, {ci['when']}, load average ≈ {ci['load']}; "
+                f"the shared demo world build, {ci['demo_build_seconds']} s, is not counted)."
+            ]
+            if (ci := r.get("ci_form"))
+            else []
+        ),
         "",
         "| measure | result | reproduce |",
         "|---|---|---|",
-        f"| storm operations (ledger + HTTP, SQLite + PostgreSQL) | {total_storm:,} | `{cmd}` (sections ledger storms, HTTP storms) |",
+        f"| storm operations (ledger + HTTP, SQLite + PostgreSQL) | {total_storm:,} ({by_backend}) | `{cmd}` (sections ledger storms, HTTP storms) |",
+        f"| half-reserved or otherwise inconsistent (ledger invariants, movement-log replay, each acknowledged line's state, per node×SKU reserved/shipped/on hand against the history) | {half} | storms: a half-reserved order (stock reserved without its allocation, or a line without its stock) shows here |",
         f"| faults injected | {nfaults} (survived as asserted: {sum(1 for h in https if not h.get('skipped') and not h['problems'] and not h['invariant_violations'] and h['server_errors_5xx_not_503'] == 0) + sum(1 for f in faults if f['ok'])}) | see Faults |",
         f"| fuzzed requests (schemathesis) | {fuzzed:,} | `{cmd}` (section fuzzing) |",
         f"| hand-made bad inputs tried | {bad} (not answered as 4xx naming the field: {cat_fail}) | `benchmarks/fuzz.py` catalogue |",
