@@ -118,7 +118,10 @@ def prepare(spec: BacktestSpec) -> Prepared:
 
     cfg = scale_config(spec.scale)
     n_hist = spec.history
-    tag = f"{spec.scale}-seed{spec.seed}-hist{n_hist}-v{GENERATOR_VERSION}-{BACKTEST_START}"
+    tag = (
+        f"{spec.scale}-seed{spec.seed}-hist{n_hist}-v{GENERATOR_VERSION}-{BACKTEST_START}"
+        f"-m{_model_code_digest()}"
+    )
     home = (spec.work_dir / tag).resolve()
     done = home / "prepared.json"
     calendar = [BACKTEST_START - timedelta(days=n_hist - i) for i in range(n_hist)]
@@ -165,6 +168,23 @@ def prepare(spec: BacktestSpec) -> Prepared:
         json.dumps({"first_t": first_t, "models": models, "seconds": time.perf_counter() - t0})
     )
     return Prepared(home, BACKTEST_START, first_t, spec.seed, spec.scale, n_hist, models)
+
+
+#: modules whose code defines a trained, registered model: a prepared world whose models
+#: were fitted by other code is trained again instead of failing when they are unpickled
+MODEL_CODE = ("training.models", "training.pipeline", "features.catalog", "features.compute")
+
+
+def _model_code_digest() -> str:
+    import hashlib
+    import importlib
+
+    h = hashlib.sha256()
+    for name in MODEL_CODE:
+        source = importlib.import_module(name).__file__
+        if source is not None:
+            h.update(Path(source).read_bytes())
+    return h.hexdigest()[:10]
 
 
 def _dump(sim: Simulator, path: Path) -> None:
