@@ -88,7 +88,7 @@ def schema_fuzz(app: Any, headers: dict[str, str], *, examples: int, seed: int =
             result.server_errors.append(f"{label}: {response.text[:200]}")
             return
         if any(leak in response.text for leak in LEAKS):
-            result.mismatches.append(f"{label}: body leaks internals")
+            result.mismatches.append(f"{label}: body leaks internals: {response.text[:300]!r}")
         try:
             case.validate_response(response, checks=checks, headers=headers)
         except BaseException as exc:  # a failure group: record it, keep fuzzing

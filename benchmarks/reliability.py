@@ -547,6 +547,7 @@ def render(r: dict[str, Any]) -> str:
             + f["catalogue"].get("schema_mismatches", [])
         ):
             lines.append(f"- {f['backend']}: `{ex[:200]}`")
+    lines += [f"- note: {n}" for n in r.get("notes", [])]
     lines += [
         "",
         "Catalogue of hand-made bad inputs (`benchmarks/fuzz.py::catalogue`): non-finite and huge",
