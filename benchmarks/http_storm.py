@@ -223,7 +223,8 @@ def hot_skus(server: Server, n: int = 3) -> list[str]:
         headers=headers,
         timeout=60,
     )
-    r.raise_for_status()
+    if r.status_code != 200:  # say why: a storm that cannot stock its SKUs measures nothing
+        raise RuntimeError(f"stocking the hot SKUs failed: {r.status_code} {r.text[:500]}")
     return chosen
 
 

@@ -244,7 +244,7 @@ class Runtime:
         registry again takes seconds to tens of seconds, and the refresher's first tick asks
         a few seconds after ready."""
         with step("models"):
-            if ask_registry:
+            if ask_registry or not self.models.ready():  # never skip it with a model missing
                 self.refresh_models()
         with step("features"):
             self.refresh_features()
