@@ -28,8 +28,6 @@ class DemoReport:
     steps: list[StepTiming] = field(default_factory=list)
     metrics: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
-    #: The moment the world was simulated up to; a rebuild at the same ``end`` changes nothing.
-    end: datetime | None = None
 
 
 def _state_path(settings: Settings) -> Any:
@@ -65,7 +63,6 @@ def build_demo(
     report = DemoReport()
     state = {} if force else _load_state(settings)
     end = end or datetime.now(UTC)
-    report.end = end
 
     def step(name: str, fn: Callable[[], str]) -> None:
         if on_step:
