@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 # Two test workers share two cores: one LightGBM thread each avoids OpenMP oversubscription.
 os.environ.setdefault("ROUTECAST_LGBM_THREADS", "1")
@@ -10,8 +11,17 @@ os.environ.setdefault("ROUTECAST_LGBM_THREADS", "1")
 import pytest
 
 from serving.demo import DemoReport, build_demo
-from serving.settings import Settings
+from serving.settings import Settings, get_settings
 from tests.support.services import require_postgres, require_redis
+
+
+@pytest.fixture(autouse=True)
+def _settings_from_this_test() -> Iterator[None]:
+    """The CLI reads ``get_settings()``, cached per process: a test that invoked a command with
+    its own ROUTECAST_HOME must not hand its home and ledger to the next test's command."""
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 @pytest.fixture
