@@ -217,7 +217,7 @@ class Runtime:
             self.catalogue.load()
             self.reload_policy()
         with step("ledger seed"):
-            seed_ledger(self.ledger, self.settings.raw_dir)
+            self._seed_ledger()
             self.reload_nodes()
         with step("cached models"):
             self.models.load_cached()
@@ -234,6 +234,26 @@ class Runtime:
             daemon=True,
         )
         self._loader.start()
+
+    def _seed_ledger(self) -> None:
+        """Seed a new ledger from the home's canonical tables, one server process at a time: a
+        second worker must not see the nodes and serve before the first has loaded the stock."""
+        raw = self.settings.raw_dir
+        if not (raw / "nodes.parquet").exists():
+            return
+        import fcntl
+
+        try:
+            fh = open(raw / ".ledger-seed.lock", "a")  # noqa: SIM115 (closed below)
+        except OSError:  # a read-only home: nothing else can seed it either
+            seed_ledger(self.ledger, raw)
+            return
+        with fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                seed_ledger(self.ledger, raw)
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
     def _load(self, step: _Steps, *, ask_registry: bool = True) -> None:
         """Models through the registry (a no-op for versions the cache already loaded),
