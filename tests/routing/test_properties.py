@@ -189,3 +189,46 @@ def test_exact_methods_match_brute_force(world: Any) -> None:
     if dp is not None:
         assert abs(dp.cost - best) < tol
         assert abs(total_cost(p, dp.choice) - dp.cost) < tol
+
+
+def _partition_problem(n_units: int, n_nodes: int, seed: int, cap: int | None) -> Any:
+    """Every unit served whole by one node or left unmet: what the subset DP takes."""
+    import random
+
+    from routing.allocation import UNMET_PENALTY, Option, Part, Problem
+
+    rng = random.Random(seed)
+    nodes = [f"N{i:03d}" for i in range(n_nodes)]
+    fixed = {n: rng.choice([rng.uniform(2, 9), 4.0]) for n in nodes}
+    units, stock = [], {}
+    for u in range(n_units):
+        opts = []
+        for n in nodes:
+            if rng.random() < 0.6:
+                parts = (Part(u, n, 1.0),)
+                cost = rng.choice([rng.uniform(1, 10), 5.0])  # repeated values make ties
+                use = (((n, f"s{u}"), 1.0),)
+                opts.append(Option(parts, cost, (n,), 0.0, use, Option.make_key(parts)))
+                stock[(n, f"s{u}")] = 2.0
+        opts.append(Option((), UNMET_PENALTY, (), 1.0, (), ()))
+        units.append(opts)
+    return Problem(units, fixed, stock, cap)
+
+
+def test_subset_dp_arrays_match_the_loop() -> None:
+    """The numpy DP (with dominated nodes dropped) chooses what the pure-Python loop does."""
+    import routing.partition as dp
+
+    for n_units, n_nodes, seeds in ((4, 12, 6), (7, 40, 4), (9, 60, 2), (10, 80, 1)):
+        for seed in range(seeds):
+            for cap in (None, 1, 2, 3):
+                p = _partition_problem(n_units, n_nodes, seed, cap)
+                fast = dp.solve_partition(p)
+                saved, dp._np = dp._np, None
+                try:
+                    slow = dp.solve_partition(p)
+                finally:
+                    dp._np = saved
+                assert fast is not None and slow is not None
+                assert fast.choice == slow.choice and fast.states == slow.states
+                assert abs(fast.cost - slow.cost) < 1e-9
