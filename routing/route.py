@@ -100,12 +100,15 @@ def route(
     predictions: Mapping[tuple[str, str], Prediction] | None = None,
     now: datetime,
     explain: bool = True,
+    candidates: Sequence[LineCandidates] | None = None,
 ) -> Plan:
     """Decide which nodes ship which lines. See docs/formats.md for the plan's fields.
 
     ``explain=False`` leaves out the per-line ranking of every candidate and the runner-up
     comparison (the plan's summary stays): the same decision, for callers that only act on
-    the allocations (the backtest plays tens of thousands of orders per policy)."""
+    the allocations (the backtest plays tens of thousands of orders per policy).
+    ``candidates``: ``fences.evaluate`` of this order, network, policy and time, when the
+    caller built them already to score the pairs (they are not changed here)."""
     if mode not in MODES:
         raise UnknownMode(f"mode {mode!r} is not one of {', '.join(MODES)}")
     mode = Mode(mode)
@@ -115,7 +118,7 @@ def route(
             "pass predictions=... or use mode 'cost' (same ratings without the models)"
         )
     pol = policy or Policy.default()
-    lcs = evaluate(order, network, pol, now)
+    lcs = list(candidates) if candidates is not None else evaluate(order, network, pol, now)
     per_ship = max((lc.rules.per_shipment_cost for lc in lcs), default=0.0)
     congestion = max((lc.rules.congestion_cost for lc in lcs), default=0.0)
     caps = [lc.rules.max_shipments for lc in lcs if lc.rules.max_shipments is not None]

@@ -12,6 +12,8 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
+import numpy as np
+
 from features import catalog
 from routing import (
     Mode,
@@ -19,11 +21,11 @@ from routing import (
     Order,
     OrderLine,
     Prediction,
-    candidate_pairs,
     plan_to_dict,
     reroute_order,
     route,
 )
+from routing.fences import LineCandidates, evaluate
 from serving.destinations import Located, locate
 from serving.feature_snapshot import FeatureSnapshot
 from serving.metrics import record_decision
@@ -40,7 +42,7 @@ from serving.problems import (
 from serving.promises import promise_for
 from serving.runtime import Runtime
 from serving.schemas.order import OrderIn
-from serving.scoring import ScoringPair, score
+from serving.scoring import score_rows
 from serving.shadow import ShadowJob
 
 log = logging.getLogger("routecast.decisions")
@@ -107,40 +109,55 @@ def to_order(body: OrderIn, runtime: Runtime, where: Located | None = None) -> O
 
 
 def predict(
-    order: Order, network: Network, runtime: Runtime, now: datetime
+    order: Order,
+    network: Network,
+    runtime: Runtime,
+    now: datetime,
+    candidates: list[LineCandidates] | None = None,
 ) -> tuple[dict[tuple[str, str], Prediction] | None, list[str], datetime | None]:
     """Model predictions for every candidate pair in one batch, or ``None`` with the reasons
     the models cannot run (then the caller routes in ``cost`` mode); and the event time of
-    the oldest feature row the candidates read (stale rows degrade the answer too)."""
+    the oldest feature row the candidates read (stale rows degrade the answer too).
+    ``candidates``: the order's fenced candidates when the caller has them already."""
     reasons = runtime.degraded_reasons(now)
     stock_m, deliv_m = runtime.models.get("stockout"), runtime.models.get("delivery")
     snapshot = runtime.snapshot
     if reasons or stock_m is None or deliv_m is None or snapshot is None:
         return None, reasons, None
-    pairs = candidate_pairs(order, network, runtime.policy, now)
-    by_line = {ln.line_id: ln for ln in order.lines}
-    cands = [
-        ScoringPair(line_id=lid, node_id=nid, sku=by_line[lid].sku, qty=by_line[lid].qty)
-        for lid, nid in pairs
-    ]
-    as_of = snapshot.oldest_used(
-        [c.node_id for c in cands], [c.sku for c in cands], [order.dest_region] * len(cands)
-    )
+    lcs = candidates if candidates is not None else evaluate(order, network, runtime.policy, now)
+    line_ids: list[str] = []
+    node_ids: list[str] = []
+    skus: list[str] = []
+    qtys: list[float] = []
+    for lc in lcs:
+        eligible = [c.node.node_id for c in lc.candidates if c.fence is None]
+        node_ids += eligible
+        line_ids += [lc.line.line_id] * len(eligible)
+        skus += [lc.line.sku] * len(eligible)
+        qtys += [lc.line.qty] * len(eligible)
+    rows = snapshot.locate(node_ids, skus, order.dest_region)
+    as_of = snapshot.oldest_of(rows)
     bound = runtime.settings.feature_staleness_hours
     if as_of is not None and (now - as_of).total_seconds() > bound * 3600:
         age = round((now - as_of).total_seconds() / 3600, 1)
         return None, [f"features this order reads are {age} h old (bound {bound} h)"], as_of
     assert order.dest_lat is not None and order.dest_lon is not None
-    predictions = score(
-        cands,
+    p_stock, p50, p90 = score_rows(
+        rows,
+        np.asarray(qtys, dtype=float),
         snapshot,
         stockout_model=stock_m.model,
         delivery_model=deliv_m.model,
         dest_lat=order.dest_lat,
         dest_lon=order.dest_lon,
-        dest_region=order.dest_region,
         weekday=now.weekday(),
     )
+    predictions = {
+        (lid, nid): Prediction(p_stockout=a, days_p50=b, days_p90=c)
+        for lid, nid, a, b, c in zip(
+            line_ids, node_ids, p_stock.tolist(), p50.tolist(), p90.tolist(), strict=True
+        )
+    }
     return predictions, reasons, as_of
 
 
@@ -219,8 +236,9 @@ def _decide(
     predictions = None
     features_as_of = None
     t1 = time.perf_counter()
+    candidates = evaluate(order, network, runtime.policy, now)
     if mode is Mode.PREDICTIVE:
-        predictions, reasons, features_as_of = predict(order, network, runtime, now)
+        predictions, reasons, features_as_of = predict(order, network, runtime, now, candidates)
         if predictions is None:
             mode = Mode.COST
     t2 = time.perf_counter()
@@ -233,6 +251,7 @@ def _decide(
             predictions=predictions,
             now=now,
             explain=explain,
+            candidates=candidates,
         )
     except ValueError as exc:
         raise BadRequestMode(str(exc), field="mode") from exc

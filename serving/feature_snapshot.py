@@ -148,13 +148,17 @@ class FeatureSnapshot:
         self, node_ids: Sequence[str], skus: Sequence[str], regions: Sequence[str | None]
     ) -> datetime | None:
         """Event time of the oldest stored row these candidates read (None: none stored)."""
-        ni, si, li = self._indices(node_ids, skus, regions)
+        return self.oldest_of(self._indices(node_ids, skus, regions))
+
+    def oldest_of(self, rows: tuple[np.ndarray, np.ndarray, np.ndarray]) -> datetime | None:
+        """``oldest_used`` of rows already located (``locate``)."""
         found = [
             self._stamps(ts, len(m))[i]
-            for ts, m, i in (
-                (self.node_ts, self.node, ni),
-                (self.node_sku_ts, self.node_sku, si),
-                (self.lane_ts, self.lane, li),
+            for ts, m, i in zip(
+                (self.node_ts, self.node_sku_ts, self.lane_ts),
+                (self.node, self.node_sku, self.lane),
+                rows,
+                strict=True,
             )
         ]
         stamps = np.concatenate(found)
@@ -162,6 +166,26 @@ class FeatureSnapshot:
         if not len(stamps):
             return None
         return datetime.fromtimestamp(float(stamps.min()), tz=UTC)
+
+    def locate(
+        self, node_ids: Sequence[str], skus: Sequence[str], region: str | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Row indices (node, node×SKU, lane) of candidate pairs bound for one region; node
+        and lane rows are looked up once per distinct node, not once per pair."""
+        miss_n, miss_s, miss_l = len(self.node) - 1, len(self.node_sku) - 1, len(self.lane) - 1
+        distinct = dict.fromkeys(node_ids)
+        n_of = {n: self.node_index.get(n, miss_n) for n in distinct}
+        l_of = {n: self.lane_index.get((n, region), miss_l) for n in distinct}
+        count = len(node_ids)
+        ni = np.fromiter(map(n_of.__getitem__, node_ids), np.intp, count)
+        li = np.fromiter(map(l_of.__getitem__, node_ids), np.intp, count)
+        get = self.node_sku_index.get
+        si = np.fromiter(
+            (get((n, s.upper()), miss_s) for n, s in zip(node_ids, skus, strict=True)),
+            np.intp,
+            count,
+        )
+        return ni, si, li
 
     def _indices(
         self, node_ids: Sequence[str], skus: Sequence[str], regions: Sequence[str | None]
@@ -187,7 +211,11 @@ class FeatureSnapshot:
         self, node_ids: Sequence[str], skus: Sequence[str], regions: Sequence[str | None]
     ) -> dict[str, np.ndarray]:
         """Feature columns for candidate rows, by name, ready to stack in a model's order."""
-        ni, si, li = self._indices(node_ids, skus, regions)
+        return self.columns(self._indices(node_ids, skus, regions))
+
+    def columns(self, rows: tuple[np.ndarray, np.ndarray, np.ndarray]) -> dict[str, np.ndarray]:
+        """``gather`` of rows already located (``locate``)."""
+        ni, si, li = rows
         cols: dict[str, np.ndarray] = {}
         node_rows, sku_rows, lane_rows = self.node[ni], self.node_sku[si], self.lane[li]
         for j, c in enumerate(NODE_COLUMNS):
