@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import lightgbm as lgb
 import numpy as np
@@ -314,21 +314,27 @@ class StockoutRiskModel(_LightGBMEstimator):
             self.calibration_ = ProbabilityCalibrator.from_mapping(self.__dict__["calibration_"])
 
 
-class DeliveryQuantileModel(_LightGBMEstimator):
-    """Delivery days: a P50 booster and a conformal P90 band on it, the one P90 rule.
+BandBase = Literal["p50", "p90"]
 
-    P90 = P50 × *q*<sub>group</sub>: *q* is the split-conformal ``coverage`` quantile of
-    delivery days ÷ P50 over **all** fitted rows, each P50 out of fold (``band_folds``
-    contiguous blocks of the time-ordered rows, each scored by a booster that did not see
-    it), per group of the ``band_groups`` feature values with at least ``band_min_rows``
-    rows and pooled elsewhere (``training.calibration.GroupConformalUpper``). A band
-    measured over the whole period is not at the mercy of one unusual month, and a group
-    (lane) gets the width its own tail asks for. The groups are feature columns, so the
-    request path finds them in the matrix it already has. The Olist evaluation and the
-    production training both use this estimator (docs/evaluation.md chose the rule).
+
+class DeliveryQuantileModel(_LightGBMEstimator):
+    """Delivery days: a P50 booster and a conformal P90 band, the one P90 rule.
+
+    P90 = *base* × *q*<sub>group</sub>. The base is the P50 (``band_on="p50"``) or a P90
+    booster's prediction (``"p90"``: conformalized quantile regression, CQR), so the
+    band's width can follow every feature, not just the P50. *q* is the split-conformal
+    ``coverage`` quantile of delivery days ÷ base over **all** fitted rows, each base out
+    of fold (``band_folds`` contiguous blocks of the time-ordered rows, each scored by
+    boosters that did not see it), per group of the ``band_groups`` feature values with
+    at least ``band_min_rows`` rows and pooled elsewhere
+    (``training.calibration.GroupConformalUpper``). A band measured over the whole period
+    is not at the mercy of one unusual month, and a group gets the coverage its own tail
+    asks for. The groups are feature columns, so the request path finds them in the
+    matrix it already has. The Olist evaluation (P50 base, state lanes) and production
+    (CQR, weekday × node type) both use this estimator; docs/evaluation.md chose each.
     """
 
-    _transient = ("backend", "booster_", "out_of_fold_")
+    _transient = ("backend", "booster_", "booster90_", "out_of_fold_", "out_of_fold_upper_")
 
     def __init__(
         self,
@@ -343,6 +349,7 @@ class DeliveryQuantileModel(_LightGBMEstimator):
         band_groups: Sequence[str] = (),
         band_min_rows: int = 300,
         band_folds: int = 3,
+        band_on: BandBase = "p50",
     ) -> None:
         super().__init__(
             features,
@@ -356,6 +363,7 @@ class DeliveryQuantileModel(_LightGBMEstimator):
         self.band_groups = band_groups
         self.band_min_rows = band_min_rows
         self.band_folds = band_folds
+        self.band_on = band_on
 
     def _boost(
         self,
@@ -364,16 +372,17 @@ class DeliveryQuantileModel(_LightGBMEstimator):
         y: np.ndarray,
         rounds: int,
         window: Validation | None,
+        alpha: float = 0.5,
     ) -> tuple[lgb.Booster, int]:
-        """The P50 booster: pinball loss as a custom objective (unit hessian) from the
-        empirical median, since LightGBM refuses monotone constraints with its built-in
+        """A quantile booster: pinball loss as a custom objective (unit hessian) from the
+        empirical quantile, since LightGBM refuses monotone constraints with its built-in
         quantile objective; the constraints then hold by construction."""
         return backend.boost(
             BoostJob(
                 params=self._params(
                     backend,
-                    objective=pinball_objective(0.5),
-                    alpha=0.5,
+                    objective=pinball_objective(alpha),
+                    alpha=alpha,
                     metric="quantile",
                     min_sum_hessian_in_leaf=1.0,
                 ),
@@ -381,10 +390,10 @@ class DeliveryQuantileModel(_LightGBMEstimator):
                 y=y,
                 rounds=rounds,
                 feature_names=self.features,
-                init=float(np.quantile(y, 0.5)),
+                init=float(np.quantile(y, alpha)),
                 valid=window,
                 patience=DELIVERY_PATIENCE,
-                loss=None if window is None else quantile_loss(window[1], 0.5),
+                loss=None if window is None else quantile_loss(window[1], alpha),
             )
         )
 
@@ -396,12 +405,19 @@ class DeliveryQuantileModel(_LightGBMEstimator):
         y_valid: np.ndarray | None = None,
     ) -> DeliveryQuantileModel:
         """Pick the rounds on ``valid`` (early stopping), cross-fit the band over train
-        then valid (time order), and refit the P50 on both with those rounds."""
+        then valid (time order), and refit the booster(s) on both with those rounds."""
+        if self.band_on not in ("p50", "p90"):
+            raise ValueError(f"band_on must be 'p50' or 'p90', got {self.band_on!r}")
         backend = self._backend()
         window = _validation(valid, y_valid, self.features)
         x = feature_matrix(train, self.features)
         y = np.asarray(y, dtype=np.float64)
         _, rounds = self._boost(backend, x, y, self.num_boost_round, window)
+        cqr = self.band_on == "p90"
+        rounds90 = 0
+        if cqr:
+            logged = None if window is None else (window[0], np.log1p(window[1]))
+            rounds90 = self._boost(backend, x, np.log1p(y), self.num_boost_round, logged, 0.9)[1]
         if window is not None:
             x, y = np.vstack([x, window[0]]), np.concatenate([y, window[1]])
         if self.band_folds < 2 or len(y) < 2 * self.band_folds:
@@ -411,27 +427,50 @@ class DeliveryQuantileModel(_LightGBMEstimator):
             )
         self.feature_names_ = tuple(self.features)
         out_of_fold = np.empty(len(y))
+        base = np.empty(len(y))
         for block in np.array_split(np.arange(len(y)), self.band_folds):
             rest = np.ones(len(y), dtype=bool)
             rest[block] = False
             booster, _ = self._boost(backend, x[rest], y[rest], rounds, None)
-            out_of_fold[block] = self._median(booster, x[block], float(np.quantile(y[rest], 0.5)))
+            out_of_fold[block] = self._quantile(booster, x[block], float(np.quantile(y[rest], 0.5)))
+            base[block] = out_of_fold[block]
+            if cqr:
+                booster, init90 = self._boost90(backend, x[rest], y[rest], rounds90)
+                upper = self._quantile(booster, x[block], init90, log=True)
+                base[block] = np.maximum(upper, out_of_fold[block])
+        groups = self.groups(x)
         self.band_ = GroupConformalUpper(self.coverage, "multiplicative", self.band_min_rows).fit(
-            y, out_of_fold, self.groups(x)
+            y, base, groups
         )
-        #: Out-of-fold P50 of every fitted row (train, then valid), for validation reports.
+        #: Out-of-fold P50 and P90 of every fitted row (train, then valid), for validation.
         self.out_of_fold_ = out_of_fold
+        self.out_of_fold_upper_ = np.maximum(self.band_.predict(base, groups), out_of_fold)
         booster, _ = self._boost(backend, x, y, rounds, None)
         self.init_ = float(np.quantile(y, 0.5))
         self.model_str_ = booster.model_to_string(num_iteration=rounds)
-        self.booster_ = _booster(self.model_str_)
         self.best_iteration_ = rounds
+        self.model_str90_: str | None = None
+        if cqr:
+            booster, self.init90_ = self._boost90(backend, x, y, rounds90)
+            self.model_str90_ = booster.model_to_string(num_iteration=rounds90)
+        self._restore()
         return self
 
+    def _boost90(
+        self, backend: FitBackend, x: np.ndarray, y: np.ndarray, rounds: int
+    ) -> tuple[lgb.Booster, float]:
+        """The P90 booster of CQR, on log(1 + days): quantiles commute with a monotone map,
+        and a unit-hessian pinball step falls only 0.1 × the learning rate per round from
+        the overall P90, too slow for short trips on the scale of days."""
+        booster, _ = self._boost(backend, x, np.log1p(y), rounds, None, 0.9)
+        return booster, float(np.quantile(np.log1p(y), 0.9))
+
     @staticmethod
-    def _median(booster: lgb.Booster, x: np.ndarray, init: float) -> np.ndarray:
+    def _quantile(
+        booster: lgb.Booster, x: np.ndarray, init: float, log: bool = False
+    ) -> np.ndarray:
         raw = np.asarray(booster.predict(x, num_threads=1), dtype=np.float64) + init
-        return np.asarray(np.clip(raw, 0.0, None), dtype=np.float64)
+        return np.asarray(np.clip(np.expm1(raw) if log else raw, 0.0, None), dtype=np.float64)
 
     def groups(self, x: np.ndarray) -> np.ndarray:
         """The band's group of each row: its ``band_groups`` values joined (one group if none)."""
@@ -441,14 +480,20 @@ class DeliveryQuantileModel(_LightGBMEstimator):
         cols = x[:, index]
         return np.array([">".join(f"{v:g}" for v in row) for row in cols], dtype=object)
 
-    def upper(self, p50: np.ndarray, x: np.ndarray) -> np.ndarray:
-        """The P90 for these P50s (any scale: the band multiplies) and feature rows."""
+    def upper(self, p50: np.ndarray, x: np.ndarray, scale: np.ndarray | float = 1.0) -> np.ndarray:
+        """The P90 for these P50s and feature rows. The band multiplies, so any unit works: a
+        caller whose target is days ÷ a level passes P50s in days and the level as ``scale``
+        (it converts the P90 booster's prediction, which is in target units)."""
         p50 = np.asarray(p50, dtype=np.float64)
-        return np.asarray(np.maximum(self.band_.predict(p50, self.groups(x)), p50), np.float64)
+        booster90 = getattr(self, "booster90_", None)
+        base = p50
+        if booster90 is not None:
+            base = np.maximum(self._quantile(booster90, x, self.init90_, log=True) * scale, p50)
+        return np.asarray(np.maximum(self.band_.predict(base, self.groups(x)), p50), np.float64)
 
     def predict_array(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Return (p50, p90) in days, clipped at 0, with p90 >= p50."""
-        p50 = self._median(self.booster_, x, self.init_)
+        p50 = self._quantile(self.booster_, x, self.init_)
         return p50, self.upper(p50, x)
 
     def predict_quantiles(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -460,3 +505,6 @@ class DeliveryQuantileModel(_LightGBMEstimator):
     def _restore(self) -> None:
         if "model_str_" in self.__dict__:
             self.booster_ = _booster(self.model_str_)
+        # A P90 booster only for CQR; models pickled before it have no such string.
+        model_str90 = self.__dict__.get("model_str90_")
+        self.booster90_ = None if model_str90 is None else _booster(model_str90)

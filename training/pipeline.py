@@ -33,6 +33,11 @@ from training.registry import (
 
 #: Lanes with fewer test shipments are pooled into "other" in the review's coverage table.
 MIN_LANE_ROWS = 30
+#: The delivery model's P90 rule in production: a P90 booster conformalized (CQR) with one
+#: factor per weekday × node type, pooled for groups under 300 rows. The features carry no
+#: lane code, and the weekday decides whether a parcel crosses a weekend; chosen on the
+#: simulated tuning world (docs/evaluation.md, "Production delivery band").
+DELIVERY_BAND: dict[str, Any] = {"band_on": "p90", "band_groups": ("weekday", "node_type_code")}
 
 
 @dataclass
@@ -224,6 +229,7 @@ def train_model(
         num_boost_round=config.num_boost_round,
         num_threads=config.num_threads,
         backend=backend,
+        **({} if kind == "stockout" else DELIVERY_BAND),
     ).fit(data.train, y_tr, data.valid, y_va)
     tags = _backend_tags(backend)
     if isinstance(model, StockoutRiskModel):

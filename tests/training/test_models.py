@@ -11,6 +11,7 @@ import pytest
 
 from features import catalog
 from training.models import DeliveryQuantileModel, StockoutRiskModel
+from training.pipeline import DELIVERY_BAND
 
 
 def _stockout_frame(n: int = 3000, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
@@ -46,7 +47,11 @@ def stockout_model() -> StockoutRiskModel:
 def delivery_model() -> DeliveryQuantileModel:
     f, y = _delivery_frame()
     m = DeliveryQuantileModel(
-        catalog.DELIVERY_FEATURES, monotone=catalog.DELIVERY_MONOTONE, num_boost_round=80
+        catalog.DELIVERY_FEATURES,
+        monotone=catalog.DELIVERY_MONOTONE,
+        num_boost_round=80,
+        num_threads=1,  # two OpenMP threads on a loaded two-core runner take minutes
+        **DELIVERY_BAND,  # the production rule: CQR per weekday × node type
     )
     assert m.fit(f, y) is m
     return m
@@ -156,6 +161,7 @@ def test_p90_band_is_out_of_fold_and_per_group() -> None:
         catalog.DELIVERY_FEATURES,
         monotone=catalog.DELIVERY_MONOTONE,
         num_boost_round=80,
+        num_threads=1,
         band_groups=("node_type_code",),
     ).fit(f, y)
     bands = m.band_.corrections_
@@ -166,3 +172,42 @@ def test_p90_band_is_out_of_fold_and_per_group() -> None:
         rows = ft["node_type_code"].to_numpy() == code
         assert 0.86 <= float(np.mean(yt[rows] <= p90[rows])) <= 0.94
         assert np.allclose(p90[rows], np.maximum(p50[rows] * bands[f"{code:g}"], p50[rows]))
+
+
+def test_production_band_follows_the_features_and_covers_each_group() -> None:
+    """CQR (the production rule): where parcels are more dispersed, a node type or a long
+    trip, the P90 ÷ P50 of the same order is wider, and each group is covered about 90 %."""
+
+    def frame(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+        f, _ = _delivery_frame(n, seed)
+        rng = np.random.default_rng(seed + 200)
+        f["weekday"] = rng.integers(0, 2, n).astype(float)
+        f["node_type_code"] = rng.integers(0, 2, n).astype(float)
+        centre = 1 + f["distance_km"].to_numpy() / 800
+        spread = 0.15 + 0.35 * f["node_type_code"].to_numpy() + f["distance_km"].to_numpy() / 8000
+        return f, centre * np.exp(spread * rng.standard_normal(n))
+
+    f, y = frame(6000, 3)
+    m = DeliveryQuantileModel(
+        catalog.DELIVERY_FEATURES,
+        monotone=catalog.DELIVERY_MONOTONE,
+        num_boost_round=80,
+        params={"learning_rate": 0.2},
+        num_threads=1,
+    ).set_params(**DELIVERY_BAND)
+    m.fit(f.iloc[:5000], y[:5000], f.iloc[5000:], y[5000:])
+    assert len(m.band_.corrections_) == 4  # weekday × node type, each with >= 300 rows
+    # One order, four candidate nodes: two node types at two distances.
+    order = f.iloc[[0] * 4].assign(
+        node_type_code=[0.0, 1.0, 0.0, 1.0], distance_km=[100.0, 100.0, 3000.0, 3000.0]
+    )
+    p50, p90 = m.predict_quantiles(order)
+    ratio = p90 / p50
+    assert ratio[1] > ratio[0] * 1.2 and ratio[3] > ratio[2] * 1.2  # the wilder node type
+    assert ratio[2] > ratio[0] and ratio[3] > ratio[1]  # the longer trip
+    ft, yt = frame(8000, 4)
+    p50, p90 = m.predict_quantiles(ft)
+    groups = m.groups(ft.loc[:, list(catalog.DELIVERY_FEATURES)].to_numpy(float))
+    for g in np.unique(groups):
+        rows = groups == g
+        assert 0.86 <= float(np.mean(yt[rows] <= p90[rows])) <= 0.94, g

@@ -25,7 +25,7 @@ from features.realdata import store as feast_store
 from training.baselines import LaneMedian
 from training.calibration import CoverageMonitor
 from training.metrics import coverage_by_group, quantile_metrics
-from training.models import DeliveryQuantileModel, feature_matrix
+from training.models import BandBase, DeliveryQuantileModel, feature_matrix
 
 DEFAULT_CUT = "2018-03-01"
 PROJECT = "routecast_olist_eval"
@@ -86,6 +86,8 @@ class OlistSettings:
     #: pooled one elsewhere; () pools all. Chosen on the backtests (docs/evaluation.md).
     conformal_groups: tuple[str, ...] = ("origin_state_code", "dest_state_code")
     conformal_min_rows: int = 300
+    #: What the conformal factor scales: the P50 (chosen) or a P90 booster (CQR).
+    band_on: BandBase = "p50"
     #: Coverage monitor (``CoverageMonitor``): each day the band is scaled by the factor
     #: that would have covered the last ``monitor_days`` of purchases as known that
     #: morning, to the power ``monitor_weight``. None: the band stays as fitted. Off: in
@@ -216,10 +218,11 @@ class OlistDeliveryModel:
             band_groups=s.conformal_groups,
             band_min_rows=s.conformal_min_rows,
             band_folds=s.conformal_folds,
+            band_on=s.band_on,
         ).fit(frame[early], target[early], frame[~early], target[~early])
         self.rounds_ = self.model_.best_iteration_
         out_of_fold = self.model_.out_of_fold_ * level
-        band = self.model_.upper(out_of_fold, feature_matrix(frame, FEATURES))
+        band = self.model_.out_of_fold_upper_ * level
         self.validation_ = quantile_metrics(y, out_of_fold, band)
         purchased = _days(frame["event_timestamp"])
         self.history_ = (purchased, purchased + y, band)
@@ -227,8 +230,9 @@ class OlistDeliveryModel:
 
     def predict(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         x = feature_matrix(frame, FEATURES)
-        p50 = self.model_.predict_array(x)[0] * self._level(frame)
-        return p50, self.model_.upper(p50, x)
+        level = self._level(frame)
+        p50 = self.model_.predict_array(x)[0] * level
+        return p50, self.model_.upper(p50, x, level)
 
     def predict_monitored(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """P50 and the P90 as the coverage monitor sets it on each order's day.
