@@ -50,6 +50,13 @@ def test_demo_registers_both_models_as_champion(demo_home: tuple[Settings, DemoR
     assert "Coverage by lane group" in deliv_mv.description
     assert "| group | n | p50_coverage | p90_coverage | mean_p90_days |" in deliv_mv.description
     assert "plots/coverage_by_lane.png" in deliv_mv.description
+    assert "Coverage by band group (the P90's conformal groups: weekday > node_type_code)" in (
+        deliv_mv.description
+    )
+    assert "| p50_low | p50_high | n | mean_p50 | mean_p90 | p50_coverage | p90_coverage |" in (
+        deliv_mv.description
+    )
+    assert "plots/reliability.png" in deliv_mv.description
     stock_mv = mc.get_model_version_by_alias(settings.stockout_model, "champion")
     assert "Reliability on the test window (model)" in stock_mv.description
     assert "| low | high | n | predicted | observed |" in stock_mv.description

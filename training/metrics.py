@@ -101,3 +101,32 @@ def coverage_by_group(
             }
         )
     return sorted(rows, key=lambda r: (r["group"] == "other", r["p90_coverage"]))
+
+
+def quantile_reliability(
+    y: np.ndarray, p50: np.ndarray, p90: np.ndarray, bins: int = 10
+) -> list[dict[str, float]]:
+    """Reliability of a quantile pair: per equal-count bin of the predicted P50, the share
+    delivered within the P50 and the P90 (nominal 0.5 and 0.9) and the mean predictions.
+
+    A band can cover 0.90 on average while short trips are always late and long ones
+    never; this is the table behind the delivery model's reliability diagram.
+    """
+    y, p50, p90 = (np.asarray(a, dtype=float) for a in (y, p50, p90))
+    if len(y) == 0:
+        return []
+    order = np.argsort(p50, kind="stable")
+    rows = []
+    for idx in np.array_split(order, min(bins, len(y))):
+        rows.append(
+            {
+                "p50_low": float(p50[idx].min()),
+                "p50_high": float(p50[idx].max()),
+                "n": float(len(idx)),
+                "mean_p50": float(p50[idx].mean()),
+                "mean_p90": float(p90[idx].mean()),
+                "p50_coverage": float(np.mean(y[idx] <= p50[idx])),
+                "p90_coverage": float(np.mean(y[idx] <= p90[idx])),
+            }
+        )
+    return rows

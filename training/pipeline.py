@@ -20,9 +20,10 @@ from training.metrics import (
     classification_metrics,
     coverage_by_group,
     quantile_metrics,
+    quantile_reliability,
     reliability_bins,
 )
-from training.models import DeliveryQuantileModel, FitBackend, StockoutRiskModel
+from training.models import DeliveryQuantileModel, FitBackend, StockoutRiskModel, feature_matrix
 from training.pyfunc import DeliveryDaysPyfunc, StockoutRiskPyfunc
 from training.registry import (
     RegisteredVersion,
@@ -153,21 +154,19 @@ def evaluate_delivery(
     lane = baselines.LaneMedian().fit(split.train, y_tr)
     dist = baselines.DistanceRule().fit(split.train, y_tr)
     promised = split.test["promised_days"].to_numpy(float)
-    metrics = {
-        "model": quantile_metrics(y_te, p50, p90),
-        "baseline_lane_median": quantile_metrics(
-            y_te, lane.predict(split.test), lane.predict_p90(split.test)
-        ),
-        "baseline_distance_rule": quantile_metrics(
-            y_te, dist.predict(split.test), dist.predict_p90(split.test)
-        ),
-        "baseline_promised_date": quantile_metrics(y_te, promised, promised),
+    quantiles = {
+        "model": (p50, p90),
+        "baseline_lane_median": (lane.predict(split.test), lane.predict_p90(split.test)),
+        "baseline_distance_rule": (dist.predict(split.test), dist.predict_p90(split.test)),
     }
+    metrics = {k: quantile_metrics(y_te, *q) for k, q in quantiles.items()}
+    metrics["baseline_promised_date"] = quantile_metrics(y_te, promised, promised)
     result = TrainResult(name=name, metrics=metrics, n_rows=_sizes(split))
     if client is not None:
         example = split.test.loc[: min(4, len(split.test) - 1), list(features)].astype(float)
         e50, e90 = model.predict_quantiles(example)
         lanes = coverage_by_group(y_te, p50, p90, lane_groups(split.test), MIN_LANE_ROWS)
+        band_groups = model.groups(feature_matrix(split.test, model.feature_names_))
         result.version = log_and_register(
             client,
             name=name,
@@ -186,11 +185,19 @@ def evaluate_delivery(
             figures={
                 "residuals.png": plots.residuals(y_te, p50, p90),
                 "coverage_by_lane.png": plots.coverage_by_group(lanes),
+                "reliability.png": plots.quantile_reliability_diagram(y_te, quantiles),
                 "importance.png": plots.importance(model.feature_importance()),
             },
             sections={
                 f"Coverage by lane group (node → region; under {MIN_LANE_ROWS} "
-                "test shipments pooled as other)": breakdown_table(lanes)
+                "test shipments pooled as other)": breakdown_table(lanes),
+                "Coverage by band group (the P90's conformal groups: "
+                f"{' > '.join(model.band_groups) or 'one pooled band'})": breakdown_table(
+                    coverage_by_group(y_te, p50, p90, band_groups, MIN_LANE_ROWS)
+                ),
+                "Quantile reliability by decile of the predicted P50 (model)": breakdown_table(
+                    quantile_reliability(y_te, p50, p90)
+                ),
             },
         )
     return result

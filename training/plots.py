@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from training.metrics import reliability_bins
+from training.metrics import quantile_reliability, reliability_bins
 
 
 def reliability(y: np.ndarray, probs: Mapping[str, np.ndarray], bins: int = 10) -> Figure:
@@ -66,6 +66,34 @@ def importance(gains: Mapping[str, float]) -> Figure:
     fig, ax = plt.subplots(figsize=(6, 0.35 * len(names) + 1))
     ax.barh(names, [gains[n] for n in names], color="tab:green")
     ax.set(title="Feature importance (gain)")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def quantile_reliability_diagram(
+    y: np.ndarray, quantiles: Mapping[str, tuple[np.ndarray, np.ndarray]], bins: int = 10
+) -> Figure:
+    """Delivery reliability: share delivered within the P50 and the P90 per decile of the
+    predicted P50, one line pair per candidate, against the nominal 0.5 and 0.9."""
+    fig, ax = plt.subplots(figsize=(6, 5))
+    ax.axhline(0.9, color="k", ls="--", lw=1)
+    ax.axhline(0.5, color="k", ls=":", lw=1)
+    for i, (label, (p50, p90)) in enumerate(quantiles.items()):
+        rows = quantile_reliability(y, p50, p90, bins)
+        x = [r["mean_p50"] for r in rows]
+        colour = f"C{i}"
+        ax.plot(
+            x, [r["p90_coverage"] for r in rows], marker="o", color=colour, label=f"{label} P90"
+        )
+        ax.plot(x, [r["p50_coverage"] for r in rows], marker="s", ls=":", color=colour)
+    ax.set(
+        ylim=(0, 1),
+        xlabel="predicted P50 (days, decile mean)",
+        ylabel="share delivered within (o P90, s P50)",
+        title="Quantile reliability",
+    )
+    ax.legend(fontsize="small")
     fig.tight_layout()
     plt.close(fig)
     return fig

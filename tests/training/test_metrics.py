@@ -10,6 +10,7 @@ from training.metrics import (
     coverage_by_group,
     expected_calibration_error,
     quantile_metrics,
+    quantile_reliability,
     reliability_bins,
 )
 
@@ -72,3 +73,18 @@ def test_coverage_by_group_finds_the_late_lane_behind_a_good_average() -> None:
     assert [r["group"] for r in rows] == ["slow", "fast", "other"]
     assert rows[0]["p90_coverage"] == 0.0 and rows[0]["n"] == 15
     assert rows[1]["p90_coverage"] == 0.9
+
+
+def test_quantile_reliability_shows_short_trips_late_behind_a_good_average() -> None:
+    """90 % covered overall, but the short trips (low P50) only 70 % and the long ones
+    always: the decile table shows both ends."""
+    p50 = np.repeat([2.0, 5.0, 8.0], 100)
+    p90 = p50 * 1.5
+    y = np.r_[np.full(70, 1.0), np.full(30, 9.0), np.full(100, 6.0), np.full(100, 7.0)]
+    assert quantile_metrics(y, p50, p90)["p90_coverage"] == pytest.approx(0.9)
+    rows = quantile_reliability(y, p50, p90, bins=3)
+    assert [r["n"] for r in rows] == [100.0, 100.0, 100.0]
+    assert [r["p90_coverage"] for r in rows] == pytest.approx([0.7, 1.0, 1.0])
+    assert [r["p50_coverage"] for r in rows] == pytest.approx([0.7, 0.0, 1.0])
+    assert rows[0]["mean_p50"] == 2.0 and rows[2]["mean_p90"] == 12.0
+    assert quantile_reliability(np.array([]), np.array([]), np.array([])) == []
