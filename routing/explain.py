@@ -9,56 +9,25 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from routing.allocation import EPS, Option, Problem, Solution, _State
 from routing.classic import mode_score, sort_candidates
 from routing.domain import Mode
 from routing.fences import Candidate, LineCandidates
 from routing.options import Ratings
 from routing.plan import Explanation, LineRanking, RankEntry
+from routing.ratings import LineRates, RatingTable
 
 TERMS = ("shipping", "handling", "stockout_risk_cost", "late_cost")
 
 
 def rank_line(
-    lc: LineCandidates, mode: Mode, ratings: Ratings, fixed: dict[str, float]
+    lc: LineCandidates, mode: Mode, ratings: RatingTable, fixed: dict[str, float]
 ) -> LineRanking:
     """Eligible nodes ranked by the mode's criterion, then fenced nodes with their reasons."""
     q = lc.line.qty
-    elig = lc.eligible()
-    if mode in (Mode.PREDICTIVE, Mode.COST):
-        scored: list[tuple[float, str, Candidate]] = []
-        for c in elig:
-            nid = c.node.node_id
-            scored.append((ratings[(lc.index, nid)].cost(min(c.atp, q)) + fixed[nid], nid, c))
-        scored.sort(key=lambda t: (t[0], t[1]))
-        ordered: list[tuple[float | None, Candidate]] = [(s, c) for s, _, c in scored]
-    else:
-        ordered = [(mode_score(mode, c), c) for c in sort_candidates(mode, elig)]
-    entries: list[RankEntry] = []
-    for rank, (score, c) in enumerate(ordered, start=1):
-        r = ratings[(lc.index, c.node.node_id)]
-        t = r.terms(min(c.atp, q))
-        entries.append(
-            RankEntry(
-                node_id=c.node.node_id,
-                rank=rank,
-                eligible=True,
-                reason_code=None,
-                reason=None,
-                available=c.atp,
-                priority=c.node.priority,
-                distance_km=c.distance_km,
-                score=score,
-                shipping=t.shipping,
-                handling=t.handling,
-                stockout_risk_cost=t.stockout_risk_cost,
-                late_cost=t.late_cost,
-                p_stockout=t.p_stockout,
-                days_p50=t.days_p50,
-                days_p90=t.days_p90,
-                p_late=t.p_late,
-            )
-        )
+    entries = _ranked(lc.eligible(), ratings.lines[lc.index], mode, q, fixed)
     for c in lc.candidates:
         if c.fence is not None:
             entries.append(
@@ -75,6 +44,60 @@ def rank_line(
                 )
             )
     return LineRanking(lc.line.line_id, lc.line.sku, q, tuple(entries))
+
+
+def _ranked(
+    elig: list[Candidate], rates: LineRates, mode: Mode, q: float, fixed: dict[str, float]
+) -> list[RankEntry]:
+    """The eligible entries of :func:`rank_line` from the line's rating arrays: the same
+    numbers (``PairRating.terms`` of ``min(atp, qty)``) without a rating object per node."""
+    atp = np.array([c.atp for c in elig], dtype=np.float64)
+    take = np.where(q < atp, q, atp)
+    ship = rates.per_unit_shipping * take
+    if mode in (Mode.PREDICTIVE, Mode.COST):
+        node_fixed = np.array([fixed[c.node.node_id] for c in elig], dtype=np.float64)
+        cost = ship + rates.fixed + node_fixed
+        # candidates come in node-id order, so a stable sort breaks ties by node id
+        order = np.argsort(cost, kind="stable").tolist()
+        scores: list[float | None] = cost.tolist()
+        ordered = [(scores[k], elig[k], k) for k in order]
+    else:
+        pos = {id(c): k for k, c in enumerate(elig)}
+        ordered = [(mode_score(mode, c), c, pos[id(c)]) for c in sort_candidates(mode, elig)]
+    ship_l = ship.tolist()
+    hand, stock, late = (
+        rates.handling.tolist(),
+        rates.stockout_risk_cost.tolist(),
+        rates.late_cost.tolist(),
+    )
+    p_s, p50, p90, p_l = (
+        rates.p_stockout.tolist(),
+        rates.days_p50.tolist(),
+        rates.days_p90.tolist(),
+        rates.p_late.tolist(),
+    )
+    return [
+        RankEntry(
+            node_id=c.node.node_id,
+            rank=rank,
+            eligible=True,
+            reason_code=None,
+            reason=None,
+            available=c.atp,
+            priority=c.node.priority,
+            distance_km=c.distance_km,
+            score=score,
+            shipping=ship_l[k],
+            handling=hand[k],
+            stockout_risk_cost=stock[k],
+            late_cost=late[k],
+            p_stockout=p_s[k],
+            days_p50=p50[k],
+            days_p90=p90[k],
+            p_late=p_l[k],
+        )
+        for rank, (score, c, k) in enumerate(ordered, start=1)
+    ]
 
 
 def _describe(o: Option, lcs: list[LineCandidates]) -> str:

@@ -8,14 +8,14 @@ partial parts with the rest unmet; and always "unmet", so every problem is feasi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from routing.allocation import EPS, UNMET_PENALTY, Option, Part
 from routing.fences import Candidate, LineCandidates
 from routing.policy import SearchLimits
-from routing.ratings import PairRating
+from routing.ratings import LineRates, PairRating, RatingTable
 
-Ratings = dict[tuple[int, str], PairRating]
+Ratings = Mapping[tuple[int, str], PairRating]
 
 
 def make_option(
@@ -74,16 +74,24 @@ def line_options(
             out.append(o)
 
     singles = [c for c in elig if c.atp >= q - EPS]
-    for c in singles:
-        add([Part(i, c.node.node_id, q)], 0.0)
+    rates = ratings.lines.get(i) if isinstance(ratings, RatingTable) else None
+    if rates is not None and len(rates.node_ids) == len(elig):
+        out += _singles(i, q, lc.line.sku.casefold(), singles, rates)
+        seen.update(o.key for o in out)
+    else:
+        for c in singles:
+            add([Part(i, c.node.node_id, q)], 0.0)
 
     def unit_cost(c: Candidate) -> tuple[float, str]:
         take = min(c.atp, q)
         nid = c.node.node_id
         return ((ratings[(i, nid)].cost(take) + fixed[nid]) / take, nid)
 
-    top = sorted(elig, key=unit_cost)[: limits.split_candidates] if elig else []
-    if lc.splittable and (len(singles) < 2 or shared_sku):
+    splits = lc.splittable and (len(singles) < 2 or shared_sku)
+    top = (
+        sorted(elig, key=unit_cost)[: limits.split_candidates] if elig and (splits or short) else []
+    )
+    if splits:
         for a in top:
             x = min(a.atp, q)
             rest = q - x
@@ -106,6 +114,21 @@ def line_options(
             if parts and rest > EPS and _value_ok([*(p.qty for p in parts), rest], price, thr):
                 add(parts, rest)
     add([], q)
+    return out
+
+
+def _singles(
+    i: int, q: float, key: str, singles: Sequence[Candidate], rates: LineRates
+) -> list[Option]:
+    """``make_option`` of every one-node option of a line, priced from its rating arrays."""
+    pos = rates.pos
+    idx = [pos[c.node.node_id] for c in singles]
+    costs = (0.0 + (rates.per_unit_shipping[idx] * q + rates.fixed[idx])).tolist()
+    out = []
+    for c, cost in zip(singles, costs, strict=True):
+        nid = c.node.node_id
+        part = Part(i, nid, q)
+        out.append(Option((part,), cost, (nid,), 0.0, (((nid, key), 0.0 + q),), ((nid, -q, i),)))
     return out
 
 

@@ -142,17 +142,25 @@ def _entry(e: RankEntry) -> dict[str, Any]:
         "eligible": e.eligible,
         "available": e.available,
         "priority": e.priority,
-        "distance_km": _r(e.distance_km, 1),
+        "distance_km": None if e.distance_km is None else round(e.distance_km, 1),
     }
     if not e.eligible:
         d["reason_code"] = e.reason_code
         d["reason"] = e.reason
         return d
-    d["score"] = _r(e.score)
-    for k in ("shipping", "handling", "stockout_risk_cost", "late_cost"):
-        d[k] = _r(getattr(e, k))
-    for k in ("p_stockout", "days_p50", "days_p90", "p_late"):
-        d[k] = _r(getattr(e, k))
+    # every ranked candidate of every line passes here: _r inlined
+    d["score"] = None if e.score is None else round(e.score, 4)
+    for k, v in (
+        ("shipping", e.shipping),
+        ("handling", e.handling),
+        ("stockout_risk_cost", e.stockout_risk_cost),
+        ("late_cost", e.late_cost),
+        ("p_stockout", e.p_stockout),
+        ("days_p50", e.days_p50),
+        ("days_p90", e.days_p90),
+        ("p_late", e.p_late),
+    ):
+        d[k] = None if v is None else round(v, 4)
     return d
 
 

@@ -21,12 +21,16 @@ predicts the average over orders placed before and after the cut-off.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 
+import numpy as np
+
 from routing.calendar import MAX_SHIP_SEARCH_DAYS, NodeCalendar, zone
 from routing.domain import Node, Prediction
+from routing.geo import FloatArray
 from routing.policy import GroupRules
 
 Z90 = 1.2815515655446004  # standard normal 90th percentile
@@ -274,3 +278,175 @@ def congestion_cost(load: float | None, price: float) -> float:
 def shipment_cost(distance_km: float | None, rules: GroupRules, per_shipment_cost: float) -> float:
     """Fixed cost of opening a parcel at a node: the zone's parcel fee plus the policy's."""
     return rules.zone(distance_km)[1] + per_shipment_cost
+
+
+def _pymax(a: FloatArray, b: FloatArray | float) -> FloatArray:
+    """Elementwise ``max(a, b)`` as Python computes it (``a`` unless ``b > a``, NaN too)."""
+    return np.where(b > a, b, a)
+
+
+def _each(fn: Callable[[float], float], x: FloatArray) -> FloatArray:
+    """``fn`` of ``math`` on every element: numpy's own log/exp differ in the last bit on a
+    few per cent of values, and a rating must not depend on how many pairs an order has."""
+    return np.fromiter(map(fn, x.tolist()), np.float64, len(x))
+
+
+def lateness_array(
+    days_p50: FloatArray, days_p90: FloatArray, promise_days: float
+) -> tuple[FloatArray, FloatArray]:
+    """:func:`lateness` of many pairs with one promise, bit for bit."""
+    p50 = _pymax(days_p50, _MIN_DAYS)
+    p90 = _pymax(days_p90, p50)
+    mu = _each(math.log, p50)
+    sigma = _pymax((_each(math.log, p90) - mu) / Z90, _MIN_SIGMA)
+    mean = _each(math.exp, mu + sigma * sigma / 2)
+    if promise_days <= 0:
+        return np.ones(len(p50)), mean - promise_days
+    d2 = (mu - math.log(promise_days)) / sigma
+    p_late = 0.5 * (1.0 + _each(math.erf, d2 / _SQRT2))
+    expected_late = mean * (0.5 * (1.0 + _each(math.erf, (d2 + sigma) / _SQRT2)))
+    expected_late = expected_late - promise_days * p_late
+    return p_late, _pymax(expected_late, 0.0)
+
+
+class LineRates:
+    """Ratings of one line's rated nodes as arrays (what :func:`rate_pair` gives each pair);
+    a :class:`PairRating` is built only for the pairs someone asks for."""
+
+    __slots__ = (
+        "days_p50",
+        "days_p90",
+        "distance_km",
+        "fixed",
+        "handling",
+        "late_cost",
+        "node_ids",
+        "p_late",
+        "p_stockout",
+        "per_unit_shipping",
+        "pos",
+        "stockout_risk_cost",
+    )
+
+    def __init__(
+        self,
+        node_ids: list[str],
+        distance_km: list[float | None],
+        columns: dict[str, FloatArray],
+    ) -> None:
+        self.node_ids = node_ids
+        self.pos = {n: k for k, n in enumerate(node_ids)}
+        self.distance_km = distance_km
+        self.per_unit_shipping = columns["per_unit_shipping"]
+        self.fixed = columns["fixed"]
+        self.handling = columns["handling"]
+        self.stockout_risk_cost = columns["stockout_risk_cost"]
+        self.late_cost = columns["late_cost"]
+        self.p_stockout = columns["p_stockout"]
+        self.days_p50 = columns["days_p50"]
+        self.days_p90 = columns["days_p90"]
+        self.p_late = columns["p_late"]
+
+    def rating(self, k: int) -> PairRating:
+        return PairRating(
+            per_unit_shipping=float(self.per_unit_shipping[k]),
+            fixed=float(self.fixed[k]),
+            handling=float(self.handling[k]),
+            stockout_risk_cost=float(self.stockout_risk_cost[k]),
+            late_cost=float(self.late_cost[k]),
+            p_stockout=float(self.p_stockout[k]),
+            days_p50=float(self.days_p50[k]),
+            days_p90=float(self.days_p90[k]),
+            p_late=float(self.p_late[k]),
+            distance_km=self.distance_km[k],
+        )
+
+
+class RatingTable(Mapping[tuple[int, str], PairRating]):
+    """``(line index, node id) -> PairRating`` over :class:`LineRates`, built on demand."""
+
+    __slots__ = ("_made", "lines")
+
+    def __init__(self, lines: dict[int, LineRates]) -> None:
+        self.lines = lines
+        self._made: dict[tuple[int, str], PairRating] = {}
+
+    def __getitem__(self, key: tuple[int, str]) -> PairRating:
+        made = self._made.get(key)
+        if made is None:
+            rates = self.lines.get(key[0])
+            k = None if rates is None else rates.pos.get(key[1])
+            if rates is None or k is None:
+                raise KeyError(key)
+            made = self._made[key] = rates.rating(k)
+        return made
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, tuple) or len(key) != 2:
+            return False
+        rates = self.lines.get(key[0])
+        return rates is not None and key[1] in rates.pos
+
+    def __iter__(self) -> Iterator[tuple[int, str]]:
+        for i, rates in self.lines.items():
+            for n in rates.node_ids:
+                yield (i, n)
+
+    def __len__(self) -> int:
+        return sum(len(r.node_ids) for r in self.lines.values())
+
+
+def rate_line(
+    *,
+    weight_kg: float,
+    handling_cost: FloatArray,
+    distance_km: list[float | None],
+    predicted: FloatArray | None,
+    p_stockout: FloatArray,
+    days_p50: FloatArray,
+    days_p90: FloatArray,
+    rules: GroupRules,
+    promise_days: float,
+    queue: FloatArray,
+) -> dict[str, FloatArray]:
+    """:func:`rate_pair` of one line at many nodes, bit for bit. ``predicted`` marks the
+    pairs whose prediction columns hold a model's numbers; the others (``None``: all) are
+    rated as ``cost`` mode does, with rule days and no stockout risk."""
+    d = np.array(
+        [rules.unknown_distance_km if x is None else x for x in distance_km], dtype=np.float64
+    )
+    p50_rule = rules.base_days + d / rules.km_per_day
+    p90_rule = p50_rule * rules.p90_ratio
+    if predicted is None:
+        p_stock, p50, p90 = np.zeros(len(d)), p50_rule, p90_rule
+    else:
+        p_stock = np.where(predicted, _pymin(_pymax(p_stockout, 0.0), 1.0), 0.0)
+        p50 = np.where(predicted, days_p50, p50_rule)
+        p90 = np.where(predicted, _pymax(days_p90, days_p50), p90_rule)
+    waits = queue > 0.0
+    p50 = np.where(waits, p50 + queue, p50)
+    p90 = np.where(waits, p90 + queue, p90)
+    p_late, late_days = lateness_array(p50, p90, promise_days)
+    bounds = np.array([z[0] for z in rules.zones], dtype=np.float64)
+    per_kg = np.array([z[2] for z in rules.zones], dtype=np.float64)
+    band = np.minimum(np.searchsorted(bounds, d, side="left"), len(bounds) - 1)
+    per_unit = rules.weight_shipping * per_kg[band] * max(weight_kg, 0.0)
+    hand = rules.weight_handling * handling_cost
+    stockout = rules.weight_stockout * p_stock * rules.reroute_cost
+    late = rules.weight_late * (p_late * rules.late_penalty + late_days * rules.late_cost_per_day)
+    return {
+        "per_unit_shipping": per_unit,
+        "fixed": hand + stockout + late,
+        "handling": hand,
+        "stockout_risk_cost": stockout,
+        "late_cost": late,
+        "p_stockout": p_stock,
+        "days_p50": p50,
+        "days_p90": p90,
+        "p_late": p_late,
+    }
+
+
+def _pymin(a: FloatArray, b: float) -> FloatArray:
+    """Elementwise ``min(a, b)`` as Python computes it (``a`` unless ``b < a``)."""
+    return np.where(b < a, b, a)

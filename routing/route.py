@@ -9,21 +9,25 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 
+import numpy as np
+
 from routing import classic
 from routing.allocation import EPS, Problem, Solution, solve
 from routing.domain import MODES, Mode, Network, Order, Prediction
 from routing.errors import PredictionsRequired, UnknownMode
 from routing.explain import explain_optimised, rank_line
 from routing.fences import LineCandidates, evaluate
-from routing.options import Ratings, line_options, together_options
+from routing.options import line_options, together_options
 from routing.partition import solve_partition
 from routing.plan import Allocation, Explanation, Plan, Shipment, Unallocated
 from routing.policy import Policy
 from routing.ratings import (
+    LineRates,
+    RatingTable,
     congestion_cost,
     cutoff_wait_days,
     queue_days,
-    rate_pair,
+    rate_line,
     shipment_cost,
 )
 
@@ -51,44 +55,67 @@ def _rate(
     policy: Policy,
     predictions: Mapping[tuple[str, str], Prediction] | None,
     now: datetime,
-) -> Ratings:
-    ratings: Ratings = {}
+) -> RatingTable:
+    """Every eligible pair's rating, one array pass per line (``rate_pair`` bit for bit)."""
     missing: list[tuple[str, str]] = []
     #: per node: days waiting for the next pick-up plus the queue ahead of the parcel
     waits: dict[str, float] = {}
     buffer = policy.channel(order.channel).promise_buffer_days
+    lines: dict[int, LineRates] = {}
     for lc in lcs:
         line = lc.line
         promise = order.promise_days if order.promise_days is not None else lc.rules.promise_days
         promise = max(promise - buffer, 0.5) if buffer else promise
-        for c in lc.candidates:
-            if c.fence is not None:
+        elig = [c for c in lc.candidates if c.fence is None]
+        predicted = None
+        cols = {"p": [0.0] * len(elig), "p50": [0.0] * len(elig), "p90": [0.0] * len(elig)}
+        if predictions is not None and mode is not Mode.COST:
+            got = [predictions.get((line.line_id, c.node.node_id)) for c in elig]
+            if mode is Mode.PREDICTIVE and None in got:
+                missing += [
+                    (line.line_id, c.node.node_id)
+                    for c, pr in zip(elig, got, strict=True)
+                    if pr is None
+                ]
                 continue
-            pred = None
-            if predictions is not None:
-                pred = predictions.get((line.line_id, c.node.node_id))
-                if pred is None and mode is Mode.PREDICTIVE:
-                    missing.append((line.line_id, c.node.node_id))
-                    continue
+            predicted = np.array([pr is not None for pr in got], dtype=bool)
+            for k, pr in enumerate(got):
+                if pr is not None:
+                    cols["p"][k], cols["p50"][k], cols["p90"][k] = (
+                        pr.p_stockout,
+                        pr.days_p50,
+                        pr.days_p90,
+                    )
+        queue = []
+        for c in elig:
             nid = c.node.node_id
             wait = waits.get(nid)
             if wait is None:
                 wait = waits[nid] = cutoff_wait_days(c.node, now)
-            ratings[(lc.index, nid)] = rate_pair(
+            queue.append(wait + queue_days(c.node.load, lc.rules))
+        distances = [c.distance_km for c in elig]
+        lines[lc.index] = LineRates(
+            [c.node.node_id for c in elig],
+            distances,
+            rate_line(
                 weight_kg=line.weight_kg,
-                handling_cost=c.node.handling_cost,
-                distance_km=c.distance_km,
-                prediction=pred if mode is not Mode.COST else None,
+                handling_cost=np.array([c.node.handling_cost for c in elig], dtype=np.float64),
+                distance_km=distances,
+                predicted=predicted,
+                p_stockout=np.array(cols["p"], dtype=np.float64),
+                days_p50=np.array(cols["p50"], dtype=np.float64),
+                days_p90=np.array(cols["p90"], dtype=np.float64),
                 rules=lc.rules,
                 promise_days=promise,
-                queue=wait + queue_days(c.node.load, lc.rules),
-            )
+                queue=np.array(queue, dtype=np.float64),
+            ),
+        )
     if missing:
         raise PredictionsRequired(
             f"predictive mode needs a prediction for every candidate pair; {len(missing)} missing, "
             f"e.g. {missing[:3]}: score the pairs from routing.candidate_pairs() with the same policy"
         )
-    return ratings
+    return RatingTable(lines)
 
 
 def route(

@@ -232,3 +232,58 @@ def test_subset_dp_arrays_match_the_loop() -> None:
                 assert fast is not None and slow is not None
                 assert fast.choice == slow.choice and fast.states == slow.states
                 assert abs(fast.cost - slow.cost) < 1e-9
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(st.none(), st.floats(0, 5000)),  # distance
+            st.floats(0, 5),  # handling cost
+            st.one_of(
+                st.none(), st.tuples(st.floats(-0.5, 1.5), st.floats(0, 9), st.floats(0, 12))
+            ),
+            st.sampled_from([0.0, 0.0, 0.4, 1.0, 2.5]),  # queue days
+        ),
+        min_size=1,
+        max_size=12,
+    ),
+    st.sampled_from([-1.0, 0.0, 0.5, 3.0, 5.0]),
+    st.floats(0, 30),
+)
+def test_rating_arrays_are_rate_pair_bit_for_bit(pairs: Any, promise: float, weight: float) -> None:
+    """The rating arrays a large order is priced with equal ``rate_pair`` exactly, predicted
+    or not, known distance or not, waiting or not."""
+    import numpy as np
+
+    from routing.ratings import LineRates, rate_line, rate_pair
+
+    rules = policy_from_dict(None).rules(None)
+    preds = [p for _, _, p, _ in pairs]
+    rates = LineRates(
+        [f"N{k}" for k in range(len(pairs))],
+        [d for d, _, _, _ in pairs],
+        rate_line(
+            weight_kg=weight,
+            handling_cost=np.array([h for _, h, _, _ in pairs]),
+            distance_km=[d for d, _, _, _ in pairs],
+            predicted=np.array([p is not None for p in preds]),
+            p_stockout=np.array([p[0] if p else 0.0 for p in preds]),
+            days_p50=np.array([p[1] if p else 0.0 for p in preds]),
+            days_p90=np.array([p[2] if p else 0.0 for p in preds]),
+            rules=rules,
+            promise_days=promise,
+            queue=np.array([w for _, _, _, w in pairs]),
+        ),
+    )
+    for k, (d, h, p, w) in enumerate(pairs):
+        want = rate_pair(
+            weight_kg=weight,
+            handling_cost=h,
+            distance_km=d,
+            prediction=Prediction(*p) if p else None,
+            rules=rules,
+            promise_days=promise,
+            queue=w,
+        )
+        assert rates.rating(k) == want
