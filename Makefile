@@ -17,7 +17,7 @@ setup: $(STAMP)
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PY_BOOT) -m venv $(VENV)
 	@test -x $(UV) || $(BIN)/python -m pip install -q "uv==0.13.9"
-	$(UV) pip sync --python $(BIN)/python -q requirements.lock
+	$(UV) pip sync --python $(BIN)/python -q --compile-bytecode requirements.lock
 	$(UV) pip install --python $(BIN)/python -q --no-deps -e .
 	@touch $(STAMP)
 
