@@ -198,9 +198,9 @@ class Catalogue:
         nodes = self._with_counts(self._capacity_counts())
         known = {n.node_id for n in nodes}
         stock = [
-            StockRow(lvl.node_id, lvl.sku, float(lvl.available), lvl.available > 0)
-            for lvl in self.ledger.availability(skus)
-            if lvl.node_id in known
+            StockRow(node_id, sku, float(available), available > 0)
+            for node_id, sku, available in self.ledger.available_rows(skus)
+            if node_id in known
         ]
         return Network(nodes, stock)
 

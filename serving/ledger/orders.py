@@ -67,7 +67,9 @@ _SHIPMENTS = (
     .order_by(shipments.c.shipped_at, shipments.c.shipment_id)
 )
 _INSERT_ORDER = orders.insert()
-_INSERT_ALLOCATIONS = oa.insert()
+_INSERT_ALLOCATIONS_RETURNING = oa.insert().returning(
+    oa.c.allocation_id, sort_by_parameter_order=True
+)
 _INSERT_SHIPMENT = shipments.insert()
 _SET_STATUS = (
     update(orders)
@@ -193,8 +195,9 @@ def reserve_lines(
     allocations: Sequence[AllocationRequest],
     *,
     at: datetime,
-) -> None:
-    """Reserve every allocation or raise ``InsufficientStock`` naming all shortages.
+) -> list[int]:
+    """Reserve every allocation or raise ``InsufficientStock`` naming all shortages; returns
+    the new allocation ids in the order of ``allocations``.
 
     Rows are locked in key order and checked together first so the error lists every
     shortage; the guarded UPDATE then re-checks each row in the same statement that writes.
@@ -215,21 +218,23 @@ def reserve_lines(
             conn, state, kind="reserve", at=at, d_reserved=qty, ref=order_id, require_available=qty
         ):
             raise InsufficientStock([Shortage(key[0], key[1], qty, state.available)])
-    conn.execute(
-        _INSERT_ALLOCATIONS,
-        [
-            {
-                "order_id": order_id,
-                "line_id": a.line_id,
-                "node_id": a.node_id,
-                "sku": a.sku,
-                "qty": a.qty,
-                "status": "reserved",
-                "created_at": at,
-                "updated_at": at,
-            }
-            for a in allocations
-        ],
+    return list(
+        conn.execute(
+            _INSERT_ALLOCATIONS_RETURNING,
+            [
+                {
+                    "order_id": order_id,
+                    "line_id": a.line_id,
+                    "node_id": a.node_id,
+                    "sku": a.sku,
+                    "qty": a.qty,
+                    "status": "reserved",
+                    "created_at": at,
+                    "updated_at": at,
+                }
+                for a in allocations
+            ],
+        ).scalars()
     )
 
 
@@ -267,9 +272,9 @@ def place(
             "destination_key": destination_key,
         },
     )
-    reserve_lines(conn, order_id, allocations, at=at)
-    # Everything but the allocation ids is what was just written: one read instead of four
-    # while the stock rows stay locked.
+    ids = reserve_lines(conn, order_id, allocations, at=at)
+    # Everything is what was just written (the allocation ids came back from the insert):
+    # no read back while the stock rows stay locked.
     view = OrderView(
         order_id=order_id,
         status="held" if hold else "placed",
@@ -277,16 +282,29 @@ def place(
         plan=plan,
         rejections=0,
         created_at=at.astimezone(UTC),
-        allocations=allocations_of(conn, order_id),
+        allocations=[
+            AllocationView(
+                allocation_id=i,
+                line_id=a.line_id,
+                node_id=a.node_id,
+                sku=a.sku,
+                qty=a.qty,
+                status="reserved",
+                reason=None,
+                shipment_id=None,
+            )
+            for i, a in sorted(zip(ids, allocations, strict=True), key=lambda p: p[0])
+        ],
         hold_reasons=list(hold.reasons) if hold else None,
         hold_expires_at=hold.expires_at.astimezone(UTC) if hold else None,
     )
-    emit(
+    emit(  # a new order: its first events, no sequence to read
         conn,
         "order.placed",
         {"status": view.status, "allocations": lines_json(view.allocations)},
         at=at,
         order_id=order_id,
+        after=0,
     )
     if hold:
         emit(
@@ -295,6 +313,7 @@ def place(
             {"reasons": list(hold.reasons), "expires_at": hold.expires_at.isoformat()},
             at=at,
             order_id=order_id,
+            after=1,
         )
     return view, False
 

@@ -61,14 +61,19 @@ def emit(
     at: datetime,
     order_id: str | None = None,
     subject: str | None = None,
+    after: int | None = None,
 ) -> dict[str, Any]:
-    """Write one event (and its pending deliveries) in the current transaction; returns the payload."""
+    """Write one event (and its pending deliveries) in the current transaction; returns the
+    payload. ``after`` is the subject's last sequence when the caller knows it (0 for an
+    order created in this transaction), saving the read of the log."""
     if type_ not in EVENT_TYPES:
         raise ValueError(f"unknown event type {type_!r}")
     key = subject or order_id
     if not key:
         raise ValueError("an event needs an order_id or a subject")
-    last = conn.execute(_LAST_SEQUENCE, {"subject": key}).scalar_one()
+    last = (
+        after if after is not None else conn.execute(_LAST_SEQUENCE, {"subject": key}).scalar_one()
+    )
     sequence = int(last) + 1
     event_id = new_event_id()
     payload = {

@@ -156,6 +156,11 @@ order_allocations = Table(
 )
 Index("ix_order_allocations_order_id", order_allocations.c.order_id)
 Index("ix_order_allocations_node_sku", order_allocations.c.node_id, order_allocations.c.sku)
+Index(
+    "ix_order_allocations_node_created",
+    order_allocations.c.node_id,
+    order_allocations.c.created_at,
+)
 
 shipments = Table(
     "shipments",
