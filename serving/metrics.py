@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -14,7 +13,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -122,25 +121,39 @@ PROMISE_LANE_WIDEN = Gauge(
 )
 
 
-def _route_template(request: Request) -> str:
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match == Match.FULL:
-            return str(getattr(route, "path", request.url.path))
-    return "unmatched"
+class _Timing:
+    """Request latency by route template and status, as a plain ASGI middleware: Starlette's
+    ``BaseHTTPMiddleware`` runs every request through an extra task and memory streams, and
+    matching the path against every route again showed in the request profile. The router
+    leaves the route it matched in the scope."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        status = 500  # what the client gets when the app raises before answering
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = getattr(scope.get("route"), "path", None)
+            REQUEST_SECONDS.labels(
+                scope["method"], route if isinstance(route, str) else "unmatched", str(status)
+            ).observe(time.perf_counter() - t0)
 
 
 def install(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def _timing(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        t0 = time.perf_counter()
-        response = await call_next(request)
-        REQUEST_SECONDS.labels(
-            request.method, _route_template(request), str(response.status_code)
-        ).observe(time.perf_counter() - t0)
-        return response
+    app.add_middleware(_Timing)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

@@ -20,7 +20,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.auth import Scope as KeyScope
-from serving.auth import StoredKey, allows, authenticate
+from serving.auth import StoredKey, allows, authenticate, parse_key_id
 from serving.deps import SettingsDep
 from serving.problems import PayloadTooLarge, RoutecastError, database_problem, error_problem
 
@@ -66,8 +66,14 @@ class RequestGuard:
         headers = Headers(scope=scope)
         length = headers.get("content-length")
         if runtime.settings.auth_enabled and scope["path"].startswith(PROTECTED_PREFIX):
+            raw = api_key_from(headers)
+            key_id = parse_key_id(raw) if raw else None
+            keys = runtime.keys.cached()
             try:
-                key = await run_in_threadpool(authenticate, runtime.keys, api_key_from(headers))
+                if key_id is not None and runtime.keys.fresh(key_id):
+                    key = authenticate(keys, raw)  # a digest and a dict look-up: no I/O
+                else:
+                    key = await run_in_threadpool(authenticate, keys, raw)
             except (DBAPIError, PoolTimeout) as exc:
                 await database_problem(exc)(scope, receive, send)
                 return

@@ -96,6 +96,13 @@ class Settings(BaseSettings):
         default=None, description="Routing policy YAML; reloaded when the file changes."
     )
     auth_enabled: bool = True
+    api_key_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="How long a worker trusts an API key it looked up for /v1 requests: a "
+        "revocation made by another process takes effect within this time (0: every request "
+        "reads the key store).",
+    )
     max_body_bytes: int = Field(
         default=4 * 1024 * 1024, description="Larger request bodies get 413 before parsing."
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +13,18 @@ from sqlalchemy.engine import Connection
 from serving.ledger.records import DecisionRecord, ShadowRecord
 from serving.ledger.stock_ops import insert_ignore
 from serving.ledger.tables import decision_shadows, decisions
+
+_DECISION_COLUMNS = tuple(f.name for f in fields(DecisionRecord))
+
+
+def record_many(conn: Connection, recs: Sequence[DecisionRecord]) -> None:
+    """Insert many decisions in one statement; ids already stored are left as they are."""
+    if recs:
+        # not dataclasses.asdict: it deep-copies every request and plan document
+        conn.execute(
+            insert_ignore(conn, decisions),
+            [{c: getattr(r, c) for c in _DECISION_COLUMNS} for r in recs],
+        )
 
 
 def record(conn: Connection, rec: DecisionRecord) -> bool:

@@ -2,58 +2,42 @@
 
 from __future__ import annotations
 
-import logging
-import time
 from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, BackgroundTasks
 
-from serving import metrics
 from serving.bounds import PathLongId
 from serving.decide import decide
-from serving.deps import LedgerDep, RuntimeDep
+from serving.deps import RuntimeDep
+from serving.ledger.records import DecisionRecord
 from serving.problems import DecisionNotFound
 from serving.runtime import Runtime
 from serving.schemas.order import OrderIn, RouteResponse
 from serving.security import RouteScope
 
 router = APIRouter(prefix="/v1", tags=["routing"])
-log = logging.getLogger("routecast.decisions")
-
-
-AUDIT_ATTEMPTS = 3
 
 
 def audit(
     runtime: Runtime, body: OrderIn, answer: dict[str, Any], order_id: str | None = None
 ) -> None:
-    """Persist the decision (inputs, predictions, plan, versions) after the answer is sent.
-
-    Retried a few times (the database may be failing over); a record that still cannot be
-    written is counted in ``routecast_audit_failures_total`` and logged with its decision id,
-    never dropped silently."""
-    for attempt in range(1, AUDIT_ATTEMPTS + 1):
-        try:
-            runtime.ledger.record_decision(
-                answer["decision_id"],
-                request=body.model_dump(mode="json"),
-                plan=answer,
-                model_versions=answer.get("models", {}),
-                mode=str(answer.get("mode", "")),
-                degraded=bool(answer.get("degraded")),
-                order_id=order_id,
-            )
-            return
-        except Exception:
-            if attempt == AUDIT_ATTEMPTS:
-                metrics.AUDIT_FAILURES.inc()
-                log.exception(
-                    "decision audit record lost",
-                    extra={"decision_id": answer["decision_id"], "order_id": order_id},
-                )
-                return
-            time.sleep(0.2 * attempt)
+    """Hand the decision's record (inputs, predictions, plan, versions) to the audit writer
+    after the answer is sent; it is stored within milliseconds, batched with others, and a
+    record that cannot be stored is counted and logged, never dropped silently
+    (``serving.audit_log``)."""
+    runtime.audits.submit(
+        DecisionRecord(
+            decision_id=answer["decision_id"],
+            order_id=order_id,
+            created_at=runtime.ledger.clock(),
+            request=body.model_dump(mode="json"),
+            plan=answer,
+            model_versions=answer.get("models", {}),
+            mode=str(answer.get("mode", "")),
+            degraded=bool(answer.get("degraded")),
+        )
+    )
 
 
 @router.post("/route", response_model=RouteResponse)
@@ -65,8 +49,10 @@ def route_order(body: OrderIn, runtime: RuntimeDep, _: RouteScope, tasks: Backgr
 
 
 @router.get("/decisions/{decision_id}")
-def get_decision(decision_id: PathLongId, ledger: LedgerDep, _: RouteScope) -> Any:
+def get_decision(decision_id: PathLongId, runtime: RuntimeDep, _: RouteScope) -> Any:
     """The stored audit record of a decision, with its shadow plan when shadow mode is on."""
+    runtime.audits.flush()  # this worker's decisions answered so far are all readable
+    ledger = runtime.ledger
     rec = ledger.get_decision(decision_id)
     if rec is None:
         raise DecisionNotFound(f"decision {decision_id!r} is unknown (dry runs are kept too)")

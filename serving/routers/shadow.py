@@ -29,6 +29,7 @@ def shadow_summary(
         at = parse_since(since)
     except ValueError as exc:
         raise InvalidSince(str(exc), field="since") from exc
+    runtime.audits.flush()  # the live rows the shadow plans are compared with
     out = report(runtime.ledger, at)
     shadow = runtime.policy.shadow
     out["shadow_mode"] = shadow.mode if shadow is not None else None

@@ -358,10 +358,11 @@ def test_lost_audit_record_is_counted_not_silent(
     def down(*_: Any, **__: Any) -> bool:
         raise ConnectionError("audit store down")
 
-    monkeypatch.setattr(runtime.ledger, "record_decision", down)
-    monkeypatch.setattr("serving.routers.route.time.sleep", lambda _s: None)
+    monkeypatch.setattr(runtime.ledger, "record_decisions", down)
+    monkeypatch.setattr(runtime.audits, "sleep", lambda _s: None)
     before = metrics.AUDIT_FAILURES._value.get()
     assert client.post("/v1/route", json=_order(sku)).status_code == 200
+    runtime.audits.flush()
     assert metrics.AUDIT_FAILURES._value.get() == before + 1
 
 
