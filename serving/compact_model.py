@@ -239,7 +239,9 @@ def probe_rows(meta: dict[str, Any], rows: int = 400, seed: int = 0) -> np.ndarr
     take each group's own values, plus values no group has)."""
     rng = np.random.default_rng(seed)
     width = len(meta["features"])
-    x: np.ndarray = rng.normal(0.0, 1.0, (rows, width)) * rng.choice([1.0, 10.0, 100.0, 1000.0], (rows, width))
+    x: np.ndarray = rng.normal(0.0, 1.0, (rows, width)) * rng.choice(
+        [1.0, 10.0, 100.0, 1000.0], (rows, width)
+    )
     x[rng.random((rows, width)) < 0.05] = np.nan
     band_groups = meta.get("band_groups") or []
     keys = list((meta.get("band") or {}).get("corrections", {}))

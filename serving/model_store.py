@@ -164,8 +164,25 @@ class ModelStore:
             log.info("loaded model %s version %s from the local cache", name, found[0])
         return loaded_roles
 
+    def _unchanged(self) -> bool:
+        """Whether the registry's database says every alias still points at the version and
+        run loaded here (then MLflow need not be imported or asked: importing it costs a
+        worker seconds of CPU, and the refresher asks every half minute)."""
+        try:
+            for role, name in self.names.items():
+                current = self._models.get(role)
+                found = self._alias_from_database(name)
+                if current is None or found is None or found != (current.version, current.run_id):
+                    return False
+        except Exception:  # MLflow's own answer decides
+            return False
+        return True
+
     def refresh(self) -> list[str]:
         """Load any model whose alias now points at a different version; returns roles changed."""
+        if self._unchanged():
+            self._errors.clear()  # the registry answers, and names what is loaded
+            return []
         import mlflow
         from mlflow.exceptions import MlflowException
 

@@ -6,6 +6,7 @@ handlers only read the current references, which are swapped atomically.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -15,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from routing import Network, Node, Policy
+from serving.audit_log import AuditLog
 from serving.catalogue import Catalogue, SkuRecord
 from serving.feature_snapshot import FeatureSnapshot
 from serving.key_store import SqlKeyStore
@@ -86,8 +88,10 @@ class Runtime:
             clock=self.clock,
         )
         self.dispatcher = Dispatcher.from_settings(self.ledger, settings)
-        self.keys = SqlKeyStore(self.engine)
+        self.keys = SqlKeyStore(self.engine, cache_seconds=settings.api_key_cache_seconds)
         self.shadow = ShadowWorker(self.ledger)
+        #: decision audit records, written in batches after the answers
+        self.audits = AuditLog(self.ledger)
         self.policies = PolicyStore(settings.policy_file)
         self.catalogue = Catalogue(settings.raw_dir, self.ledger)
         self._store: Any = None
@@ -275,6 +279,10 @@ class Runtime:
                 except Exception:  # serve degraded rather than not at all
                     log.exception("bringing stale features forward failed")
         self.starting = False
+        # What start-up loaded (modules, models, the feature snapshot, the catalogue) lives as
+        # long as the process: keep it out of the cyclic collector's full passes, which
+        # otherwise walk that whole heap again and again and showed in the decision p99.
+        gc.freeze()
         log.info("started", extra={"steps": dict(self.start_steps)})
 
     def _load_then_refresh(self, step: _Steps, *, ask_registry: bool = True) -> None:
@@ -325,6 +333,7 @@ class Runtime:
         if self._thread is not None:
             self._thread.join(timeout=5)
         self.shadow.stop()
+        self.audits.stop()
         self.dispatcher.stop()
         self.engine.dispose()
 

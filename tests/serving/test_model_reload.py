@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import mlflow
 import pytest
 from fastapi.testclient import TestClient
 from mlflow import MlflowClient
@@ -38,6 +39,8 @@ def test_new_champion_is_picked_up_without_restart(
         assert client.post("/v1/route", json=order).json()["models"][settings.delivery_model] == "1"
 
         # a reviewer releases "version 2" (the same artifact registered again) by moving the alias
+        # (MLflow resolves a models:/ source through the process-wide tracking URI)
+        mlflow.set_tracking_uri(uri)
         mc = MlflowClient(tracking_uri=uri, registry_uri=uri)
         v1 = mc.get_model_version(settings.delivery_model, "1")
         v2 = mc.create_model_version(settings.delivery_model, v1.source, run_id=v1.run_id)
