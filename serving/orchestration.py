@@ -41,9 +41,14 @@ class Unfillable(RoutecastError):
     status, type, title = 409, "unfillable", "Order cannot be filled"
 
 
-def request_hash(body: OrderIn) -> str:
-    """Digest of the canonical body: the same key with another body is refused."""
-    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+def request_hash(body: OrderIn, dumped: dict[str, Any] | None = None) -> str:
+    """Digest of the canonical body: the same key with another body is refused. ``dumped``
+    is ``body.model_dump(mode="json")`` when the caller has it already."""
+    canonical = json.dumps(
+        dumped if dumped is not None else body.model_dump(mode="json"),
+        sort_keys=True,
+        separators=(",", ":"),
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -75,7 +80,8 @@ def unfillable(answer: dict[str, Any]) -> Unfillable:
 def place(body: OrderIn, runtime: Runtime, key: str | None, on_decision: OnDecision) -> Reservation:
     """Route and reserve all lines atomically; if a concurrent order took the stock first,
     route once more on fresh availability. A replayed key returns the first answer."""
-    digest = request_hash(body)
+    request = body.model_dump(mode="json")
+    digest = request_hash(body, request)
     with runtime.ledger.idempotent(key, digest) as claim:
         if claim is not None and claim.state == "replay":
             return Reservation(
@@ -107,7 +113,7 @@ def place(body: OrderIn, runtime: Runtime, key: str | None, on_decision: OnDecis
                     allocation_requests(answer),
                     idempotency_key=key,
                     request_hash=digest,
-                    plan={"request": body.model_dump(mode="json"), "decision": answer},
+                    plan={"request": request, "decision": answer},
                     response_builder=respond,
                     keep_claim=True,
                     hold=hold,
