@@ -47,33 +47,6 @@ def demo_home(path: Path, scale: str = "small") -> Path:
     return path
 
 
-def _memory(home: Path, work: Path, scale: str) -> dict[str, Any]:
-    from benchmarks.bench_startup import rss_mb, start_server, stop_server, warm_rss
-    from benchmarks.machine import stamp
-
-    t0 = time.perf_counter()
-    world = home if scale == "small" else demo_home(work / f"world-{scale}", scale)
-    built = round(time.perf_counter() - t0, 1)
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="bench-rss-") as tmp:
-        server = start_server(world, f"sqlite:///{tmp}/ledger.db")
-        try:
-            ready_rss = rss_mb(server.process.pid)
-            warm = warm_rss(server)
-        finally:
-            stop_server(server)
-    return {
-        **stamp(),
-        "scale": scale,
-        "home": str(world),
-        "build_seconds": built,
-        "ready_seconds": server.ready_s,
-        "rss_mb_ready": ready_rss,
-        "rss_mb_after_200_orders": warm,
-    }
-
-
 def sections(home: Path, work: Path, quick: bool) -> dict[str, Callable[[], dict[str, Any]]]:
     def startup() -> dict[str, Any]:
         from benchmarks.bench_startup import measure
@@ -105,12 +78,20 @@ def sections(home: Path, work: Path, quick: bool) -> dict[str, Callable[[], dict
     }
 
     def route_medium() -> dict[str, Any]:
-        """The whole decision on the medium world's real network (``bench_route``)."""
+        """The whole decision on the medium world's network (``bench_route``): the memory
+        section's medium world (the scale's network, a short history, the small demo's
+        champions), so the full run builds no full medium demo."""
+        from benchmarks.bench_memory import memory_world
         from benchmarks.bench_route import run
         from benchmarks.machine import stamp
 
-        world = demo_home(work / "world-medium", "medium")
-        return {**stamp(), "home": str(world), **run(world, 2000, shadow_orders=200)}
+        world = memory_world(home, work / "memory-medium", "medium")
+        return {
+            **stamp(),
+            "home": str(world),
+            "world": "medium network, short history, the small demo's champions",
+            **run(world, 2000, shadow_orders=200),
+        }
 
     def allocator() -> dict[str, Any]:
         """The pure allocator grid (``bench_allocator``, writes allocator.{md,json})."""
@@ -125,8 +106,13 @@ def sections(home: Path, work: Path, quick: bool) -> dict[str, Callable[[], dict
             sys.argv = argv
         return {**stamp(), "written": ["allocator.md", "allocator.json"]}
 
+    def memory(scale: str) -> dict[str, Any]:
+        from benchmarks.bench_memory import measure
+
+        return measure(home, work, scale)
+
     for scale in SCALES[:1] if quick else SCALES:
-        out[f"memory_{scale}"] = lambda scale=scale: _memory(home, work, scale)  # type: ignore[misc]
+        out[f"memory_{scale}"] = lambda scale=scale: memory(scale)  # type: ignore[misc]
     if not quick:
         out["route_medium"] = route_medium
         out["allocator"] = allocator
@@ -174,7 +160,8 @@ def summarise() -> dict[str, Any]:
     s["ready_seconds"] = (_read("startup") or {}).get("ready_seconds")
     s["rss_mb_large"] = (_read("memory_large") or {}).get("rss_mb_after_200_orders")
     sources = {}
-    for name in ("startup", "decision", "http", "reservations", *(f"memory_{x}" for x in SCALES)):
+    names = ("startup", "decision", "http", "reservations", *(f"memory_{x}" for x in SCALES))
+    for name in (*names, "route_medium", "allocator"):
         r = _read(name)
         if r:
             sources[name] = {
@@ -234,16 +221,62 @@ def write_summary() -> dict[str, Any]:
             "",
             "## HTTP (wrk over loopback)",
             "",
-            "| workers | path | load | target rps | achieved rps | 2xx rps | p50 ms | p99 ms | p99.9 ms | statuses | socket errors |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
+            "Server CPU is all workers' user + system time over the run: cores busy near the "
+            "core count means the run was bound by CPU.",
+            "",
+            "| workers | path | load | target rps | achieved rps | 2xx rps | p50 ms | p99 ms "
+            "| p99.9 ms | statuses | socket errors | server CPU ms/req | cores busy |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in http["runs"]:
             lines.append(
                 f"| {r['workers']} | {r['path']} | {r['load']} ({r['connections']} conn) | "
                 f"{r['target_rps'] or '-'} | {r['rps']} | {r['ok_rps']} | {r['p50_ms']} | "
-                f"{r['p99_ms']} | {r['p999_ms']} | {r['statuses']} | {r['socket_errors']} |"
+                f"{r['p99_ms']} | {r['p999_ms']} | {r['statuses']} | {r['socket_errors']} | "
+                f"{r.get('server_cpu_ms_per_request', '-')} | {r.get('server_cores_busy', '-')} |"
             )
         lines.append(f"\nLedger after the orders runs: {http['ledger_after_orders']}")
+    start = _read("startup")
+    if start:
+        lines += [
+            "",
+            "## Start-up (uvicorn, 1 worker)",
+            "",
+            "| start | listening s | ready s | first answer s | CPU s to ready | RSS MB |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in start["starts"]:
+            lines.append(
+                f"| {r['start']} | {r['listening_s']} | {r['ready_s']} | {r['first_answer_s']} "
+                f"| {r['cpu_s_ready']} | {r['rss_mb_ready']} |"
+            )
+    res = _read("reservations")
+    if res:
+        lines += ["", "## Reservations (16 clients, hot SKUs)", ""]
+        for backend in ("sqlite", "postgresql"):
+            r = res.get(backend) or {}
+            if "reservations_per_second" in r:
+                lines.append(
+                    f"- {backend}: {r['reservations_per_second']} reservations/s, "
+                    f"{r.get('oversold_units')} units oversold, {r.get('problem_count')} problems"
+                )
+            elif r:
+                lines.append(f"- {backend}: {r}")
+    mems = [m for m in (_read(f"memory_{x}") for x in SCALES) if m]
+    if mems:
+        lines += [
+            "",
+            "## Serving memory (1 worker)",
+            "",
+            "| world | nodes | SKUs | history | RSS MB ready | RSS MB after 200 orders |",
+            "|---|---|---|---|---|---|",
+        ]
+        for m in mems:
+            lines.append(
+                f"| {m['scale']} | {m.get('nodes', '-')} | {m.get('skus', '-')} | "
+                f"{m.get('history_days') or 'full'} | {m['rss_mb_ready']} | "
+                f"{m['rss_mb_after_200_orders']} |"
+            )
     (RESULTS / "summary.md").write_text("\n".join(lines) + "\n")
     return s
 
