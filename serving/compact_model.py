@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 #: Version of the files below; a different one is not read (the pickle serves instead).
-FORMAT = 1
+FORMAT = 2
 _EPS = 1e-6  # training.calibration's logit clip
 _PREDICT_NORMAL = 0
 _DTYPE_FLOAT32, _DTYPE_FLOAT64 = 0, 1
@@ -133,8 +133,8 @@ class NativeBooster:
 class CompactStockout:
     """``StockoutRiskModel.predict_array``: booster probability, then its calibration."""
 
-    def __init__(self, model_text: str, meta: dict[str, Any]) -> None:
-        self.booster = NativeBooster(model_text)
+    def __init__(self, texts: dict[str, str], meta: dict[str, Any]) -> None:
+        self.booster = NativeBooster(texts["booster"])
         self.feature_names_ = tuple(meta["features"])
         cal = meta.get("calibration")
         self.method = None if cal is None else cal["method"]
@@ -156,13 +156,17 @@ class CompactStockout:
 
 
 class CompactDelivery:
-    """``DeliveryQuantileModel.predict_array``: P50 = booster + median, clipped at 0; P90 =
-    the group's conformal factor (pooled where the group has none), at least the P50."""
+    """``DeliveryQuantileModel.predict_array``: P50 = P50 booster + median, clipped at 0;
+    the band's base is the P50, or with a P90 booster (CQR) expm1(P90 booster + its
+    init) clipped at 0 and at least the P50; P90 = base × the group's conformal factor
+    (pooled where the group has none), at least the P50."""
 
-    def __init__(self, model_text: str, meta: dict[str, Any]) -> None:
-        self.booster = NativeBooster(model_text)
+    def __init__(self, texts: dict[str, str], meta: dict[str, Any]) -> None:
+        self.booster = NativeBooster(texts["booster"])
+        self.booster90 = NativeBooster(texts["booster90"]) if "booster90" in texts else None
         self.feature_names_ = tuple(meta["features"])
         self.init = float(meta["init"])
+        self.init90 = float(meta.get("init90") or 0.0)
         band = meta["band"]
         self.additive = band["mode"] == "additive"
         self.pooled = float(band["pooled"])
@@ -178,8 +182,13 @@ class CompactDelivery:
     def predict_array(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raw = self.booster.predict(x) + self.init
         p50 = np.asarray(np.clip(raw, 0.0, None), dtype=np.float64)
+        base = p50
+        if self.booster90 is not None:
+            raw90 = self.booster90.predict(x) + self.init90
+            upper90 = np.asarray(np.clip(np.expm1(raw90), 0.0, None), dtype=np.float64)
+            base = np.maximum(upper90 * 1.0, p50)
         c = np.array([self.corrections.get(g, self.pooled) for g in self.groups(x)], dtype=float)
-        upper = p50 + c if self.additive else p50 * c
+        upper = base + c if self.additive else base * c
         return p50, np.asarray(np.maximum(upper, p50), np.float64)
 
 
@@ -187,13 +196,14 @@ def _floats(a: Any) -> list[float]:
     return [float(v) for v in np.asarray(a, dtype=float)]
 
 
-def describe(model: Any) -> tuple[str, dict[str, Any]] | None:
-    """(model text, metadata) of a champion this module can serve, else None."""
+def describe(model: Any) -> tuple[dict[str, str], dict[str, Any]] | None:
+    """(model texts by name, metadata) of a champion this module can serve, else None."""
     kind = type(model).__name__
     text = getattr(model, "model_str_", None)
     features = getattr(model, "feature_names_", None)
     if not isinstance(text, str) or features is None:
         return None
+    texts = {"booster": text}
     meta: dict[str, Any] = {
         "format": FORMAT,
         "rules": rules_digest(),
@@ -208,11 +218,15 @@ def describe(model: Any) -> tuple[str, dict[str, Any]] | None:
             meta["calibration"] = {"method": "isotonic", "x": _floats(cal.x_), "y": _floats(cal.y_)}
         else:
             meta["calibration"] = {"method": "sigmoid", "a": float(cal.a_), "b": float(cal.b_)}
-        return text, meta
+        return texts, meta
     if kind == "DeliveryQuantileModel":
         band = model.band_
+        text90 = getattr(model, "model_str90_", None)
+        if isinstance(text90, str):
+            texts["booster90"] = text90
         meta.update(
             init=float(model.init_),
+            init90=float(model.init90_) if isinstance(text90, str) else None,
             band_groups=list(model.band_groups),
             band={
                 "mode": band.mode,
@@ -220,17 +234,17 @@ def describe(model: Any) -> tuple[str, dict[str, Any]] | None:
                 "corrections": {str(k): float(v) for k, v in band.corrections_.items()},
             },
         )
-        return text, meta
+        return texts, meta
     return None
 
 
-def build(text: str, meta: dict[str, Any]) -> CompactStockout | CompactDelivery:
+def build(texts: dict[str, str], meta: dict[str, Any]) -> CompactStockout | CompactDelivery:
     if meta.get("format") != FORMAT:
         raise ValueError(f"compact model format {meta.get('format')!r}, expected {FORMAT}")
     if meta["kind"] == "StockoutRiskModel":
-        return CompactStockout(text, meta)
+        return CompactStockout(texts, meta)
     if meta["kind"] == "DeliveryQuantileModel":
-        return CompactDelivery(text, meta)
+        return CompactDelivery(texts, meta)
     raise ValueError(f"no compact form for {meta['kind']}")
 
 
@@ -262,15 +276,15 @@ def _same(a: Any, b: Any) -> bool:
     return bool(np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True))
 
 
-def verified_compact(model: Any) -> tuple[str, dict[str, Any]] | None:
+def verified_compact(model: Any) -> tuple[dict[str, str], dict[str, Any]] | None:
     """The compact form of ``model`` when it predicts exactly what the model predicts on
     probe rows (whole batches and single rows); None otherwise."""
     described = describe(model)
     if described is None:
         return None
-    text, meta = described
+    texts, meta = described
     try:
-        compact = build(text, meta)
+        compact = build(texts, meta)
         x = probe_rows(meta)
         if not _same(model.predict_array(x), compact.predict_array(x)):
             return None
@@ -279,14 +293,16 @@ def verified_compact(model: Any) -> tuple[str, dict[str, Any]] | None:
                 return None
     except Exception:
         return None
-    return text, meta
+    return texts, meta
 
 
-def write(folder: Path, text: str, meta: dict[str, Any]) -> None:
-    """``booster.txt`` then ``compact.json`` (the JSON appears last, whole: its presence
-    means the pair is complete)."""
+def write(folder: Path, texts: dict[str, str], meta: dict[str, Any]) -> None:
+    """``<name>.txt`` per booster, then ``compact.json`` naming them (the JSON appears
+    last, whole: its presence means the form is complete)."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "booster.txt").write_text(text, encoding="utf-8")
+    for name, text in texts.items():
+        (folder / f"{name}.txt").write_text(text, encoding="utf-8")
+    meta = {**meta, "boosters": sorted(texts)}
     tmp = folder / "compact.json.tmp"
     tmp.write_text(json.dumps(meta), encoding="utf-8")
     tmp.replace(folder / "compact.json")
@@ -298,6 +314,7 @@ def read(folder: Path) -> CompactStockout | CompactDelivery | None:
     if not meta_path.exists():
         return None
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    if meta.get("rules") != rules_digest():
+    if meta.get("format") != FORMAT or meta.get("rules") != rules_digest():
         return None  # written under other prediction code: the pickle serves and rewrites it
-    return build((folder / "booster.txt").read_text(encoding="utf-8"), meta)
+    texts = {n: (folder / f"{n}.txt").read_text(encoding="utf-8") for n in meta["boosters"]}
+    return build(texts, meta)

@@ -28,14 +28,19 @@ def _stockout(valid_rows: int) -> StockoutRiskModel:
     return m.fit(f[:2000], y[:2000], f[2000:], y[2000:])
 
 
-@pytest.fixture(scope="module")
-def delivery() -> DeliveryQuantileModel:
+@pytest.fixture(scope="module", params=["p50", "p90"])  # the P50 band, then CQR
+def delivery(request: pytest.FixtureRequest) -> DeliveryQuantileModel:
     feats = list(catalog.DELIVERY_FEATURES)
     f = _frame(feats, 3000, 2)
     f[feats[0]] = np.random.default_rng(3).integers(0, 4, len(f)).astype(float)  # band groups
     y = 1 + f[feats[1]] / 3 + f[feats[0]] * np.random.default_rng(4).gamma(2.0, 0.6, len(f))
     m = DeliveryQuantileModel(
-        feats, num_boost_round=30, num_threads=1, band_groups=(feats[0],), band_min_rows=300
+        feats,
+        num_boost_round=30,
+        num_threads=1,
+        band_groups=(feats[0],),
+        band_min_rows=300,
+        band_on=request.param,
     )
     return m.fit(f[:2400], y[:2400].to_numpy(), f[2400:], y[2400:].to_numpy())
 
@@ -45,10 +50,10 @@ def test_stockout_compact_form_predicts_exactly_the_model(valid_rows: int) -> No
     model = _stockout(valid_rows)
     found = compact_model.verified_compact(model)
     assert found is not None
-    text, meta = found
+    texts, meta = found
     expected = "isotonic" if valid_rows >= 2000 else "sigmoid"
     assert meta["calibration"]["method"] == expected
-    compact = compact_model.build(text, meta)
+    compact = compact_model.build(texts, meta)
     x = _frame(catalog.STOCKOUT_FEATURES, 500, 9).to_numpy()
     np.testing.assert_array_equal(compact.predict_array(x), model.predict_array(x))
     np.testing.assert_array_equal(  # float32 input, as LightGBM takes it
@@ -60,6 +65,7 @@ def test_delivery_compact_form_predicts_exactly_the_model(delivery: DeliveryQuan
     assert len(delivery.band_.corrections_) >= 2  # groups of their own, and the pooled band
     found = compact_model.verified_compact(delivery)
     assert found is not None
+    assert ("booster90" in found[0]) == (delivery.band_on == "p90")
     compact = compact_model.build(*found)
     x = _frame(catalog.DELIVERY_FEATURES, 500, 11).to_numpy()
     x[:, 0] = np.arange(500) % 6  # known groups 0-3 and unknown 4, 5
