@@ -165,7 +165,10 @@ def test_delivery_quantiles_on_cluster_stay_monotone_and_match_quality(scheduler
     f, y = _delivery_frame(3000, seed=1)
     fv, yv = _delivery_frame(600, seed=2)
     local = DeliveryQuantileModel(
-        catalog.DELIVERY_FEATURES, monotone=catalog.DELIVERY_MONOTONE, num_boost_round=150
+        catalog.DELIVERY_FEATURES,
+        monotone=catalog.DELIVERY_MONOTONE,
+        num_boost_round=150,
+        **pipeline.DELIVERY_BAND,  # what train_all_dask fits: the P90 booster is grown there too
     )
     model = fit_dask(clone(local), f, y, scheduler=scheduler, valid=fv, y_valid=yv)
     local.fit(f, y, fv, yv)
