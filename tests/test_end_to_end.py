@@ -60,6 +60,9 @@ def test_demo_registers_both_models_as_champion(demo_home: tuple[Settings, DemoR
     stock_mv = mc.get_model_version_by_alias(settings.stockout_model, "champion")
     assert "Reliability on the test window (model)" in stock_mv.description
     assert "| low | high | n | predicted | observed |" in stock_mv.description
+    assert "Metrics by node" in stock_mv.description
+    assert "| group | n | observed | predicted | auc | brier | ece |" in stock_mv.description
+    assert "plots/risk_by_node.png" in stock_mv.description
     stock = report.metrics[settings.stockout_model]
     assert stock["model"]["auc"] > stock["baseline_on_hand_rule"]["auc"]
     deliv = report.metrics[settings.delivery_model]

@@ -71,6 +71,14 @@ def quantile_metrics(y: np.ndarray, p50: np.ndarray, p90: np.ndarray) -> dict[st
     }
 
 
+def pooled_groups(groups: np.ndarray, min_rows: int) -> np.ndarray:
+    """Each row's group name, ``other`` for groups with fewer than ``min_rows`` rows."""
+    groups = np.asarray(groups, dtype=object)
+    names, counts = np.unique(groups, return_counts=True)
+    small = set(names[counts < min_rows].tolist())
+    return np.array(["other" if g in small else str(g) for g in groups], dtype=object)
+
+
 def coverage_by_group(
     y: np.ndarray,
     p50: np.ndarray,
@@ -84,10 +92,7 @@ def coverage_by_group(
     short average promise cannot hide a lane that is always late. Worst P90 first.
     """
     y, p50, p90 = (np.asarray(a, dtype=float) for a in (y, p50, p90))
-    groups = np.asarray(groups, dtype=object)
-    names, counts = np.unique(groups, return_counts=True)
-    small = set(names[counts < min_rows].tolist())
-    label = np.array(["other" if g in small else str(g) for g in groups], dtype=object)
+    label = pooled_groups(groups, min_rows)
     rows = []
     for name in np.unique(label):
         mask = label == name
@@ -130,3 +135,39 @@ def quantile_reliability(
             }
         )
     return rows
+
+
+def classification_by_group(
+    y: np.ndarray,
+    p: np.ndarray,
+    groups: np.ndarray,
+    min_rows: int = 1,
+    baselines: dict[str, np.ndarray] | None = None,
+) -> list[dict[str, Any]]:
+    """Per group (e.g. node): rows, observed and predicted rate, AUC, Brier, ECE.
+
+    The averages of a stockout model can hide a node it ranks no better than a baseline
+    or whose risk it under-states; ``baselines`` add each baseline's AUC per group
+    (``auc_<name>``). Groups under ``min_rows`` are pooled as ``other``; largest
+    calibration gap first. AUC is NaN in a group with one class only.
+    """
+    y = np.asarray(y, dtype=int)
+    p = np.asarray(p, dtype=float)
+    label = pooled_groups(groups, min_rows)
+    rows = []
+    for name in np.unique(label):
+        mask = label == name
+        m = classification_metrics(y[mask], p[mask])
+        row: dict[str, Any] = {
+            "group": str(name),
+            "n": int(mask.sum()),
+            "observed": m["positive_rate"],
+            "predicted": float(p[mask].mean()),
+            "auc": m["auc"],
+            "brier": m["brier"],
+            "ece": m["ece"],
+        }
+        for base, q in (baselines or {}).items():
+            row[f"auc_{base}"] = classification_metrics(y[mask], np.asarray(q)[mask])["auc"]
+        rows.append(row)
+    return sorted(rows, key=lambda r: (r["group"] == "other", -abs(r["observed"] - r["predicted"])))

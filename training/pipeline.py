@@ -17,6 +17,7 @@ from training import baselines, plots
 from training.config import TrainingConfig
 from training.datasets import Split, build_training_set, delivery_entities, stockout_entities
 from training.metrics import (
+    classification_by_group,
     classification_metrics,
     coverage_by_group,
     quantile_metrics,
@@ -39,6 +40,8 @@ MIN_LANE_ROWS = 30
 #: lane code, and the weekday decides whether a parcel crosses a weekend; chosen on the
 #: simulated tuning world (docs/evaluation.md, "Production delivery band").
 DELIVERY_BAND: dict[str, Any] = {"band_on": "p90", "band_groups": ("weekday", "node_type_code")}
+#: Nodes with fewer test allocations are pooled into "other" in the review's per-node table.
+MIN_NODE_ROWS = 30
 
 
 @dataclass
@@ -109,6 +112,13 @@ def evaluate_stockout(
     result = TrainResult(name=name, metrics=metrics, n_rows=_sizes(split))
     if client is not None:
         example = split.test.loc[: min(4, len(split.test) - 1), list(features)].astype(float)
+        nodes = classification_by_group(
+            y_te,
+            probs["model"],
+            split.test["node_id"].to_numpy(),
+            MIN_NODE_ROWS,
+            baselines={k: p for k, p in probs.items() if k != "model"},
+        )
         result.version = log_and_register(
             client,
             name=name,
@@ -122,13 +132,18 @@ def evaluate_stockout(
             tags=_tags(split, catalog.SERVICE_STOCKOUT, features, extra_tags),
             figures={
                 "reliability.png": plots.reliability(y_te, probs),
+                "risk_by_node.png": plots.calibration_by_group(nodes),
                 "importance.png": plots.importance(model.feature_importance()),
             },
             sections={
-                f"Reliability on the test window ({label})": breakdown_table(
-                    reliability_bins(y_te, p)
-                )
-                for label, p in probs.items()
+                **{
+                    f"Reliability on the test window ({label})": breakdown_table(
+                        reliability_bins(y_te, p)
+                    )
+                    for label, p in probs.items()
+                },
+                f"Metrics by node (under {MIN_NODE_ROWS} test allocations pooled as other; "
+                "auc_baseline_*: the baselines' AUC on the same rows)": breakdown_table(nodes),
             },
         )
     return result

@@ -47,6 +47,22 @@ def coverage_by_group(rows: Sequence[Mapping[str, Any]], title: str = "lane") ->
     return fig
 
 
+def calibration_by_group(rows: Sequence[Mapping[str, Any]], title: str = "node") -> Figure:
+    """Observed against predicted stockout rate per group: a node whose risk is under-stated
+    shows its observed bar beyond the predicted one."""
+    names = [f"{r['group']} (n={r['n']}, AUC {r['auc']:.2f})" for r in rows]
+    fig, ax = plt.subplots(figsize=(7, 0.3 * len(rows) + 1.5))
+    pos = np.arange(len(rows))
+    ax.barh(pos - 0.2, [r["observed"] for r in rows], 0.4, label="observed", color="tab:red")
+    ax.barh(pos + 0.2, [r["predicted"] for r in rows], 0.4, label="predicted", color="tab:blue")
+    ax.set_yticks(pos, names)
+    ax.set(xlabel="stockout rate", title=f"Observed and predicted risk by {title}")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
 def residuals(y: np.ndarray, p50: np.ndarray, p90: np.ndarray) -> Figure:
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     axes[0].hist(np.asarray(y) - p50, bins=50, color="tab:blue")

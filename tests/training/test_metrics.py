@@ -6,6 +6,7 @@ import pytest
 
 from training.baselines import LaneMedian, OnHandRule
 from training.metrics import (
+    classification_by_group,
     classification_metrics,
     coverage_by_group,
     expected_calibration_error,
@@ -62,6 +63,25 @@ def test_reliability_bins_show_a_miscalibrated_band() -> None:
     assert rows[0]["observed"] == 0.5
     assert rows[0]["predicted"] == pytest.approx(0.15)
     assert expected_calibration_error(y, p) == pytest.approx((100 * 0.35 + 100 * 0.0) / 200)
+
+
+def test_classification_by_group_finds_the_node_whose_risk_is_understated() -> None:
+    rng = np.random.default_rng(0)
+    y_good = (rng.random(400) < 0.2).astype(int)
+    p_good = np.where(y_good == 1, 0.35, 0.15)  # ranks perfectly, rate about right
+    y_bad = np.r_[np.ones(30), np.zeros(70)].astype(int)
+    p_bad = np.full(100, 0.05)  # says 5 % where 30 % ran out, and cannot rank
+    y = np.r_[y_good, y_bad, [0, 1]]
+    p = np.r_[p_good, p_bad, [0.5, 0.5]]
+    groups = np.array(["good"] * 400 + ["bad"] * 100 + ["tiny"] * 2)
+    rule = np.r_[np.full(400, 0.2), y_bad.astype(float), [0.0, 1.0]]
+    rows = classification_by_group(y, p, groups, min_rows=10, baselines={"rule": rule})
+    assert [r["group"] for r in rows] == ["bad", "good", "other"]
+    bad, good = rows[0], rows[1]
+    assert bad["n"] == 100 and bad["observed"] == 0.3 and bad["predicted"] == pytest.approx(0.05)
+    assert bad["auc"] == 0.5 and bad["auc_rule"] == 1.0
+    assert good["auc"] == 1.0 and good["auc_rule"] == 0.5
+    assert bad["ece"] == pytest.approx(0.25)
 
 
 def test_coverage_by_group_finds_the_late_lane_behind_a_good_average() -> None:
