@@ -23,6 +23,7 @@ KEYS = ["node_id", "sku"]
 MORNING_HOURS = range(8, 12)
 EVENING_HOURS = range(18, 24)
 PROFILE_DAYS = 7
+EWM_HALFLIVES = (2, 5, 14)
 
 
 def open_hours_share(hourly: pd.DataFrame) -> pd.DataFrame:
@@ -43,6 +44,8 @@ def _series_daily(hourly: pd.DataFrame) -> pd.DataFrame:
         so_close=hourly["stockout"].where(hourly["hour"].between(18, 21)),
         so_last=hourly["stockout"].where(hourly["hour"] == hourly["hour"].max()),
         so_hour=hourly["hour"].where((hourly["stockout"] == 1) & hourly["hour"].isin(OPEN_HOURS)),
+        so_night_h22=hourly["stockout"].where(hourly["hour"] == 22),
+        so_night_h23=hourly["stockout"].where(hourly["hour"] == 23),
     )
     daily = (
         hourly.groupby([*KEYS, "day"], sort=True)
@@ -50,6 +53,8 @@ def _series_daily(hourly: pd.DataFrame) -> pd.DataFrame:
             so_share_all=("stockout", "mean"),
             so_close=("so_close", "mean"),
             so_last=("so_last", "max"),
+            so_night_h22=("so_night_h22", "max"),
+            so_night_h23=("so_night_h23", "max"),
             first_so_hour=("so_hour", "min"),
             sales=("sales", "sum"),
             open_sales=("open_sales", "sum"),
@@ -70,6 +75,15 @@ def _series_daily(hourly: pd.DataFrame) -> pd.DataFrame:
         daily[f"so_share_{window}d"] = grouped["so_share"].transform(
             lambda s, w=window: s.rolling(w, min_periods=1).mean()
         )
+    # Exponentially fading memories of the stock-out share: yesterday weighs most, a run
+    # of bad days fades at the pace of each half-life (in days of the series).
+    for halflife in EWM_HALFLIVES:
+        daily[f"so_share_ewm{halflife}"] = grouped["so_share"].transform(
+            lambda s, h=halflife: s.ewm(halflife=h).mean()
+        )
+    daily["discount_7d"] = grouped["discount"].transform(
+        lambda s: s.rolling(7, min_periods=1).mean()
+    )
     daily["so_days_7d"] = grouped["so_day"].transform(lambda s: s.rolling(7, min_periods=1).sum())
     daily["sales_7d"] = grouped["sales"].transform(lambda s: s.rolling(7, min_periods=1).mean())
     daily["sales_ratio_7d"] = daily["sales"] / (daily["sales_7d"] + 1e-3)

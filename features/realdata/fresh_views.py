@@ -31,6 +31,8 @@ TARGET_ENCODINGS = (
     "te_cat3_28d",
     "te_cat3_all",
 )
+#: Exponentially weighted stock-out shares (half-lives in days).
+EWM_FEATURES = tuple(f"so_share_ewm{h}" for h in t.EWM_HALFLIVES)
 SERIES_FEATURES = (
     "so_share",
     "so_share_all",
@@ -71,6 +73,11 @@ SERIES_FEATURES = (
     "am_sales_vs_usual",
     "so_open_hours_14d",
     *TARGET_ENCODINGS,
+    # fading memories, the shelf after closing, the usual discount (fresh_tables._series_daily)
+    *EWM_FEATURES,
+    "so_night_h22",
+    "so_night_h23",
+    "discount_7d",
 )
 #: Trading hours one by one (fresh_tables._hour_grid), in the same series view.
 HOUR_FEATURES = t.hour_columns()
@@ -88,6 +95,7 @@ MONOTONE = {
         "profile_hours_empty_7d",
         "so_open_hours_14d",
         *TARGET_ENCODINGS,
+        *EWM_FEATURES,
         "sku_so_share_7d",
         "node_so_share_7d",
     )

@@ -28,14 +28,19 @@ from training.models import StockoutRiskModel
 from training.realdata.fresh_labels import CALENDAR, next_day_rows
 
 PROJECT = "routecast_fresh_eval"
+#: d+1's announced discount against d's and against the last week's (request columns
+#: minus series features, formed after the point-in-time join: ``request_features``).
+DERIVED = ("next_discount_change", "next_discount_vs_7d")
 FEATURES = (
     *fresh_views.SERIES_FEATURES,
     *fresh_views.NODE_FEATURES,
     *fresh_views.SKU_FEATURES,
     *fresh_views.PROFILE_FEATURES,
     *CALENDAR,
-    *fresh_views.HOUR_FEATURES,
+    *DERIVED,
 )
+# The hour-by-hour grid (fresh_views.HOUR_FEATURES) stays in the repository but not in the
+# model: on training stores held out whole it lowered the AUC (docs/evaluation.md).
 METRICS = ("auc", "pr_auc", "brier", "ece")
 
 
@@ -73,6 +78,14 @@ def split_stores(nodes: list[str], seed: int) -> tuple[list[str], list[str]]:
     return sorted(order[:half].tolist()), sorted(order[half:].tolist())
 
 
+def request_features(frame: pd.DataFrame) -> pd.DataFrame:
+    """``DERIVED``: tomorrow's price ratio (discount) against today's and the usual one."""
+    return frame.assign(
+        next_discount_change=frame["next_discount"] - frame["discount"],
+        next_discount_vs_7d=frame["next_discount"] - frame["discount_7d"],
+    )
+
+
 def side_frame(hourly: pd.DataFrame, work_dir: Path) -> pd.DataFrame:
     """One side's Feast repo and its point-in-time training frame (features + label)."""
     feast_store.write_tables(work_dir, fresh_tables.build_tables(hourly))
@@ -83,7 +96,7 @@ def side_frame(hourly: pd.DataFrame, work_dir: Path) -> pd.DataFrame:
     frame = feast_store.historical(fs, entities, fresh_views.SERVICE, chunk_rows=8000)
     frame["label"] = rows["label"].to_numpy()
     frame["day"] = rows["day"].to_numpy()
-    return frame
+    return request_features(frame)
 
 
 def series_folds(frame: pd.DataFrame, folds: int, seed: int) -> np.ndarray:

@@ -108,3 +108,18 @@ def test_each_trading_hour_its_state_weekly_share_and_sales() -> None:
     assert "so_h07" not in series and "so_h22" not in series  # trading hours only
     head = _series(days[:1])
     assert head["so_h15_7d"].iloc[0] == series["so_h15_7d"].iloc[0]  # nothing looks ahead
+
+
+def test_fading_memory_and_the_shelf_after_closing() -> None:
+    empty = np.ones(24, dtype=int)
+    refilled_late = np.ones(24, dtype=int)
+    refilled_late[23] = 0  # empty all day, back in stock by 23:00
+    series = _series([empty, refilled_late, np.zeros(24, dtype=int)])
+    # Pandas' adjusted EWM: weight 0.5 ** (age / half-life) on each earlier day's share.
+    for h in (2, 5, 14):
+        w = 0.5 ** (np.arange(3) / h)
+        expected = [1.0, (w[0] + w[1]) / w[:2].sum(), (w[1] + w[2]) / w.sum()]
+        assert series[f"so_share_ewm{h}"].tolist() == pytest.approx(expected)
+    assert series["so_night_h22"].tolist() == [1.0, 1.0, 0.0]
+    assert series["so_night_h23"].tolist() == [1.0, 0.0, 0.0]
+    assert series["discount_7d"].tolist() == pytest.approx([1.0, 1.0, 1.0])

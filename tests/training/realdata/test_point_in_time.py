@@ -87,9 +87,12 @@ def test_fresh_features_of_day_d_ignore_everything_after_d(tmp_path: Path) -> No
     changed.loc[future, "sales"] = changed.loc[future, "sales"] + 5.0
     other = fresh_eval.side_frame(changed, tmp_path / "b")
     past = frame["day"] < pd.Timestamp("2024-04-03", tz="UTC")
-    # Everything but d+1's known calendar, the hour-by-hour grid included.
-    features = [f for f in fresh_eval.FEATURES if f not in CALENDAR]
-    assert set(fresh_views.HOUR_FEATURES) <= set(features)
+    # Everything but d+1's known calendar (and what is formed from it), plus the
+    # hour-by-hour grid the repository still serves.
+    known_tomorrow = {*CALENDAR, *fresh_eval.DERIVED}
+    features = [
+        f for f in (*fresh_eval.FEATURES, *fresh_views.HOUR_FEATURES) if f not in known_tomorrow
+    ]
     pd.testing.assert_frame_equal(
         frame.loc[past, features].reset_index(drop=True),
         other.loc[past, features].reset_index(drop=True),
@@ -110,6 +113,10 @@ def test_fresh_feature_is_day_d_and_label_day_d_plus_1(tmp_path: Path) -> None:
         [frame["node_id"], frame["sku"], frame["day"] + pd.Timedelta(days=1)]
     )
     assert (frame["label"].to_numpy() == (share.reindex(next_keys).to_numpy() >= 0.5)).all()
+    # d+1's announced discount against d's: tomorrow's price ratio minus today's.
+    discount = hourly.groupby(["node_id", "sku", "day"])["discount"].mean()
+    change = discount.reindex(next_keys).to_numpy() - discount.reindex(keys).to_numpy()
+    assert np.allclose(frame["next_discount_change"], change)
 
 
 def test_store_split_is_disjoint_and_seeded() -> None:
