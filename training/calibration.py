@@ -5,12 +5,14 @@ held-out set is large enough to estimate a step function, Platt's sigmoid otherw
 stockout model and the real-data evaluations use this one;
 ``ConformalUpper`` widens an upper quantile until it reaches its nominal coverage on a
 held-out slice (split-conformal), which also absorbs drift between training and now;
-``GroupConformalUpper`` does so per group (Mondrian); ``CoverageMonitor`` then follows
+``GroupConformalUpper`` does so per group (Mondrian), at one level or at levels allocated
+to the cheapest groups under an aggregate target; ``CoverageMonitor`` then follows
 the band's coverage on recent parcels whose outcome is known, day by day.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any, Literal
 
@@ -137,6 +139,12 @@ class GroupConformalUpper:
     A single band is as wide as the most dispersed traffic needs; per group (e.g. a
     seller-state → customer-state lane) each gets the correction its own held-out rows
     ask for. Groups with fewer than ``min_rows`` held-out rows use the pooled correction.
+
+    With ``floor`` set, ``coverage`` is an *aggregate* target and the groups' levels
+    differ: each group is covered at least at ``floor`` and the levels are raised where
+    the next covered row costs the fewest days of band until ``coverage`` of all rows are
+    covered (``allocate_levels``). Thin groups then form one pooled group of their own,
+    whose correction also serves groups never seen.
     """
 
     def __init__(
@@ -144,10 +152,14 @@ class GroupConformalUpper:
         coverage: float = 0.9,
         mode: Literal["additive", "multiplicative"] = "multiplicative",
         min_rows: int = 200,
+        floor: float | None = None,
     ) -> None:
+        if floor is not None and not 0.0 < floor <= coverage:
+            raise ValueError("floor must lie in (0, coverage]")
         self.coverage = coverage
         self.mode = mode
         self.min_rows = min_rows
+        self.floor = floor
 
     def fit(self, y: np.ndarray, upper: np.ndarray, groups: np.ndarray) -> GroupConformalUpper:
         y = np.asarray(y, dtype=float)
@@ -156,11 +168,40 @@ class GroupConformalUpper:
         self.pooled_ = ConformalUpper(self.coverage, self.mode).fit(y, upper)
         self.corrections_: dict[str, float] = {}
         names, counts = np.unique(groups, return_counts=True)
-        for name in names[counts >= self.min_rows]:
+        kept = names[counts >= self.min_rows]
+        if self.floor is not None:
+            self._fit_allocated(y, upper, groups, kept, self.floor)
+            return self
+        for name in kept:
             mask = groups == name
             fitted = ConformalUpper(self.coverage, self.mode).fit(y[mask], upper[mask])
             self.corrections_[str(name)] = fitted.correction_
         return self
+
+    def _fit_allocated(
+        self, y: np.ndarray, upper: np.ndarray, groups: np.ndarray, kept: np.ndarray, floor: float
+    ) -> None:
+        label = np.where(np.isin(groups, kept), groups, _POOLED)
+        if self.mode == "additive":
+            all_scores, cost = y - upper, np.ones(len(y))
+        else:
+            # One unit of factor costs the group its summed base in days of band.
+            all_scores, cost = y / np.clip(upper, _EPS, None), upper
+        scores, weights = {}, {}
+        for name in np.unique(label):
+            mask = label == name
+            scores[str(name)] = np.sort(all_scores[mask])
+            weights[str(name)] = float(cost[mask].sum())
+        covered = allocate_levels(scores, weights, self.coverage, floor)
+        #: Share of its calibration rows each group's correction covers.
+        self.levels_: dict[str, float] = {}
+        for name, k in covered.items():
+            correction = float(scores[name][k - 1])
+            self.levels_[name] = k / len(scores[name])
+            if name == _POOLED:
+                self.pooled_.correction_ = correction
+            else:
+                self.corrections_[name] = correction
 
     def correction(self, groups: np.ndarray) -> np.ndarray:
         pooled = self.pooled_.correction_
@@ -170,6 +211,53 @@ class GroupConformalUpper:
         upper = np.asarray(upper, dtype=float)
         c = self.correction(np.asarray(groups, dtype=object))
         return upper + c if self.mode == "additive" else upper * c
+
+
+#: The group thin groups are pooled into when levels are allocated.
+_POOLED = "\x00pooled"
+
+
+def allocate_levels(
+    scores: dict[str, np.ndarray], weights: dict[str, float], coverage: float, floor: float
+) -> dict[str, int]:
+    """Per-group conformal levels that cover ``coverage`` of all rows with the least band.
+
+    ``scores`` are each group's conformity scores (the correction that would cover a row),
+    ``weights`` what one unit of correction costs in that group (its summed base for a
+    multiplicative band, its row count for an additive one). Every group starts at
+    ``floor``; then the covered counts rise along each group's lower convex hull of cost
+    against rows covered, cheapest extra row first over all groups (the Lagrangian
+    solution), until ``coverage`` × (rows + 1) rows are covered (split conformal's
+    (n + 1) convention, as is the floor's ⌈floor × (n + 1)⌉). Returns the rows to cover
+    per group: its correction is its that-many-th smallest score.
+    """
+    sizes = {g: len(s) for g, s in scores.items()}
+    start = {g: min(n, max(1, math.ceil(floor * (n + 1)))) for g, n in sizes.items()}
+    total = sum(sizes.values())
+    need = min(total, math.ceil(coverage * (total + 1))) - sum(start.values())
+    segments: list[tuple[float, str, int]] = []  # (cost per extra row, group, rows to reach)
+    for g, s in scores.items():
+        ordered = np.sort(np.asarray(s, dtype=float))
+        cost = weights[g] * ordered  # cost of covering k rows = cost[k - 1]
+        hull = [start[g]]
+        for k in range(start[g] + 1, sizes[g] + 1):
+            while len(hull) >= 2:
+                a, b = hull[-2], hull[-1]
+                # b lies on or above the chord a → k: not on the lower hull.
+                if (cost[b - 1] - cost[a - 1]) * (k - a) >= (cost[k - 1] - cost[a - 1]) * (b - a):
+                    hull.pop()
+                else:
+                    break
+            hull.append(k)
+        for a, b in itertools.pairwise(hull):
+            segments.append(((cost[b - 1] - cost[a - 1]) / (b - a), g, b))
+    reached = dict(start)
+    for _, g, b in sorted(segments, key=lambda t: t[0]):
+        if need <= 0:
+            break
+        need -= b - reached[g]
+        reached[g] = b
+    return reached
 
 
 class CoverageMonitor:

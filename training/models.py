@@ -329,8 +329,9 @@ class DeliveryQuantileModel(_LightGBMEstimator):
     at least ``band_min_rows`` rows and pooled elsewhere
     (``training.calibration.GroupConformalUpper``). A band measured over the whole period
     is not at the mercy of one unusual month, and a group gets the coverage its own tail
-    asks for. The groups are feature columns, so the request path finds them in the
-    matrix it already has. The Olist evaluation (P50 base, state lanes) and production
+    asks for; with ``band_floor`` set, ``coverage`` is the aggregate and each group's
+    level (≥ the floor) is allocated where coverage costs the fewest days. The groups are
+    feature columns, so the request path finds them in the matrix it already has. The Olist evaluation (P50 base, state lanes) and production
     (CQR, weekday × node type) both use this estimator; docs/evaluation.md chose each.
     """
 
@@ -350,6 +351,7 @@ class DeliveryQuantileModel(_LightGBMEstimator):
         band_min_rows: int = 300,
         band_folds: int = 3,
         band_on: BandBase = "p50",
+        band_floor: float | None = None,
     ) -> None:
         super().__init__(
             features,
@@ -364,6 +366,7 @@ class DeliveryQuantileModel(_LightGBMEstimator):
         self.band_min_rows = band_min_rows
         self.band_folds = band_folds
         self.band_on = band_on
+        self.band_floor = band_floor
 
     def _boost(
         self,
@@ -439,9 +442,9 @@ class DeliveryQuantileModel(_LightGBMEstimator):
                 upper = self._quantile(booster, x[block], init90, log=True)
                 base[block] = np.maximum(upper, out_of_fold[block])
         groups = self.groups(x)
-        self.band_ = GroupConformalUpper(self.coverage, "multiplicative", self.band_min_rows).fit(
-            y, base, groups
-        )
+        self.band_ = GroupConformalUpper(
+            self.coverage, "multiplicative", self.band_min_rows, self.band_floor
+        ).fit(y, base, groups)
         #: Out-of-fold P50 and P90 of every fitted row (train, then valid), for validation.
         self.out_of_fold_ = out_of_fold
         self.out_of_fold_upper_ = np.maximum(self.band_.predict(base, groups), out_of_fold)

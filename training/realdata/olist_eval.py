@@ -86,6 +86,10 @@ class OlistSettings:
     #: pooled one elsewhere; () pools all. Chosen on the backtests (docs/evaluation.md).
     conformal_groups: tuple[str, ...] = ("origin_state_code", "dest_state_code")
     conformal_min_rows: int = 300
+    #: Per-lane levels: ``coverage`` becomes the aggregate, each lane at least this level,
+    #: raised where a covered parcel costs the fewest days. None: every lane at
+    #: ``coverage`` (chosen; the allocated levels were no sharper out of sample).
+    conformal_floor: float | None = None
     #: What the conformal factor scales: the P50 (chosen) or a P90 booster (CQR).
     band_on: BandBase = "p50"
     #: Coverage monitor (``CoverageMonitor``): each day the band is scaled by the factor
@@ -219,6 +223,7 @@ class OlistDeliveryModel:
             band_min_rows=s.conformal_min_rows,
             band_folds=s.conformal_folds,
             band_on=s.band_on,
+            band_floor=s.conformal_floor,
         ).fit(frame[early], target[early], frame[~early], target[~early])
         self.rounds_ = self.model_.best_iteration_
         out_of_fold = self.model_.out_of_fold_ * level

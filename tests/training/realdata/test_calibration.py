@@ -96,3 +96,36 @@ def test_group_conformal_covers_each_group_not_only_the_pooled_rows() -> None:
     one = pooled.predict(upper)
     assert np.mean(fresh[groups == "wide"] <= one[groups == "wide"]) < 0.85
     assert (band[groups == "rare"] == one[groups == "rare"]).all()
+
+
+def test_allocated_levels_honour_the_aggregate_and_the_floor_with_a_shorter_band() -> None:
+    """Short trips are cheap to cover: the aggregate target is met with higher levels
+    there and lower (never below the floor) on long ones, for fewer days of band."""
+    rng = np.random.default_rng(7)
+    n = 8000
+    groups = rng.choice(["short", "long", "thin1", "thin2"], n, p=[0.6, 0.37, 0.015, 0.015])
+    upper = np.where(groups == "long", 20.0, 4.0)  # the P50 the band multiplies
+
+    def draw() -> np.ndarray:
+        return upper * rng.lognormal(0.0, 0.5, n)
+
+    y = draw()
+    allocated = GroupConformalUpper(0.9, "multiplicative", 300, floor=0.85).fit(y, upper, groups)
+    one_level = GroupConformalUpper(0.9, "multiplicative", 300).fit(y, upper, groups)
+    levels = allocated.levels_
+    assert set(allocated.corrections_) == {"short", "long"} and len(levels) == 3
+    assert levels["short"] > 0.9 > levels["long"] >= 0.85
+    band = allocated.predict(upper, groups)
+    assert np.mean(y <= band) >= 0.9
+    assert np.mean(band) < np.mean(one_level.predict(upper, groups)) - 0.2
+    # Thin groups share their own pooled level; an unseen group gets it too.
+    assert band[groups == "thin1"][0] / 4.0 == allocated.correction(np.array(["never seen"]))[0]
+    fresh = draw()
+    assert np.mean(fresh <= band) == pytest.approx(0.9, abs=0.015)
+    for g in ("short", "long"):
+        assert np.mean(fresh[groups == g] <= band[groups == g]) >= 0.85 - 0.02
+
+
+def test_a_floor_above_the_aggregate_is_refused() -> None:
+    with pytest.raises(ValueError, match="floor"):
+        GroupConformalUpper(0.9, floor=0.95)

@@ -59,12 +59,17 @@ def test_a_missing_level_falls_back_to_the_training_median() -> None:
     assert np.isfinite(p50).all() and (p50 <= p90).all()
 
 
-def test_each_busy_lane_gets_its_own_band_and_a_thin_lane_the_pooled_one() -> None:
+def _two_lanes() -> tuple[pd.DataFrame, np.ndarray]:
+    """São Paulo → São Paulo (25>25) and São Paulo → Rio (25>18), as feature codes."""
     frame = _drifting_frame(n=2400)
-    rng = np.random.default_rng(9)
     frame["origin_state_code"] = 25.0
     frame["dest_state_code"] = np.where(frame["dest_state"] == "RJ", 18.0, 25.0)
-    far = (frame["dest_state"] == "RJ").to_numpy()
+    return frame, (frame["dest_state"] == "RJ").to_numpy()
+
+
+def test_each_busy_lane_gets_its_own_band_and_a_thin_lane_the_pooled_one() -> None:
+    frame, far = _two_lanes()
+    rng = np.random.default_rng(9)
     # The far lane is much more dispersed than anything the features explain.
     frame.loc[far, "label"] *= rng.choice([0.7, 2.2], far.sum())
     frame.loc[frame.index[:40], "dest_state_code"] = 2.0  # a lane too thin for its own band
@@ -78,6 +83,16 @@ def test_each_busy_lane_gets_its_own_band_and_a_thin_lane_the_pooled_one() -> No
         rows = (lanes == lane).to_numpy()
         assert rows.any()
         assert np.allclose(p90[rows], np.maximum(p50[rows] * q, p50[rows]))
+
+
+def test_the_floor_setting_allocates_levels_per_lane_and_keeps_the_aggregate() -> None:
+    frame, far = _two_lanes()
+    frame.loc[far, "label"] *= 2.5  # the far lane: long trips, so its coverage costs more
+    settings = OlistSettings(conformal_min_rows=200, conformal_floor=0.85)
+    model = OlistDeliveryModel(settings).fit(frame)
+    levels = model.model_.band_.levels_
+    assert levels["25>25"] > 0.9 > levels["25>18"] >= 0.85
+    assert model.validation_["p90_coverage"] >= 0.9  # out of fold, all lanes together
 
 
 def _promises(
