@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import overload
 
 EPS = 1e-9
 UNMET_PENALTY = 1e6  # per unit left unserved: serving more always beats serving cheaper
@@ -42,9 +43,63 @@ class Option:
         return tuple((p.node_id, -p.qty, p.line) for p in parts)
 
 
+class Options(Sequence[Option]):
+    """A unit's options with its one-node options held as node ids and costs: an order on
+    200-node SKUs has hundreds of them per line, and the subset DP and the explanation read
+    them as arrays. Reading one by index builds the ``Option`` (what ``make_option`` gives);
+    the other options follow them in ``rest``."""
+
+    __slots__ = ("_made", "costs", "line", "node_ids", "qty", "rest", "sku")
+
+    def __init__(
+        self,
+        line: int,
+        qty: float,
+        sku: str,
+        node_ids: list[str],
+        costs: list[float],
+        rest: list[Option],
+    ) -> None:
+        self.line, self.qty, self.sku = line, qty, sku
+        self.node_ids, self.costs, self.rest = node_ids, costs, rest
+        self._made: dict[int, Option] = {}
+
+    def __len__(self) -> int:
+        return len(self.node_ids) + len(self.rest)
+
+    @overload
+    def __getitem__(self, k: int) -> Option: ...
+
+    @overload
+    def __getitem__(self, k: slice) -> list[Option]: ...
+
+    def __getitem__(self, k: int | slice) -> Option | list[Option]:
+        if isinstance(k, slice):
+            return [self[j] for j in range(*k.indices(len(self)))]
+        n = len(self.node_ids)
+        if k < 0:
+            k += len(self)
+        if not 0 <= k < len(self):
+            raise IndexError(k)
+        if k >= n:
+            return self.rest[k - n]
+        made = self._made.get(k)
+        if made is None:
+            nid, q = self.node_ids[k], self.qty
+            made = self._made[k] = Option(
+                (Part(self.line, nid, q),),
+                self.costs[k],
+                (nid,),
+                0.0,
+                (((nid, self.sku), 0.0 + q),),
+                ((nid, -q, self.line),),
+            )
+        return made
+
+
 @dataclass(slots=True)
 class Problem:
-    units: list[list[Option]]
+    units: list[Sequence[Option]]
     fixed: dict[str, float]
     stock: dict[tuple[str, str], float]
     max_shipments: int | None
@@ -118,7 +173,7 @@ def total_cost(p: Problem, choice: Sequence[int]) -> float:
     return cost + sum(p.fixed[n] for n in used)
 
 
-def _best_option(st: _State, opts: list[Option]) -> int:
+def _best_option(st: _State, opts: Sequence[Option]) -> int:
     best_i, best_m, best_k = -1, math.inf, None
     for i, o in enumerate(opts):
         if not st.feasible(o):

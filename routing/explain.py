@@ -8,10 +8,11 @@ term say what the chosen plan saved.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
-from routing.allocation import EPS, Option, Problem, Solution, _State
+from routing.allocation import EPS, Option, Options, Problem, Solution, _State
 from routing.classic import mode_score, sort_candidates
 from routing.domain import Mode
 from routing.fences import Candidate, LineCandidates
@@ -118,6 +119,31 @@ def _term_sum(o: Option, ratings: Ratings) -> dict[str, float]:
     return out
 
 
+def _best_single(
+    st: _State, opts: Options, chosen: int, base: float
+) -> tuple[float, tuple[object, ...], int] | None:
+    """``explain_optimised``'s scan over a unit's one-node options, as arrays: the least
+    (cost delta, key) of the feasible ones other than the chosen one, and its index."""
+    q, key, used, left, fixed = opts.qty, opts.sku, st.used, st.left, st.p.fixed
+    ids = opts.node_ids
+    is_new = np.array([n not in used for n in ids], dtype=bool)
+    ok = np.array([left.get((n, key), 0.0) >= q - EPS for n in ids], dtype=bool)
+    if st.max_ship is not None and len(used) + 1 > st.max_ship:
+        ok &= ~is_new
+    if 0 <= chosen < len(ids):
+        ok[chosen] = False
+    if not ok.any():
+        return None
+    cost = np.asarray(opts.costs, dtype=np.float64)
+    extra = np.array([fixed[n] for n in ids], dtype=np.float64)
+    delta = np.where(is_new, cost + extra, cost) - base
+    delta = np.where(ok, delta, math.inf)
+    k = int(np.argmin(delta))  # ties: the first, i.e. the lowest node id (the key's order)
+    if not math.isfinite(float(delta[k])):
+        return None
+    return float(delta[k]), ((ids[k], -q, opts.line),), k
+
+
 def explain_optimised(
     p: Problem,
     sol: Solution,
@@ -135,7 +161,14 @@ def explain_optimised(
         cur = opts[sol.choice[u]]
         st.undo(cur)
         saved = sum(p.fixed[n] for n in cur.nodes if n not in st.used)
-        for i, o in enumerate(opts):
+        rest: Sequence[Option] = opts
+        start = 0
+        if isinstance(opts, Options) and opts.node_ids:
+            single = _best_single(st, opts, sol.choice[u], cur.cost + saved)
+            if single is not None and (best is None or single[:2] < best[:2]):
+                best = (single[0], single[1], u, single[2])
+            rest, start = opts.rest, len(opts.node_ids)
+        for i, o in enumerate(rest, start):
             if i == sol.choice[u] or o.unmet > cur.unmet + EPS or not st.feasible(o):
                 continue
             delta = st.marginal(o) - (cur.cost + saved)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from routing.allocation import EPS, UNMET_PENALTY, Option, Part
+from routing.allocation import EPS, UNMET_PENALTY, Option, Options, Part
 from routing.fences import Candidate, LineCandidates
 from routing.policy import SearchLimits
 from routing.ratings import LineRates, PairRating, RatingTable
@@ -59,7 +59,8 @@ def line_options(
     short: bool,
     shared_sku: bool,
     limits: SearchLimits,
-) -> list[Option]:
+) -> Sequence[Option]:
+    """A line's options: ``Options`` (one-node options as arrays) when rated in arrays."""
     i, line = lc.index, lc.line
     q, price, thr = line.qty, line.unit_price, lc.rules.split_value_threshold
     lcs = {i: lc}
@@ -75,9 +76,10 @@ def line_options(
 
     singles = [c for c in elig if c.atp >= q - EPS]
     rates = ratings.lines.get(i) if isinstance(ratings, RatingTable) else None
+    one_node: tuple[list[str], list[float]] | None = None
     if rates is not None and len(rates.node_ids) == len(elig):
-        out += _singles(i, q, lc.line.sku.casefold(), singles, rates)
-        seen.update(o.key for o in out)
+        one_node = _singles(q, singles, rates)
+        seen.update(((nid, -q, i),) for nid in one_node[0])
     else:
         for c in singles:
             add([Part(i, c.node.node_id, q)], 0.0)
@@ -114,22 +116,19 @@ def line_options(
             if parts and rest > EPS and _value_ok([*(p.qty for p in parts), rest], price, thr):
                 add(parts, rest)
     add([], q)
-    return out
+    if one_node is None:
+        return out
+    return Options(i, q, line.sku.casefold(), one_node[0], one_node[1], out)
 
 
 def _singles(
-    i: int, q: float, key: str, singles: Sequence[Candidate], rates: LineRates
-) -> list[Option]:
-    """``make_option`` of every one-node option of a line, priced from its rating arrays."""
+    q: float, singles: Sequence[Candidate], rates: LineRates
+) -> tuple[list[str], list[float]]:
+    """Node ids and ``make_option`` costs of a line's one-node options, from its ratings."""
     pos = rates.pos
-    idx = [pos[c.node.node_id] for c in singles]
-    costs = (0.0 + (rates.per_unit_shipping[idx] * q + rates.fixed[idx])).tolist()
-    out = []
-    for c, cost in zip(singles, costs, strict=True):
-        nid = c.node.node_id
-        part = Part(i, nid, q)
-        out.append(Option((part,), cost, (nid,), 0.0, (((nid, key), 0.0 + q),), ((nid, -q, i),)))
-    return out
+    ids = [c.node.node_id for c in singles]
+    idx = [pos[n] for n in ids]
+    return ids, (0.0 + (rates.per_unit_shipping[idx] * q + rates.fixed[idx])).tolist()
 
 
 def together_options(unit: Sequence[LineCandidates], ratings: Ratings) -> list[Option]:

@@ -15,7 +15,7 @@ import math
 from functools import lru_cache
 from typing import Any
 
-from routing.allocation import EPS, Problem, Solution
+from routing.allocation import EPS, Options, Problem, Solution
 
 _np: Any
 try:  # numpy is optional: the pure-Python path gives the same answer, slower
@@ -43,7 +43,18 @@ def solve_partition(p: Problem, max_lines: int = MAX_LINES) -> Solution | None:
     skus: set[str] = set()
     for u, opts in enumerate(p.units):
         mine: set[str] = set()
-        for i, o in enumerate(opts):
+        start = 0
+        if isinstance(opts, Options):  # one-node options as arrays: each node appears once
+            row, at = cost[u], pick[u]
+            for i, (nid, c) in enumerate(zip(opts.node_ids, opts.costs, strict=True)):
+                j = col[nid]
+                if c < row[j]:
+                    row[j], at[j] = c, i
+            if opts.node_ids:
+                mine.add(opts.sku)
+            start = len(opts.node_ids)
+            opts = opts.rest
+        for i, o in enumerate(opts, start):
             mine.update(k[1] for k, _ in o.use)
             if not o.parts:
                 if o.cost < pen[u]:

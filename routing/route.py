@@ -12,7 +12,7 @@ from datetime import datetime
 import numpy as np
 
 from routing import classic
-from routing.allocation import EPS, Problem, Solution, solve
+from routing.allocation import EPS, Option, Problem, Solution, solve
 from routing.domain import MODES, Mode, Network, Order, Prediction
 from routing.errors import PredictionsRequired, UnknownMode
 from routing.explain import explain_optimised, rank_line
@@ -187,7 +187,7 @@ def route(
         for lc in lcs:
             k = lc.line.sku.casefold()
             sku_count[k] = sku_count.get(k, 0) + 1
-        options = []
+        options: list[Sequence[Option]] = []
         for unit in units:
             if len(unit) > 1:
                 options.append(together_options(unit, ratings))
@@ -203,6 +203,8 @@ def route(
         budget = pol.search.max_states if exact else pol.search.bounded_states
         sol = solve_partition(problem) if exact else None
         if sol is None:
+            # branch-and-bound indexes options in its inner loop: plain lists
+            problem.units = [list(opts) for opts in problem.units]
             sol = solve(problem, max_states=budget, local_rounds=pol.search.local_search_rounds)
         for u, i in enumerate(sol.choice):
             for pt in options[u][i].parts:

@@ -287,3 +287,55 @@ def test_rating_arrays_are_rate_pair_bit_for_bit(pairs: Any, promise: float, wei
             queue=w,
         )
         assert rates.rating(k) == want
+
+
+@st.composite
+def tied_worlds(draw: Any) -> tuple[Network, Order, Any, dict[tuple[str, str], Prediction]]:
+    """Whole-line orders on look-alike nodes: ties and shipment caps everywhere."""
+    n_nodes = draw(st.integers(2, 8))
+    nodes = [
+        Node(
+            node_id=f"N{i}",
+            node_type="dc",
+            lat=draw(st.sampled_from([40.0, 41.0])),
+            lon=-80.0,
+            handling_cost=draw(st.sampled_from([1.0, 2.0])),
+        )
+        for i in range(n_nodes)
+    ]
+    rows = [
+        StockRow(n.node_id, sku, float(draw(st.integers(0, 2))))
+        for n in nodes
+        for sku in SKUS
+        if draw(st.booleans()) or draw(st.booleans())
+    ]
+    lines = tuple(OrderLine(str(i), sku, 1.0) for i, sku in enumerate(draw(st.permutations(SKUS))))[
+        : draw(st.integers(1, 3))
+    ]
+    order = Order("T", "web", 40.5, -80.0, lines)
+    policy = policy_from_dict({"max_shipments": draw(st.sampled_from([None, 1, 2]))})
+    network = Network(nodes, rows)
+    preds = {
+        pair: Prediction(draw(st.sampled_from([0.0, 0.2])), 2.0, 3.0)
+        for pair in candidate_pairs(order, network, policy, NOW)
+    }
+    return network, order, policy, preds
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.one_of(worlds(), tied_worlds()))
+def test_one_node_options_as_arrays_plan_like_option_objects(world: Any) -> None:
+    """The subset DP and the runner-up scan read a line's one-node options as arrays; the
+    plan and its explanation are the ones the same options as objects give."""
+    import importlib
+
+    network, order, policy, preds = world
+    engine = importlib.import_module("routing.route")
+    real = engine.line_options
+    fast = plan_to_dict(route(order, network, policy=policy, predictions=preds, now=NOW))
+    engine.line_options = lambda *a, **kw: list(real(*a, **kw))  # type: ignore[attr-defined]
+    try:
+        slow = plan_to_dict(route(order, network, policy=policy, predictions=preds, now=NOW))
+    finally:
+        engine.line_options = real  # type: ignore[attr-defined]
+    assert fast == slow
