@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -26,6 +27,7 @@ from simulation.backtest import (
     run_policy,
     summarise,
 )
+from simulation.backtest.harness import PointInTimeFeatures
 
 pytestmark = pytest.mark.xdist_group("backtest")
 
@@ -156,6 +158,28 @@ def test_keyed_draws_depend_only_on_their_key() -> None:
     assert a[2] == b[0] and a[1] == b[1]
     assert len(set(a.tolist())) == 3 and ((a > 0) & (a < 1)).all()
     assert keyed_uniform(4, 2, 10, 1, 7) != a[0]
+
+
+def test_point_in_time_features_skip_rows_older_than_their_grid(prepared: Prepared) -> None:
+    """The daily snapshot leaves rows older than its 30-day grid out of the pivots: with an
+    older copy of the history in front, its features equal those computed from every row."""
+    snaps = []
+    for grid_tables in (PointInTimeFeatures.GRID_TABLES, ()):
+        pit = PointInTimeFeatures(prepared.raw_dir, prepared.start)
+        pit.GRID_TABLES = grid_tables
+        for name, parts in pit.frames.items():
+            if name != "nodes":
+                older = [
+                    f.assign(event_timestamp=f["event_timestamp"] - pd.Timedelta(days=25))
+                    for f in parts
+                ]
+                pit.frames[name] = older + parts
+        snaps.append(pit.snapshot(prepared.start))
+    pruned, full = snaps
+    assert len(pruned.node_sku_index) > 100 and pruned.node_sku_index == full.node_sku_index
+    assert pruned.node_index == full.node_index and pruned.lane_index == full.lane_index
+    for matrix in ("node", "node_sku", "lane"):
+        np.testing.assert_array_equal(getattr(pruned, matrix), getattr(full, matrix))
 
 
 def test_cli_prints_one_json_object(prepared: Prepared, work: Path) -> None:
