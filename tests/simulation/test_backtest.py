@@ -162,17 +162,15 @@ def test_keyed_draws_depend_only_on_their_key() -> None:
 
 def test_point_in_time_features_skip_rows_older_than_their_grid(prepared: Prepared) -> None:
     """The daily snapshot leaves rows older than its 30-day grid out of the pivots: with an
-    older copy of the history in front, its features equal those computed from every row."""
+    older copy of the history in front (other orders, 25 days earlier), its features equal
+    those computed from every row."""
     snaps = []
     for grid_tables in (PointInTimeFeatures.GRID_TABLES, ()):
         pit = PointInTimeFeatures(prepared.raw_dir, prepared.start)
         pit.GRID_TABLES = grid_tables
         for name, parts in pit.frames.items():
             if name != "nodes":
-                older = [
-                    f.assign(event_timestamp=f["event_timestamp"] - pd.Timedelta(days=25))
-                    for f in parts
-                ]
+                older = [_older(f, pd.Timedelta(days=25)) for f in parts]
                 pit.frames[name] = older + parts
         snaps.append(pit.snapshot(prepared.start))
     pruned, full = snaps
@@ -180,6 +178,14 @@ def test_point_in_time_features_skip_rows_older_than_their_grid(prepared: Prepar
     assert pruned.node_index == full.node_index and pruned.lane_index == full.lane_index
     for matrix in ("node", "node_sku", "lane"):
         np.testing.assert_array_equal(getattr(pruned, matrix), getattr(full, matrix))
+
+
+def _older(frame: pd.DataFrame, by: pd.Timedelta) -> pd.DataFrame:
+    """The same events earlier, as other orders (an order's events are counted once)."""
+    out = frame.assign(event_timestamp=frame["event_timestamp"] - by)
+    if "order_id" in out:
+        out["order_id"] = "old-" + out["order_id"].astype(str)
+    return out
 
 
 def test_cli_prints_one_json_object(prepared: Prepared, work: Path) -> None:
