@@ -18,6 +18,7 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic_core import to_json
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
@@ -34,6 +35,14 @@ SQLITE_BUSY_TIMEOUT_S = 30.0
 _WRITER_LOCKS: weakref.WeakKeyDictionary[Engine, _WriterLock] = weakref.WeakKeyDictionary()
 _WRITER_LOCKS_GUARD = threading.Lock()
 _MIGRATING = threading.Lock()
+
+
+def dumps_json(value: Any) -> str:
+    """JSON columns' serializer: pydantic-core's (Rust) instead of ``json.dumps``, about four
+    times faster on a decision answer, which a placement stores three times (the order's
+    plan, the idempotent response, the audit row). Same JSON values; NaN and infinities are
+    written as ``json.dumps`` writes them."""
+    return to_json(value, inf_nan_mode="constants").decode()
 
 
 def make_engine(
@@ -56,6 +65,7 @@ def make_engine(
             max_overflow=max_overflow,
             pool_pre_ping=True,
             echo=echo,
+            json_serializer=dumps_json,
         )
     raise ValueError(f"unsupported ledger database {backend!r}; use sqlite or postgresql")
 
@@ -70,6 +80,7 @@ def _sqlite_engine(url: str, *, pool_size: int, max_overflow: int, echo: bool) -
         max_overflow=max_overflow,
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
         echo=echo,
+        json_serializer=dumps_json,
     )
 
     @event.listens_for(engine, "connect")

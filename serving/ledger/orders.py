@@ -42,7 +42,7 @@ from serving.ledger.records import (
     RerouteLine,
     ShipmentView,
 )
-from serving.ledger.stock_ops import Key, StockState, lock_rows, move
+from serving.ledger.stock_ops import Key, StockState, insert_ignore, lock_rows, move
 from serving.ledger.tables import nodes, order_allocations, orders, shipments
 
 OPEN_STATUSES: tuple[OrderStatus, ...] = ("placed", "partially_shipped")
@@ -66,7 +66,18 @@ _SHIPMENTS = (
     .where(shipments.c.order_id == bindparam("order_id"))
     .order_by(shipments.c.shipped_at, shipments.c.shipment_id)
 )
-_INSERT_ORDER = orders.insert()
+
+
+def _insert_order(conn: Connection) -> Any:
+    """``INSERT INTO orders ... ON CONFLICT DO NOTHING RETURNING order_id``, once per dialect."""
+    return _insert_order_returning(conn.dialect.name, insert_ignore(conn, orders))
+
+
+@cache
+def _insert_order_returning(dialect: str, base: Any) -> Any:
+    return base.returning(orders.c.order_id)
+
+
 _INSERT_ALLOCATIONS_RETURNING = oa.insert().returning(
     oa.c.allocation_id, sort_by_parameter_order=True
 )
@@ -250,14 +261,13 @@ def place(
     customer_id: str | None = None,
     destination_key: str | None = None,
 ) -> tuple[OrderView, bool]:
-    """Create the order and reserve its allocations; ``(view, True)`` if it already existed."""
-    existing = lock_order(conn, order_id)
-    if existing is not None:
-        if existing.request_hash != request_hash:
-            raise OrderExists(order_id)
-        return order_view(conn, order_id), True
-    conn.execute(
-        _INSERT_ORDER,
+    """Create the order and reserve its allocations; ``(view, True)`` if it already existed.
+
+    The order row is inserted first (ignored when the id exists): a new order, the common
+    case, costs no read; an existing one is then read locked and replayed. A concurrent
+    placement of the same id waits for the first to commit and then finds its row."""
+    inserted = conn.execute(
+        _insert_order(conn),
         {
             "order_id": order_id,
             "status": "held" if hold else "placed",
@@ -271,7 +281,12 @@ def place(
             "customer_id": customer_id,
             "destination_key": destination_key,
         },
-    )
+    ).first()
+    if inserted is None:
+        existing = lock_order(conn, order_id)
+        if existing is None or existing.request_hash != request_hash:
+            raise OrderExists(order_id)
+        return order_view(conn, order_id), True
     ids = reserve_lines(conn, order_id, allocations, at=at)
     # Everything is what was just written (the allocation ids came back from the insert):
     # no read back while the stock rows stay locked.

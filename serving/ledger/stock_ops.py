@@ -90,8 +90,14 @@ class StockState:
 
 
 def insert_ignore(conn: Connection, table: Any) -> Insert:
-    """``INSERT ... ON CONFLICT DO NOTHING`` for the connection's dialect."""
-    if conn.dialect.name == "postgresql":
+    """``INSERT ... ON CONFLICT DO NOTHING`` for the connection's dialect (built once per
+    dialect and table; statements are immutable, so callers extend copies)."""
+    return _insert_ignore(conn.dialect.name, table)
+
+
+@cache
+def _insert_ignore(dialect: str, table: Any) -> Insert:
+    if dialect == "postgresql":
         return postgresql.insert(table).on_conflict_do_nothing()
     return sqlite.insert(table).on_conflict_do_nothing()
 
