@@ -308,7 +308,8 @@ def main() -> None:
         if name in state["completed"]:
             log(f"== {name}: done in this run already, skipped")
             continue
-        log(f"== {name} (load average {load_average()})")
+        before = load_average()
+        log(f"== {name} (load average {before})")
         t0 = time.perf_counter()
         try:
             result = section()
@@ -319,6 +320,7 @@ def main() -> None:
             continue
         result["quick"] = args.quick
         result["section_seconds"] = round(time.perf_counter() - t0, 1)
+        result["load_average_before"] = before
         result["load_average_after"] = load_average()
         (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
         state["completed"].append(name)
