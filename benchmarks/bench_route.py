@@ -20,6 +20,7 @@ import numpy as np
 from sqlalchemy import select
 
 from benchmarks.machine import machine
+from routing.domain import Mode
 from serving.decide import decide
 from serving.ledger.tables import decision_shadows
 from serving.runtime import Runtime
@@ -98,7 +99,7 @@ def shadow_overhead(rt: Runtime, orders: list[OrderIn], now: datetime) -> dict[s
             ("enqueue_only", shadowed),
             ("off_again", live),
         ):
-            rt.policy = pol
+            rt.policies.policy = pol
             # enqueue_only: a worker that never runs, so only the live path's own cost shows
             rt.shadow = (
                 ShadowWorker(rt.ledger, len(orders) + 1) if state == "enqueue_only" else worker
@@ -106,7 +107,7 @@ def shadow_overhead(rt: Runtime, orders: list[OrderIn], now: datetime) -> dict[s
             rows[state] = _stats(_live_ms(rt, orders, now, gap))
             worker.drain(120)
         out[label] = rows
-    rt.policy, rt.shadow = live, worker
+    rt.policies.policy, rt.shadow = live, worker
     with rt.engine.connect() as conn:  # the bench does not audit, so read the shadow rows direct
         stored = conn.execute(select(decision_shadows.c.comparison)).scalars().all()
     shadow_ms = [float(c["ms"]) for c in stored if c]
@@ -136,7 +137,7 @@ def run(home: Path, n: int, shadow_orders: int = 1000) -> dict[str, object]:
         lat: list[float] = []
         stages: dict[str, list[float]] = {"validate": [], "stock": [], "score": [], "route": []}
         for o in orders:
-            body = o.model_copy(update={"mode": mode})
+            body = o.model_copy(update={"mode": Mode(mode)})  # model_copy skips validation
             t0 = time.perf_counter()
             ans = decide(body, rt, now=now)
             lat.append((time.perf_counter() - t0) * 1000)
