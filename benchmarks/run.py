@@ -54,10 +54,11 @@ def sections(home: Path, work: Path, quick: bool) -> dict[str, Callable[[], dict
         return measure(home, starts=2)
 
     def decision() -> dict[str, Any]:
-        from benchmarks.bench_decision import plot, run
+        from benchmarks.bench_decision import markdown, plot, run
 
         res = run(home, work, quick, [(5, 200)] if quick else [(1, 200), (5, 200), (12, 200)])
         plot(res, RESULTS / "decision_latency.png")
+        (RESULTS / "decision.md").write_text(markdown(res))
         return res
 
     def http() -> dict[str, Any]:
