@@ -198,7 +198,9 @@ def test_train_stockout_dask_registers_with_trainer_tags(
     def frame(n: int, seed: int, start: str) -> pd.DataFrame:
         f, y = _stockout_frame(n, seed)
         ts = pd.date_range(start, periods=n, freq="min", tz="UTC")
-        return f.assign(label=y, event_timestamp=ts)
+        # the entity key the feature store's frames carry (the review reports metrics per node)
+        nodes = [f"N{i % 7}" for i in range(n)]
+        return f.assign(node_id=nodes, label=y, event_timestamp=ts)
 
     split = Split(
         train=frame(2000, 10, "2024-01-01"),
