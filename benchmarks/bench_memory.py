@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.machine import stamp
+from benchmarks.machine import shown_path, stamp
 
 #: Recorded days of a memory world (the scale's burn-in is simulated before them).
 HISTORY_DAYS = 7
@@ -88,7 +88,7 @@ def measure(demo: Path, work: Path, scale: str) -> dict[str, Any]:
     return {
         **stamp(),
         "scale": scale,
-        "home": str(world),
+        "home": shown_path(world),
         "nodes": nodes,
         "skus": skus,
         "history_days": None if scale == "small" else HISTORY_DAYS,

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from benchmarks.machine import stamp
+from benchmarks.machine import shown_path, stamp
 from benchmarks.server import Launched, launch, stop, wait_for
 
 
@@ -176,7 +176,7 @@ def measure(home: Path, starts: int = 2, env: dict[str, str] | None = None) -> d
                 stop_server(server)
     return {
         **stamp(),
-        "home": str(home),
+        "home": shown_path(home),
         "what": "uvicorn serving.main:app, 1 worker; clock from process creation to /readyz "
         "'ready' (models + features loaded) and to the first predictive /v1/route answer",
         "starts": runs,

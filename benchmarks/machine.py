@@ -49,3 +49,11 @@ def stamp() -> dict[str, object]:
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "load_average": load_average(),
     }
+
+
+def shown_path(path: os.PathLike[str] | str) -> str:
+    """A path as committed results show it: relative to the project when inside it, so the
+    files name no one's machine."""
+    full = os.path.abspath(path)
+    rel = os.path.relpath(full, os.getcwd())
+    return full if rel.startswith("..") else rel

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.machine import load_average, machine
+from benchmarks.machine import load_average, machine, shown_path
 
 RESULTS = Path("benchmarks/results")
 STATE = RESULTS / "run-state.json"
@@ -89,7 +89,7 @@ def sections(home: Path, work: Path, quick: bool) -> dict[str, Callable[[], dict
         world = memory_world(home, work / "memory-medium", "medium")
         return {
             **stamp(),
-            "home": str(world),
+            "home": shown_path(world),
             "world": "medium network, short history, the small demo's champions",
             **run(world, 2000, shadow_orders=200),
         }
