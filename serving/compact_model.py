@@ -186,7 +186,7 @@ class CompactDelivery:
         if self.booster90 is not None:
             raw90 = self.booster90.predict(x) + self.init90
             upper90 = np.asarray(np.clip(np.expm1(raw90), 0.0, None), dtype=np.float64)
-            base = np.maximum(upper90 * 1.0, p50)
+            base = np.maximum(upper90, p50)
         c = np.array([self.corrections.get(g, self.pooled) for g in self.groups(x)], dtype=float)
         upper = base + c if self.additive else base * c
         return p50, np.asarray(np.maximum(upper, p50), np.float64)
