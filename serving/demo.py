@@ -28,6 +28,8 @@ class DemoReport:
     steps: list[StepTiming] = field(default_factory=list)
     metrics: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    #: the moment the world's history ends: the same ``end`` rebuilds nothing, a new day does
+    end: datetime | None = None
 
 
 def _state_path(settings: Settings) -> Any:
@@ -63,6 +65,7 @@ def build_demo(
     report = DemoReport()
     state = {} if force else _load_state(settings)
     end = end or datetime.now(UTC)
+    report.end = end
 
     def step(name: str, fn: Callable[[], str]) -> None:
         if on_step:

@@ -70,8 +70,9 @@ def test_demo_registers_both_models_as_champion(demo_home: tuple[Settings, DemoR
 
 
 def test_demo_is_idempotent(demo_home: tuple[Settings, DemoReport]) -> None:
-    settings, _ = demo_home
-    again = build_demo(settings, progress=False)
+    settings, first = demo_home
+    # The same end as the first build: a build on a later UTC day simulates that day on purpose.
+    again = build_demo(settings, progress=False, end=first.end)
     notes = {s.name: s.note for s in again.steps}
     assert "skipped" in notes["train and register models"]
     mc = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
