@@ -134,6 +134,7 @@ class CompactStockout:
     """``StockoutRiskModel.predict_array``: booster probability, then its calibration."""
 
     def __init__(self, texts: dict[str, str], meta: dict[str, Any]) -> None:
+        self.texts = texts  # each booster's model text, for ``serving.score_memo``
         self.booster = NativeBooster(texts["booster"])
         self.feature_names_ = tuple(meta["features"])
         cal = meta.get("calibration")
@@ -162,6 +163,7 @@ class CompactDelivery:
     (pooled where the group has none), at least the P50."""
 
     def __init__(self, texts: dict[str, str], meta: dict[str, Any]) -> None:
+        self.texts = texts  # each booster's model text, for ``serving.score_memo``
         self.booster = NativeBooster(texts["booster"])
         self.booster90 = NativeBooster(texts["booster90"]) if "booster90" in texts else None
         self.feature_names_ = tuple(meta["features"])

@@ -151,6 +151,7 @@ def predict(
         dest_lat=order.dest_lat,
         dest_lon=order.dest_lon,
         weekday=now.weekday(),
+        memo=runtime.settings.score_memo,
     )
     predictions = {
         (lid, nid): Prediction(p_stockout=a, days_p50=b, days_p90=c)

@@ -8,7 +8,7 @@ keeps its event time, so a decision can say how old the rows it scored with are
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +16,7 @@ import numpy as np
 
 from features import catalog
 from features.online import EVENT_SECONDS
+from serving.score_memo import ScoreMemo
 
 NODE_COLUMNS = catalog.NODE_PROFILE + catalog.NODE_OPS
 NODE_SKU_COLUMNS = catalog.NODE_SKU_INVENTORY
@@ -54,6 +55,8 @@ class FeatureSnapshot:
     node_ts: np.ndarray | None = None
     node_sku_ts: np.ndarray | None = None
     lane_ts: np.ndarray | None = None
+    #: predictions already made against these rows (``serving.score_memo``); None: no memo
+    memo: ScoreMemo | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_online(
@@ -94,6 +97,7 @@ class FeatureSnapshot:
             node_ts=nt,
             node_sku_ts=st,
             lane_ts=lt,
+            memo=ScoreMemo.empty(len(sm), len(lm)),
         )
 
     def with_node_sku(
@@ -110,13 +114,20 @@ class FeatureSnapshot:
         for key in fresh:
             index[key] = len(index)
         seconds = event_time.timestamp()
+        changed = []
         for (n, s), values in rows.items():
             i = index[(n, s.upper())]
             matrix[i] = [values[c] for c in NODE_SKU_COLUMNS]
             stamps[i] = seconds
+            changed.append(i)
         newest = event_time if self.newest_event is None else max(self.newest_event, event_time)
         return replace(
-            self, node_sku_index=index, node_sku=matrix, node_sku_ts=stamps, newest_event=newest
+            self,
+            node_sku_index=index,
+            node_sku=matrix,
+            node_sku_ts=stamps,
+            newest_event=newest,
+            memo=None if self.memo is None else self.memo.derive(len(matrix), changed),
         )
 
     @staticmethod

@@ -87,6 +87,11 @@ class Settings(BaseSettings):
         "`routecast operate --url`; never in production (`routecast serve --simulated-clock`).",
     )
     snapshot_refresh_seconds: float = 60.0
+    score_memo: bool = Field(
+        default=True,
+        description="Reuse predictions already made against the same feature rows (exact: "
+        "serving.score_memo); off only to measure scoring cold (ROUTECAST_SCORE_MEMO).",
+    )
     model_reload_seconds: float = 30.0
     max_order_lines: int = 200
     database_url: str | None = Field(

@@ -1,0 +1,188 @@
+"""The prediction memo gives exactly the numbers the models give: over many destinations,
+weekdays and quantities, after a live push of node×SKU rows, after a new champion, for the
+full estimators and their compact forms alike; a model it cannot read is scored fresh."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features import catalog
+from features.online import EVENT_SECONDS
+from serving import compact_model
+from serving.feature_snapshot import FeatureSnapshot
+from serving.score_memo import ZERO, bins, model_edges
+from serving.scoring import score_rows
+from training.models import DeliveryQuantileModel, StockoutRiskModel
+
+AT = datetime(2026, 3, 2, tzinfo=UTC)
+NODES = [f"N{i}" for i in range(12)]
+SKUS = ["A", "B", "C", "D"]
+
+
+def _frame(features: tuple[str, ...], n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({c: rng.uniform(0, 10, n) for c in features})
+    if "qty" in frame:
+        frame["qty"] = rng.integers(1, 6, n).astype(float)
+    if "distance_km" in frame:
+        frame["distance_km"] = rng.uniform(0, 3000, n)
+    if "weekday" in frame:
+        frame["weekday"] = rng.integers(0, 7, n).astype(float)
+    return frame
+
+
+@pytest.fixture(scope="module")
+def models() -> dict[str, object]:
+    f = _frame(catalog.STOCKOUT_FEATURES, 2600, 0)
+    logit = -2 + 0.3 * f["on_hand"] - 0.5 * f["qty"] + 0.2 * f["backlog"]
+    y = (np.random.default_rng(1).uniform(size=len(f)) < 1 / (1 + np.exp(-logit))).astype(int)
+    stock = StockoutRiskModel(catalog.STOCKOUT_FEATURES, num_boost_round=40, num_threads=1)
+    stock.fit(f[:2000], y[:2000], f[2000:], y[2000:])
+    g = _frame(catalog.DELIVERY_FEATURES, 3000, 2)
+    days = (
+        1 + g["distance_km"] / 500 + g["backlog"] / 4 + np.random.default_rng(3).gamma(2, 0.5, 3000)
+    )
+    deliv = DeliveryQuantileModel(
+        catalog.DELIVERY_FEATURES,
+        num_boost_round=40,
+        num_threads=1,
+        band_groups=("weekday", "node_type_code"),
+        band_min_rows=100,
+        band_on="p90",
+    )
+    deliv.fit(g[:2400], days[:2400].to_numpy(), g[2400:], days[2400:].to_numpy())
+    out: dict[str, object] = {"stockout": stock, "delivery": deliv}
+    for role, model in list(out.items()):
+        found = compact_model.verified_compact(model)
+        assert found is not None
+        out[f"compact_{role}"] = compact_model.build(*found)
+    return out
+
+
+def _snapshot() -> FeatureSnapshot:
+    rng = random.Random(5)
+
+    def row(cols: tuple[str, ...]) -> dict[str, float]:
+        return {**{c: rng.uniform(0, 10) for c in cols}, EVENT_SECONDS: AT.timestamp()}
+
+    node_cols = catalog.NODE_PROFILE + catalog.NODE_OPS
+    nodes = {
+        n: {**row(node_cols), "node_lat": rng.uniform(27, 47), "node_lon": rng.uniform(-122, -72)}
+        for n in NODES
+    }
+    for i, n in enumerate(NODES):
+        nodes[n]["node_type_code"] = float(i % 3)
+    node_sku = {(n, s): row(catalog.NODE_SKU_INVENTORY) for n in NODES[:10] for s in SKUS}
+    lanes = {(n, r): row(catalog.LANE_PERFORMANCE) for n in NODES[:9] for r in ("NY", "CA")}
+    return FeatureSnapshot.from_online(nodes, node_sku, lanes, newest_event=AT, oldest_event=AT)
+
+
+def _calls(snap: FeatureSnapshot, count: int, seed: int) -> list[dict[str, object]]:
+    """Orders of 1-3 lines over random nodes (some without feature rows) and destinations,
+    destinations repeating so the memo is used."""
+    rng = np.random.default_rng(seed)
+    places = [(rng.uniform(27, 47), rng.uniform(-122, -72), r) for r in ("NY", "CA", "TX")] * 2
+    out = []
+    for _ in range(count):
+        lines = rng.choice(SKUS, int(rng.integers(1, 4)), replace=False)
+        nodes = rng.choice(NODES, int(rng.integers(3, 12)), replace=False).tolist()
+        node_ids = [n for _ in lines for n in nodes]
+        skus = [str(s) for s in lines for _ in nodes]
+        qty = np.repeat(rng.choice([1.0, 1.0, 2.0, 5.0, 40.0], len(lines)), len(nodes))
+        lat, lon, region = places[int(rng.integers(0, len(places)))]
+        out.append(
+            {
+                "rows": snap.locate(node_ids, skus, region),
+                "qty": qty,
+                "dest_lat": lat,
+                "dest_lon": lon,
+                "weekday": int(rng.integers(0, 7)),
+            }
+        )
+    return out
+
+
+def _score(
+    snap: FeatureSnapshot, call: dict[str, object], stock: object, deliv: object, memo: bool
+):
+    return score_rows(
+        call["rows"],  # type: ignore[arg-type]
+        call["qty"],  # type: ignore[arg-type]
+        snap,
+        stockout_model=stock,
+        delivery_model=deliv,
+        dest_lat=call["dest_lat"],  # type: ignore[arg-type]
+        dest_lon=call["dest_lon"],  # type: ignore[arg-type]
+        weekday=call["weekday"],  # type: ignore[arg-type]
+        memo=memo,
+    )
+
+
+def _same(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...]) -> bool:
+    return all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+@pytest.mark.parametrize("form", ["", "compact_"])
+def test_memoised_predictions_are_the_models_own(models: dict[str, object], form: str) -> None:
+    stock, deliv = models[f"{form}stockout"], models[f"{form}delivery"]
+    snap = _snapshot()
+    calls = _calls(snap, 150, 7)
+    for _ in range(2):  # cold, then warm
+        for call in calls:
+            assert _same(
+                _score(snap, call, stock, deliv, True), _score(snap, call, stock, deliv, False)
+            )
+    assert snap.memo is not None
+    stats = snap.memo.stats.as_dict()
+    assert stats["stock_hit_rate"] > 0.4
+    assert stats["delivery_hit_rate"] > 0.4
+
+
+def test_a_pushed_row_and_a_new_champion_are_not_served_from_the_memo(
+    models: dict[str, object],
+) -> None:
+    stock, deliv = models["compact_stockout"], models["compact_delivery"]
+    snap = _snapshot()
+    call = {
+        "rows": snap.locate(NODES[:6], ["A"] * 6, "NY"),
+        "qty": np.ones(6),
+        "dest_lat": 40.0,
+        "dest_lon": -75.0,
+        "weekday": 2,
+    }
+    before = _score(snap, call, stock, deliv, True)
+    values = dict.fromkeys(catalog.NODE_SKU_INVENTORY, 0.0)  # N0's stock of A gone
+    pushed = snap.with_node_sku({("N0", "A"): values}, AT + timedelta(minutes=1))
+    after = _score(pushed, call, stock, deliv, True)
+    assert _same(after, _score(pushed, call, stock, deliv, False))
+    assert after[0][0] != before[0][0]  # the pushed row was scored again
+    assert _same(_score(snap, call, stock, deliv, True), before)  # the old snapshot unchanged
+    # a new champion (here: the full estimators) starts the memo over
+    fresh = _score(pushed, call, models["stockout"], models["delivery"], True)
+    assert _same(fresh, _score(pushed, call, models["stockout"], models["delivery"], False))
+
+
+def test_bins_follow_the_split_thresholds_and_lightgbms_zero_test() -> None:
+    edges = np.array([-ZERO, ZERO, 1.5, 2.5])
+    got = bins(np.array([1.0, 1.5, 1.5000001, 2.5, 3.0, 0.0, ZERO / 2, -ZERO, np.nan]), edges)
+    assert got[0] == got[1] != got[2]  # value <= threshold goes left
+    assert got[2] == got[3] != got[4]
+    assert got[5] == got[6] == got[7]  # read as 0 by LightGBM
+    assert got[8] == -1
+
+
+def test_models_it_cannot_read_are_not_memoised(models: dict[str, object]) -> None:
+    class Opaque:
+        feature_names_ = catalog.STOCKOUT_FEATURES
+
+        def predict_array(self, x: np.ndarray) -> np.ndarray:
+            return np.zeros(len(x))
+
+    assert model_edges(Opaque(), "qty") is None
+    assert model_edges(models["stockout"], "qty") is not None
+    assert model_edges(models["compact_delivery"], "distance_km") is not None
