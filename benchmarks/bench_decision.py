@@ -275,7 +275,13 @@ class Straightforward:
             for r in entity.itertuples()
         }
         plan = route(
-            order, network, mode=Mode.PREDICTIVE, policy=rt.policy, predictions=predictions, now=now
+            order,
+            network,
+            mode=Mode.PREDICTIVE,
+            policy=rt.policy,
+            predictions=predictions,
+            now=now,
+            ranking=None if body.ranking_top == "all" else body.ranking_top,  # the same answer
         )
         return plan_to_dict(plan)
 
@@ -406,8 +412,9 @@ def markdown(result: dict[str, Any]) -> str:
         f"{', '.join(str(n) for n in result['world']['families'])} nodes, each SKU at its own "
         "random nodes), destinations from six postal codes, qty 1 per line. Each decision: "
         "validation, ledger availability, feature lookup in the in-memory snapshot, both "
-        "models, fences, ratings, exact allocation, promise and the whole answer (every "
-        "candidate ranked).",
+        "models, fences, ratings, exact allocation, promise and the answer (every "
+        "candidate ranked; the best 10 per line and the allocated ones listed with their "
+        "terms, the API's default).",
         "",
         f"Measured {result.get('measured_at')} on {result['machine']['cpu']} "
         f"({result['machine']['cores']} cores), load average {load} at the start"

@@ -13,6 +13,7 @@ from routing.domain import (
     Order,
     OrderLine,
     Prediction,
+    PredictionArrays,
     RejectReason,
     StockRow,
 )
@@ -60,6 +61,7 @@ __all__ = [
     "Plan",
     "Policy",
     "Prediction",
+    "PredictionArrays",
     "PredictionsRequired",
     "RankEntry",
     "RejectReason",

@@ -6,9 +6,11 @@ A ``Network`` is built once per stock refresh and reused across orders.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+import numpy as np
 
 from routing.calendar import NodeCalendar
 
@@ -201,3 +203,68 @@ class Prediction:
     p_stockout: float
     days_p50: float
     days_p90: float
+
+
+class LinePredictions:
+    """One line's predictions as arrays over its node ids (aligned, float64)."""
+
+    __slots__ = ("days_p50", "days_p90", "node_ids", "p_stockout", "pos")
+
+    def __init__(
+        self,
+        node_ids: list[str],
+        p_stockout: np.ndarray,
+        days_p50: np.ndarray,
+        days_p90: np.ndarray,
+    ) -> None:
+        if not len(node_ids) == len(p_stockout) == len(days_p50) == len(days_p90):
+            raise ValueError("node ids and prediction arrays differ in length")
+        self.node_ids = node_ids
+        self.pos = {n: k for k, n in enumerate(node_ids)}
+        self.p_stockout = np.asarray(p_stockout, dtype=np.float64)
+        self.days_p50 = np.asarray(days_p50, dtype=np.float64)
+        self.days_p90 = np.asarray(days_p90, dtype=np.float64)
+
+
+class PredictionArrays(Mapping[tuple[str, str], Prediction]):
+    """``(line_id, node_id) -> Prediction`` held as arrays per line: what a model scores in
+    one batch, handed to ``route`` without an object per pair (``route`` rates the lines
+    from the arrays; a ``Prediction`` is built only for a pair someone looks up)."""
+
+    __slots__ = ("lines",)
+
+    def __init__(self) -> None:
+        self.lines: dict[str, LinePredictions] = {}
+
+    def add(
+        self,
+        line_id: str,
+        node_ids: list[str],
+        p_stockout: np.ndarray,
+        days_p50: np.ndarray,
+        days_p90: np.ndarray,
+    ) -> None:
+        self.lines[line_id] = LinePredictions(node_ids, p_stockout, days_p50, days_p90)
+
+    def __getitem__(self, key: tuple[str, str]) -> Prediction:
+        line = self.lines.get(key[0])
+        k = None if line is None else line.pos.get(key[1])
+        if line is None or k is None:
+            raise KeyError(key)
+        return Prediction(
+            float(line.p_stockout[k]), float(line.days_p50[k]), float(line.days_p90[k])
+        )
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, tuple) or len(key) != 2:
+            return False
+        line = self.lines.get(key[0])
+        return line is not None and key[1] in line.pos
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        for line_id, line in self.lines.items():
+            for n in line.node_ids:
+                yield (line_id, n)
+
+    def __len__(self) -> int:
+        return sum(len(line.node_ids) for line in self.lines.values())

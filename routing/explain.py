@@ -8,14 +8,15 @@ term say what the chosen plan saved.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Collection, Sequence
 
 import numpy as np
 
 from routing.allocation import EPS, Option, Options, Problem, Solution, _State
 from routing.classic import mode_score, sort_candidates
 from routing.domain import Mode
-from routing.fences import Candidate, LineCandidates
+from routing.fences import FENCE_ORDER, Candidate, LineCandidates
 from routing.options import Ratings
 from routing.plan import Explanation, LineRanking, RankEntry
 from routing.ratings import LineRates, RatingTable
@@ -24,81 +25,135 @@ TERMS = ("shipping", "handling", "stockout_risk_cost", "late_cost")
 
 
 def rank_line(
-    lc: LineCandidates, mode: Mode, ratings: RatingTable, fixed: dict[str, float]
+    lc: LineCandidates,
+    mode: Mode,
+    ratings: RatingTable,
+    fixed: dict[str, float],
+    top: int | None = None,
+    chosen: Collection[str] = (),
 ) -> LineRanking:
-    """Eligible nodes ranked by the mode's criterion, then fenced nodes with their reasons."""
+    """Eligible nodes ranked by the mode's criterion, then fenced nodes with their reasons.
+
+    ``top=None`` lists every candidate (fenced ones in node-id order). Otherwise the best
+    ``top`` eligible nodes, any ``chosen`` node (allocated to this line) below them at its
+    own rank, and the ``top`` nearest fenced nodes (unknown distances last); the counts
+    cover every candidate either way, and entries are built only for what is listed."""
     q = lc.line.qty
-    entries = _ranked(lc.eligible(), ratings.lines[lc.index], mode, q, fixed)
-    for c in lc.candidates:
-        if c.fence is not None:
-            entries.append(
-                RankEntry(
-                    node_id=c.node.node_id,
-                    rank=None,
-                    eligible=False,
-                    reason_code=c.fence,
-                    reason=c.reason,
-                    available=c.row.available if c.row.in_stock else 0.0,
-                    priority=c.node.priority,
-                    distance_km=c.distance_km,
-                    score=None,
-                )
+    elig = lc.eligible()
+    entries = _ranked(elig, ratings.lines[lc.index], mode, q, fixed, top, chosen)
+    fenced = [c for c in lc.candidates if c.fence is not None]
+    counts = Counter(c.fence for c in fenced)
+    listed_all = top is None or (len(elig) <= top and len(fenced) <= top)
+    if not listed_all and top is not None and len(fenced) > top:
+        fenced = sorted(
+            fenced,
+            key=lambda c: (c.distance_km is None, c.distance_km or 0.0, c.node.node_id),
+        )[:top]
+    for c in fenced:
+        entries.append(
+            RankEntry(
+                node_id=c.node.node_id,
+                rank=None,
+                eligible=False,
+                reason_code=c.fence,
+                reason=c.reason,
+                available=c.row.available if c.row.in_stock else 0.0,
+                priority=c.node.priority,
+                distance_km=c.distance_km,
+                score=None,
             )
-    return LineRanking(lc.line.line_id, lc.line.sku, q, tuple(entries))
+        )
+    return LineRanking(
+        lc.line.line_id,
+        lc.line.sku,
+        q,
+        tuple(entries),
+        eligible_count=len(elig),
+        fenced_count=tuple((f, counts[f]) for f in FENCE_ORDER if counts[f]),
+        listed_all=listed_all,
+    )
 
 
 def _ranked(
-    elig: list[Candidate], rates: LineRates, mode: Mode, q: float, fixed: dict[str, float]
+    elig: list[Candidate],
+    rates: LineRates,
+    mode: Mode,
+    q: float,
+    fixed: dict[str, float],
+    top: int | None,
+    chosen: Collection[str],
 ) -> list[RankEntry]:
     """The eligible entries of :func:`rank_line` from the line's rating arrays: the same
-    numbers (``PairRating.terms`` of ``min(atp, qty)``) without a rating object per node."""
+    numbers (``PairRating.terms`` of ``min(atp, qty)``) without a rating object per node;
+    every node is ranked, entries are made for the listed ones only."""
+    n = len(elig)
     atp = np.array([c.atp for c in elig], dtype=np.float64)
     take = np.where(q < atp, q, atp)
     ship = rates.per_unit_shipping * take
+    cost: np.ndarray | None = None
     if mode in (Mode.PREDICTIVE, Mode.COST):
         node_fixed = np.array([fixed[c.node.node_id] for c in elig], dtype=np.float64)
         cost = ship + rates.fixed + node_fixed
         # candidates come in node-id order, so a stable sort breaks ties by node id
-        order = np.argsort(cost, kind="stable").tolist()
-        scores: list[float | None] = cost.tolist()
-        ordered = [(scores[k], elig[k], k) for k in order]
+        order = np.argsort(cost, kind="stable")
     else:
         pos = {id(c): k for k, c in enumerate(elig)}
-        ordered = [(mode_score(mode, c), c, pos[id(c)]) for c in sort_candidates(mode, elig)]
-    ship_l = ship.tolist()
+        order = np.array([pos[id(c)] for c in sort_candidates(mode, elig)], dtype=np.intp)
+    listed = order if top is None else order[:top]
+    below: list[int] = []
+    if top is not None and chosen and n > top:
+        ranks = np.empty(n, dtype=np.intp)
+        ranks[order] = np.arange(n)
+        below = sorted(
+            int(ranks[k])
+            for nid in chosen
+            if (k := rates.pos.get(nid)) is not None and ranks[k] >= top
+        )
+        if below:
+            listed = np.concatenate([listed, order[below]])
+    rank_of = [*range(1, len(listed) - len(below) + 1), *(r + 1 for r in below)]
+    idx = listed.tolist()
+    if cost is not None:
+        scores: list[float | None] = cost[listed].tolist()
+    else:
+        scores = [mode_score(mode, elig[k]) for k in idx]
+    ship_l = ship[listed].tolist()
     hand, stock, late = (
-        rates.handling.tolist(),
-        rates.stockout_risk_cost.tolist(),
-        rates.late_cost.tolist(),
+        rates.handling[listed].tolist(),
+        rates.stockout_risk_cost[listed].tolist(),
+        rates.late_cost[listed].tolist(),
     )
     p_s, p50, p90, p_l = (
-        rates.p_stockout.tolist(),
-        rates.days_p50.tolist(),
-        rates.days_p90.tolist(),
-        rates.p_late.tolist(),
+        rates.p_stockout[listed].tolist(),
+        rates.days_p50[listed].tolist(),
+        rates.days_p90[listed].tolist(),
+        rates.p_late[listed].tolist(),
     )
-    return [
-        RankEntry(
-            node_id=c.node.node_id,
-            rank=rank,
-            eligible=True,
-            reason_code=None,
-            reason=None,
-            available=c.atp,
-            priority=c.node.priority,
-            distance_km=c.distance_km,
-            score=score,
-            shipping=ship_l[k],
-            handling=hand[k],
-            stockout_risk_cost=stock[k],
-            late_cost=late[k],
-            p_stockout=p_s[k],
-            days_p50=p50[k],
-            days_p90=p90[k],
-            p_late=p_l[k],
+    out = []
+    for j, (rank, k) in enumerate(zip(rank_of, idx, strict=True)):
+        c = elig[k]
+        out.append(
+            RankEntry(
+                node_id=c.node.node_id,
+                rank=rank,
+                eligible=True,
+                reason_code=None,
+                reason=None,
+                available=c.atp,
+                priority=c.node.priority,
+                distance_km=c.distance_km,
+                score=scores[j],
+                shipping=ship_l[j],
+                handling=hand[j],
+                stockout_risk_cost=stock[j],
+                late_cost=late[j],
+                p_stockout=p_s[j],
+                days_p50=p50[j],
+                days_p90=p90[j],
+                p_late=p_l[j],
+            )
         )
-        for rank, (score, c, k) in enumerate(ordered, start=1)
-    ]
+    return out
 
 
 def _describe(o: Option, lcs: list[LineCandidates]) -> str:

@@ -68,10 +68,18 @@ class RankEntry:
 
 @dataclass(frozen=True, slots=True)
 class LineRanking:
+    """One line's candidates as the answer lists them (``route(ranking=...)``): every one,
+    or the best ``ranking`` eligible nodes, each allocated node and up to ``ranking`` fenced
+    ones; the counts are over every candidate either way."""
+
     line_id: str
     sku: str
     qty: float
     candidates: tuple[RankEntry, ...]
+    eligible_count: int = 0
+    #: fenced candidates per reason code (codes in ``fences.FENCE_ORDER``)
+    fenced_count: tuple[tuple[str, int], ...] = ()
+    listed_all: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +197,9 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
                 "sku": r.sku,
                 "qty": r.qty,
                 "candidates": [_entry(e) for e in r.candidates],
+                "eligible_count": r.eligible_count,
+                "fenced_count": dict(r.fenced_count),
+                "listed_all": r.listed_all,
             }
             for r in plan.ranking
         ],

@@ -13,8 +13,8 @@ import numpy as np
 
 from routing import classic
 from routing.allocation import EPS, Option, Problem, Solution, solve
-from routing.domain import MODES, Mode, Network, Order, Prediction
-from routing.errors import PredictionsRequired, UnknownMode
+from routing.domain import MODES, Mode, Network, Order, Prediction, PredictionArrays
+from routing.errors import InvalidOrder, PredictionsRequired, UnknownMode
 from routing.explain import explain_optimised, rank_line
 from routing.fences import LineCandidates, evaluate
 from routing.options import line_options, together_options
@@ -48,6 +48,44 @@ def _units(lcs: Sequence[LineCandidates]) -> list[list[LineCandidates]]:
     return units
 
 
+Cols = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def _zeros(n: int) -> Cols:
+    z = np.zeros(n)
+    return z, z, z
+
+
+def _line_predictions(
+    predictions: Mapping[tuple[str, str], Prediction], line_id: str, ids: list[str]
+) -> tuple[np.ndarray, Cols]:
+    """Which of a line's eligible nodes ``ids`` have a prediction, and the prediction
+    columns (p_stockout, days_p50, days_p90; 0 where there is none). Arrays pass through
+    when they hold exactly these nodes; a plain mapping is read pair by pair."""
+    n = len(ids)
+    if isinstance(predictions, PredictionArrays):
+        lp = predictions.lines.get(line_id)
+        if lp is None or not lp.node_ids:
+            return np.zeros(n, dtype=bool), _zeros(n)
+        if lp.node_ids == ids:
+            return np.ones(n, dtype=bool), (lp.p_stockout, lp.days_p50, lp.days_p90)
+        idx = np.array([lp.pos.get(nid, -1) for nid in ids], dtype=np.intp)
+        has = idx >= 0
+        at = np.where(has, idx, 0)
+        return has, (
+            np.where(has, lp.p_stockout[at], 0.0),
+            np.where(has, lp.days_p50[at], 0.0),
+            np.where(has, lp.days_p90[at], 0.0),
+        )
+    got = [predictions.get((line_id, nid)) for nid in ids]
+    has = np.array([pr is not None for pr in got], dtype=bool)
+    return has, (
+        np.array([0.0 if pr is None else pr.p_stockout for pr in got], dtype=np.float64),
+        np.array([0.0 if pr is None else pr.days_p50 for pr in got], dtype=np.float64),
+        np.array([0.0 if pr is None else pr.days_p90 for pr in got], dtype=np.float64),
+    )
+
+
 def _rate(
     order: Order,
     lcs: Sequence[LineCandidates],
@@ -67,25 +105,14 @@ def _rate(
         promise = order.promise_days if order.promise_days is not None else lc.rules.promise_days
         promise = max(promise - buffer, 0.5) if buffer else promise
         elig = [c for c in lc.candidates if c.fence is None]
+        ids = [c.node.node_id for c in elig]
         predicted = None
-        cols = {"p": [0.0] * len(elig), "p50": [0.0] * len(elig), "p90": [0.0] * len(elig)}
+        cols = _zeros(len(elig))
         if predictions is not None and mode is not Mode.COST:
-            got = [predictions.get((line.line_id, c.node.node_id)) for c in elig]
-            if mode is Mode.PREDICTIVE and None in got:
-                missing += [
-                    (line.line_id, c.node.node_id)
-                    for c, pr in zip(elig, got, strict=True)
-                    if pr is None
-                ]
+            predicted, cols = _line_predictions(predictions, line.line_id, ids)
+            if mode is Mode.PREDICTIVE and not predicted.all():
+                missing += [(line.line_id, ids[k]) for k in np.flatnonzero(~predicted).tolist()]
                 continue
-            predicted = np.array([pr is not None for pr in got], dtype=bool)
-            for k, pr in enumerate(got):
-                if pr is not None:
-                    cols["p"][k], cols["p50"][k], cols["p90"][k] = (
-                        pr.p_stockout,
-                        pr.days_p50,
-                        pr.days_p90,
-                    )
         queue = []
         for c in elig:
             nid = c.node.node_id
@@ -95,16 +122,16 @@ def _rate(
             queue.append(wait + queue_days(c.node.load, lc.rules))
         distances = [c.distance_km for c in elig]
         lines[lc.index] = LineRates(
-            [c.node.node_id for c in elig],
+            ids,
             distances,
             rate_line(
                 weight_kg=line.weight_kg,
                 handling_cost=np.array([c.node.handling_cost for c in elig], dtype=np.float64),
                 distance_km=distances,
                 predicted=predicted,
-                p_stockout=np.array(cols["p"], dtype=np.float64),
-                days_p50=np.array(cols["p50"], dtype=np.float64),
-                days_p90=np.array(cols["p90"], dtype=np.float64),
+                p_stockout=cols[0],
+                days_p50=cols[1],
+                days_p90=cols[2],
                 rules=lc.rules,
                 promise_days=promise,
                 queue=np.array(queue, dtype=np.float64),
@@ -128,6 +155,7 @@ def route(
     now: datetime,
     explain: bool = True,
     candidates: Sequence[LineCandidates] | None = None,
+    ranking: int | None = None,
 ) -> Plan:
     """Decide which nodes ship which lines. See docs/formats.md for the plan's fields.
 
@@ -135,7 +163,15 @@ def route(
     comparison (the plan's summary stays): the same decision, for callers that only act on
     the allocations (the backtest plays tens of thousands of orders per policy).
     ``candidates``: ``fences.evaluate`` of this order, network, policy and time, when the
-    caller built them already to score the pairs (they are not changed here)."""
+    caller built them already to score the pairs (they are not changed here).
+    ``ranking``: how many candidates each line's ranking lists (``explain.rank_line``): the
+    best ``ranking`` eligible nodes, each node the plan uses for the line and the
+    ``ranking`` nearest fenced ones; ``None`` lists every candidate. Every candidate is
+    ranked either way; only the listed ones are built into the plan."""
+    if ranking is not None and ranking < 0:
+        raise InvalidOrder(
+            f"ranking must be at least 0 (or None for every candidate), not {ranking}"
+        )
     if mode not in MODES:
         raise UnknownMode(f"mode {mode!r} is not one of {', '.join(MODES)}")
     mode = Mode(mode)
@@ -239,7 +275,17 @@ def route(
     shipments = tuple(Shipment(n, tuple(ids), fixed[n]) for n, ids in sorted(by_node.items()))
     total = sum(a.total for a in final) + sum(s.fixed_cost for s in shipments)
 
-    ranking = tuple(rank_line(lc, mode, ratings, fixed) for lc in lcs) if explain else ()
+    used: dict[str, set[str]] = {}
+    for a in allocs:
+        used.setdefault(a.line_id, set()).add(a.node_id)
+    ranked = (
+        tuple(
+            rank_line(lc, mode, ratings, fixed, ranking, used.get(lc.line.line_id, ()))
+            for lc in lcs
+        )
+        if explain
+        else ()
+    )
     summary = _summary(mode, final, shipments, total, missing, partial_ok)
     if order.preferences():
         summary += "; the order asks for " + ", ".join(order.preferences())
@@ -248,7 +294,7 @@ def route(
     elif problem is not None and sol is not None and actionable and final:
         explanation = explain_optimised(problem, sol, lcs, ratings, total, summary)
     else:
-        explanation = _classic_explanation(mode, ranking, summary, total)
+        explanation = _classic_explanation(mode, summary, total)
     return Plan(
         order_id=order.order_id,
         mode=mode,
@@ -258,7 +304,7 @@ def route(
         unallocated=tuple(missing),
         best_effort=() if actionable else tuple(allocs),
         shipments_detail=shipments,
-        ranking=ranking,
+        ranking=ranked,
         explanation=explanation,
         total_cost=total,
         optimal=sol.optimal if sol is not None else True,
@@ -284,9 +330,7 @@ def _summary(
     return text + (f"; partial: {short}" if missing else "")
 
 
-def _classic_explanation(
-    mode: Mode, ranking: Sequence[object], summary: str, total: float
-) -> Explanation:
+def _classic_explanation(mode: Mode, summary: str, total: float) -> Explanation:
     rule = {
         Mode.PRIORITY: "nodes taken in ascending priority",
         Mode.DISTANCE: "nearest node first, unknown distances last in priority order",

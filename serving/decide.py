@@ -20,7 +20,7 @@ from routing import (
     Network,
     Order,
     OrderLine,
-    Prediction,
+    PredictionArrays,
     plan_to_dict,
     reroute_order,
     route,
@@ -114,7 +114,7 @@ def predict(
     runtime: Runtime,
     now: datetime,
     candidates: list[LineCandidates] | None = None,
-) -> tuple[dict[tuple[str, str], Prediction] | None, list[str], datetime | None]:
+) -> tuple[PredictionArrays | None, list[str], datetime | None]:
     """Model predictions for every candidate pair in one batch, or ``None`` with the reasons
     the models cannot run (then the caller routes in ``cost`` mode); and the event time of
     the oldest feature row the candidates read (stale rows degrade the answer too).
@@ -125,16 +125,16 @@ def predict(
     if reasons or stock_m is None or deliv_m is None or snapshot is None:
         return None, reasons, None
     lcs = candidates if candidates is not None else evaluate(order, network, runtime.policy, now)
-    line_ids: list[str] = []
     node_ids: list[str] = []
     skus: list[str] = []
-    qtys: list[float] = []
+    spans: list[tuple[str, list[str], int]] = []  # line id, its eligible nodes, first row
+    qty_of: list[float] = []
     for lc in lcs:
         eligible = [c.node.node_id for c in lc.candidates if c.fence is None]
+        spans.append((lc.line.line_id, eligible, len(node_ids)))
         node_ids += eligible
-        line_ids += [lc.line.line_id] * len(eligible)
         skus += [lc.line.sku] * len(eligible)
-        qtys += [lc.line.qty] * len(eligible)
+        qty_of.append(float(lc.line.qty))
     rows = snapshot.locate(node_ids, skus, order.dest_region)
     as_of = snapshot.oldest_of(rows)
     bound = runtime.settings.feature_staleness_hours
@@ -144,7 +144,7 @@ def predict(
     assert order.dest_lat is not None and order.dest_lon is not None
     p_stock, p50, p90 = score_rows(
         rows,
-        np.asarray(qtys, dtype=float),
+        np.repeat(np.asarray(qty_of, dtype=float), [len(ids) for _, ids, _ in spans]),
         snapshot,
         stockout_model=stock_m.model,
         delivery_model=deliv_m.model,
@@ -153,12 +153,10 @@ def predict(
         weekday=now.weekday(),
         memo=runtime.settings.score_memo,
     )
-    predictions = {
-        (lid, nid): Prediction(p_stockout=a, days_p50=b, days_p90=c)
-        for lid, nid, a, b, c in zip(
-            line_ids, node_ids, p_stock.tolist(), p50.tolist(), p90.tolist(), strict=True
-        )
-    }
+    predictions = PredictionArrays()
+    for line_id, ids, a in spans:
+        b = a + len(ids)
+        predictions.add(line_id, ids, p_stock[a:b], p50[a:b], p90[a:b])
     return predictions, reasons, as_of
 
 
@@ -253,6 +251,7 @@ def _decide(
             now=now,
             explain=explain,
             candidates=candidates,
+            ranking=None if body.ranking_top == "all" else body.ranking_top,
         )
     except ValueError as exc:
         raise BadRequestMode(str(exc), field="mode") from exc
@@ -318,5 +317,5 @@ def _decide(
 
 def _predictions_only(
     order: Order, network: Network, runtime: Runtime, now: datetime
-) -> dict[tuple[str, str], Prediction] | None:
+) -> PredictionArrays | None:
     return predict(order, network, runtime, now)[0]

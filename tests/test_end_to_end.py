@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -17,6 +18,7 @@ from mlflow import MlflowClient
 
 from serving.app import create_app
 from serving.demo import DemoReport, build_demo
+from serving.schemas.order import DEFAULT_RANKING_TOP
 from serving.settings import Settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("demo")]
@@ -214,3 +216,71 @@ def test_redis_online_store_serves_the_same_features(
             assert plan["models"]["routecast-stockout-risk"] == "1"
     finally:
         teardown(store)
+
+
+# -- the listed ranking (serving.decide, OrderIn.ranking_top) --------------------------------
+
+
+def _order(sku: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "order_id": "TOP-1",
+        "destination": {"postal_code": "60601"},
+        "lines": [{"line_id": "1", "sku": sku, "qty": 1}],
+        **extra,
+    }
+
+
+def _widely_stocked(client: TestClient) -> tuple[str, dict[str, Any]]:
+    """A SKU with more eligible nodes than the listing shows, and its full answer."""
+    for row in client.get("/v1/skus", params={"limit": 50}).json():
+        full = client.post("/v1/route", json=_order(row["sku"], ranking_top="all")).json()
+        if full["shippable"] and full["ranking"][0]["eligible_count"] > 3:
+            return row["sku"], full
+    raise AssertionError("the demo world has no SKU stocked at more than 3 eligible nodes")
+
+
+def _same_decision(a: dict[str, Any], b: dict[str, Any]) -> None:
+    for key in ("allocations", "total_cost", "explanation", "search", "promise"):
+        assert a[key] == b[key], key
+
+
+def test_top_candidates_are_the_head_of_the_full_ranking(client: TestClient) -> None:
+    sku, full = _widely_stocked(client)
+    line = full["ranking"][0]
+    assert line["listed_all"] and len(line["candidates"]) == line["eligible_count"] + sum(
+        line["fenced_count"].values()
+    )
+    short = client.post("/v1/route", json=_order(sku, ranking_top=3)).json()
+    _same_decision(short, full)
+    top = short["ranking"][0]
+    assert not top["listed_all"]
+    assert (top["eligible_count"], top["fenced_count"]) == (
+        line["eligible_count"],
+        line["fenced_count"],
+    )
+    chosen = {a["node_id"] for a in full["allocations"]}
+    elig = [e for e in line["candidates"] if e["eligible"]]
+    want = elig[:3] + [e for e in elig[3:] if e["node_id"] in chosen]
+    assert [e for e in top["candidates"] if e["eligible"]] == want
+    assert len([e for e in top["candidates"] if not e["eligible"]]) <= 3
+
+    default = client.post("/v1/route", json=_order(sku)).json()
+    _same_decision(default, full)
+    listed = [e for e in default["ranking"][0]["candidates"] if e["eligible"]]
+    assert listed == elig[:DEFAULT_RANKING_TOP] + [
+        e for e in elig[DEFAULT_RANKING_TOP:] if e["node_id"] in chosen
+    ]
+
+    none = client.post("/v1/route", json=_order(sku, ranking_top=0)).json()
+    _same_decision(none, full)
+    assert [e["node_id"] for e in none["ranking"][0]["candidates"] if e["eligible"]] == sorted(
+        chosen
+    )
+
+
+@pytest.mark.parametrize("bad", [-1, 1001, "most", 2.5, None])
+def test_bad_ranking_top_is_a_422_naming_the_field(client: TestClient, bad: Any) -> None:
+    (row,) = client.get("/v1/skus", params={"limit": 1}).json()
+    r = client.post("/v1/route", json=_order(row["sku"], ranking_top=bad))
+    assert r.status_code == 422, r.text
+    assert "ranking_top" in r.text

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -59,6 +59,13 @@ class Destination(BaseModel):
         return self
 
 
+#: Candidates per line the answer's ``ranking`` lists unless the order asks otherwise: enough
+#: to see the alternatives an operator would weigh, without an entry per stocking node.
+DEFAULT_RANKING_TOP = 10
+#: Above this, ask for ``"all"``.
+MAX_RANKING_TOP = 1000
+
+
 class OrderLineIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -106,6 +113,14 @@ class OrderIn(BaseModel):
     )
     max_shipments: int | None = Field(
         default=None, ge=1, le=50, description="At most this many parcels for this order"
+    )
+    ranking_top: Annotated[int, Field(ge=0, le=MAX_RANKING_TOP)] | Literal["all"] = Field(
+        default=DEFAULT_RANKING_TOP,
+        description="How many candidates each line's `ranking` lists: the best N eligible "
+        "nodes, every node allocated to the line wherever it ranks, and the N nearest fenced "
+        'nodes; "all" lists every candidate. Every candidate is ranked either way, and '
+        "`eligible_count` / `fenced_count` count them all.",
+        examples=[10, "all"],
     )
 
     @field_validator("lines")

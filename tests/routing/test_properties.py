@@ -6,6 +6,7 @@ from collections import defaultdict
 from itertools import product
 from typing import Any
 
+import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from routing_helpers import NOW
@@ -18,6 +19,7 @@ from routing import (
     Order,
     OrderLine,
     Prediction,
+    PredictionArrays,
     StockRow,
     candidate_pairs,
     plan_to_dict,
@@ -25,6 +27,7 @@ from routing import (
     route,
 )
 from routing.allocation import total_cost
+from routing.fences import node_distances
 
 SKUS = ["A", "B", "C"]
 
@@ -339,3 +342,64 @@ def test_one_node_options_as_arrays_plan_like_option_objects(world: Any) -> None
     finally:
         engine.line_options = real  # type: ignore[attr-defined]
     assert fast == slow
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(worlds(), st.sampled_from(MODES), st.integers(0, 4))
+def test_top_ranking_lists_a_prefix_of_the_full_one(world: Any, mode: str, top: int) -> None:
+    """``ranking=top`` changes what is listed, never the plan or a listed entry: the best
+    ``top`` eligible entries of the full ranking, then every allocated node below them at its
+    own rank, then the ``top`` nearest fenced ones; the counts cover every candidate."""
+    network, order, policy, preds = world
+    kw: Any = {"mode": mode, "policy": policy, "predictions": preds, "now": NOW}
+    full = plan_to_dict(route(order, network, **kw))
+    short = plan_to_dict(route(order, network, ranking=top, **kw))
+    assert {k: v for k, v in short.items() if k != "ranking"} == {
+        k: v for k, v in full.items() if k != "ranking"
+    }
+    allocated = {(a["line_id"], a["node_id"]) for a in [*full["allocations"], *full["best_effort"]]}
+    for f, s in zip(full["ranking"], short["ranking"], strict=True):
+        elig = [e for e in f["candidates"] if e["eligible"]]
+        fenced = [e for e in f["candidates"] if not e["eligible"]]
+        assert f["listed_all"] and f["eligible_count"] == s["eligible_count"] == len(elig)
+        assert f["fenced_count"] == s["fenced_count"]
+        assert sum(s["fenced_count"].values()) == len(fenced)
+        want = elig[:top] + [e for e in elig[top:] if (f["line_id"], e["node_id"]) in allocated]
+        km = node_distances(network.nodes, order)  # unrounded
+        nearest = sorted(
+            fenced, key=lambda e: (km[e["node_id"]] is None, km[e["node_id"]] or 0.0, e["node_id"])
+        )
+        want_fenced = fenced if len(fenced) <= top else nearest[:top]
+        if s["listed_all"]:
+            assert len(elig) <= top and len(fenced) <= top
+        assert [e for e in s["candidates"] if e["eligible"]] == want
+        assert sorted(
+            (e for e in s["candidates"] if not e["eligible"]), key=lambda e: e["node_id"]
+        ) == sorted(want_fenced, key=lambda e: e["node_id"])
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(worlds(), st.sampled_from(MODES), st.randoms(use_true_random=False))
+def test_prediction_arrays_plan_like_the_mapping(world: Any, mode: str, rnd: Any) -> None:
+    """Predictions handed over as arrays per line give the plan a dict of ``Prediction``
+    objects gives, whether the arrays hold the line's nodes in its order, shuffled, or (in the
+    modes that allow it) only some of them."""
+    network, order, policy, preds = world
+    if mode != "predictive" and preds and rnd.random() < 0.5:
+        preds = {k: v for k, v in preds.items() if rnd.random() < 0.6}
+    arrays = PredictionArrays()
+    for ln in order.lines:
+        pairs = [(nid, p) for (lid, nid), p in preds.items() if lid == ln.line_id]
+        if rnd.random() < 0.5:
+            rnd.shuffle(pairs)
+        arrays.add(
+            ln.line_id,
+            [n for n, _ in pairs],
+            np.array([p.p_stockout for _, p in pairs]),
+            np.array([p.days_p50 for _, p in pairs]),
+            np.array([p.days_p90 for _, p in pairs]),
+        )
+    assert dict(arrays) == preds
+    kw: Any = {"mode": mode, "policy": policy, "now": NOW}
+    want = plan_to_dict(route(order, network, predictions=preds, **kw))
+    assert plan_to_dict(route(order, network, predictions=arrays, **kw)) == want

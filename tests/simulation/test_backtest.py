@@ -50,7 +50,8 @@ def prepared(work: Path) -> Prepared:
 
 def riskiest(body: Any, runtime: Any, **kw: Any) -> dict[str, Any]:
     """A deliberately bad policy: each line to the eligible node the model finds riskiest."""
-    answer = decide(body.model_copy(update={"mode": Mode.PREDICTIVE}), runtime, **kw)
+    every = {"mode": Mode.PREDICTIVE, "ranking_top": "all"}  # it picks among all candidates
+    answer = decide(body.model_copy(update=every), runtime, **kw)
     allocations = []
     for line in answer["ranking"]:
         fits = [
