@@ -161,8 +161,9 @@ def build_world(demo: Path, target: Path, seed: int = 5) -> Path:
     return target
 
 
-def world_runtime(world: Path, demo: Path) -> Any:
-    """A started runtime on the generated world with the demo's models (registry copied)."""
+def world_runtime(world: Path, demo: Path, score_memo: bool = True) -> Any:
+    """A started runtime on the generated world with the demo's models (registry copied);
+    ``score_memo=False`` scores every pair with the models (``serving.score_memo`` off)."""
     from serving.runtime import Runtime
     from serving.settings import Settings
 
@@ -175,6 +176,7 @@ def world_runtime(world: Path, demo: Path) -> Any:
         mlflow_tracking_uri=f"sqlite:///{reg.resolve()}",
         database_url=f"sqlite:///{ledger.resolve()}",
         live_features_seconds=0,
+        score_memo=score_memo,
     )
     rt = Runtime(settings)
     rt.start(background=False)
@@ -309,47 +311,99 @@ def _cell(lines: int, nodes: int, lat: list[float], cpu: list[float]) -> dict[st
     }
 
 
+def _memo_counts(rt: Any) -> tuple[int, int, int, int]:
+    """Cumulative (stock rows, hits, delivery rows, hits) of the runtime's score memo."""
+    memo = getattr(rt.snapshot, "memo", None)
+    st = getattr(memo, "stats", None)
+    if st is None:
+        return (0, 0, 0, 0)
+    return (st.stock_rows, st.stock_hits, st.delivery_rows, st.delivery_hits)
+
+
+def _hit_rates(before: tuple[int, ...], after: tuple[int, ...]) -> dict[str, float | None]:
+    """Share of rows the score memo answered between two counts (``None``: none looked up).
+    A snapshot refresh starts a new memo: its counts then restart below ``before``."""
+    d = [a - b for a, b in zip(after, before, strict=True)]
+    if any(x < 0 for x in d):
+        d = list(after)
+    return {
+        "stock_hit_rate": round(d[1] / d[0], 4) if d[0] else None,
+        "delivery_hit_rate": round(d[3] / d[2], 4) if d[2] else None,
+    }
+
+
 def _allocated(answer: dict[str, Any]) -> list[tuple[str, str, float]]:
     return sorted((a["line_id"], a["node_id"], a["qty"]) for a in answer["allocations"])
 
 
+def measure(
+    rt: Any, cells: list[tuple[int, int]], quick: bool, now: datetime, label: str = ""
+) -> list[dict[str, Any]]:
+    """The whole decision per cell on a started runtime: latency, CPU, stages, optimality
+    and the score memo's hit rates."""
+    from serving.decide import decide
+
+    grid: list[dict[str, Any]] = []
+    for lines, nodes in cells:
+        batch = orders(lines, nodes, _count(lines, nodes, quick), seed=1)
+        for o in batch[:5]:  # warm-up
+            decide(o, rt, now=now)
+        lat, cpu = [], []
+        stages: dict[str, list[float]] = {}
+        optimal = 0
+        counts = _memo_counts(rt)
+        for o in batch:
+            c0, t0 = time.thread_time(), time.perf_counter()
+            ans = decide(o, rt, now=now)
+            lat.append((time.perf_counter() - t0) * 1000)
+            cpu.append((time.thread_time() - c0) * 1000)
+            optimal += bool(ans["search"]["optimal"])
+            for k, v in ans["timings_ms"].items():
+                stages.setdefault(k, []).append(v)
+        cell = _cell(lines, nodes, lat, cpu)
+        cell["proven_optimal"] = optimal
+        cell["stages_p50_ms"] = {k: _pct(v, 50) for k, v in stages.items()}
+        cell["score_memo"] = _hit_rates(counts, _memo_counts(rt))
+        grid.append(cell)
+        print(
+            f"decision{label} {lines}x{nodes}: p50 {cell['p50_ms']} ms p99 {cell['p99_ms']} ms "
+            f"(cpu p50 {cell['cpu_p50_ms']} ms, {optimal}/{len(batch)} proven optimal; "
+            f"score memo hits {cell['score_memo']})",
+            flush=True,
+        )
+    return grid
+
+
 def run(
-    demo: Path, work: Path, quick: bool, straight_cells: list[tuple[int, int]]
+    demo: Path,
+    work: Path,
+    quick: bool,
+    straight_cells: list[tuple[int, int]],
+    score_memo: bool = True,
+    cells: list[tuple[int, int]] | None = None,
 ) -> dict[str, Any]:
+    """The grid (or ``cells``) and the straightforward stack on ``straight_cells``. With the
+    score memo on, the summary's cells run again on a runtime without it (``routecast_cold``):
+    what an order whose pairs the memo has not seen costs."""
     from serving.decide import decide
 
     t_build = time.perf_counter()
     world = build_world(demo, work / "decision-world")
     built_s = round(time.perf_counter() - t_build, 1)
-    rt = world_runtime(world, demo)
     now = datetime.now(UTC)
-    grid: list[dict[str, Any]] = []
+    wanted = cells if cells is not None else [(ln, n) for ln in LINES for n in NODES]
+    cold: list[dict[str, Any]] = []
+    if score_memo:
+        cold_cells = [c for c in KEY_CELLS if c in wanted]
+        if cold_cells:
+            rt_cold = world_runtime(world, demo, score_memo=False)
+            try:
+                cold = measure(rt_cold, cold_cells, quick, now, " (memo off)")
+            finally:
+                rt_cold.stop()
+    rt = world_runtime(world, demo, score_memo)
     try:
-        for lines in LINES:
-            for nodes in NODES:
-                batch = orders(lines, nodes, _count(lines, nodes, quick), seed=1)
-                for o in batch[:5]:  # warm-up
-                    decide(o, rt, now=now)
-                lat, cpu = [], []
-                stages: dict[str, list[float]] = {}
-                optimal = 0
-                for o in batch:
-                    c0, t0 = time.thread_time(), time.perf_counter()
-                    ans = decide(o, rt, now=now)
-                    lat.append((time.perf_counter() - t0) * 1000)
-                    cpu.append((time.thread_time() - c0) * 1000)
-                    optimal += bool(ans["search"]["optimal"])
-                    for k, v in ans["timings_ms"].items():
-                        stages.setdefault(k, []).append(v)
-                cell = _cell(lines, nodes, lat, cpu)
-                cell["proven_optimal"] = optimal
-                cell["stages_p50_ms"] = {k: _pct(v, 50) for k, v in stages.items()}
-                grid.append(cell)
-                print(
-                    f"decision {lines}x{nodes}: p50 {cell['p50_ms']} ms p99 {cell['p99_ms']} ms "
-                    f"(cpu p50 {cell['cpu_p50_ms']} ms, {optimal}/{len(batch)} proven optimal)",
-                    flush=True,
-                )
+        grid = measure(rt, wanted, quick, now)
         straight: list[dict[str, Any]] = []
         if straight_cells:
             sf = Straightforward(rt)
@@ -389,6 +443,7 @@ def run(
     return {
         **stamp(),
         "quick": quick,
+        "score_memo": score_memo,
         "world": {
             "nodes": max(NODES),
             "skus_per_family": SKUS_PER_FAMILY,
@@ -396,8 +451,31 @@ def run(
             "built_seconds": built_s,
         },
         "routecast": grid,
+        "routecast_cold": cold,
         "straightforward": straight,
     }
+
+
+_HEAD = (
+    "| lines | nodes | orders | p50 ms | p99 ms | cpu p50 ms | proven optimal | "
+    "stages p50 ms (validate / stock / score / route) | memo hits (stock / delivery) |"
+)
+_HEAD_RULE = "|---:|---:|---:|---:|---:|---:|---:|---|---|"
+
+
+def _row(c: dict[str, Any]) -> str:
+    st = c.get("stages_p50_ms", {})
+    stages = " / ".join(str(st.get(k, "-")) for k in ("validate", "stock", "score", "route"))
+    memo = c.get("score_memo") or {}
+    hits = " / ".join(
+        "-" if memo.get(k) is None else str(memo[k])
+        for k in ("stock_hit_rate", "delivery_hit_rate")
+    )
+    return (
+        f"| {c['lines']} | {c['nodes']} | {c['orders']} | {c['p50_ms']} | {c['p99_ms']} | "
+        f"{c.get('cpu_p50_ms', '-')} | {c.get('proven_optimal', '-')}/{c['orders']} | "
+        f"{stages} | {hits} |"
+    )
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -419,20 +497,26 @@ def markdown(result: dict[str, Any]) -> str:
         f"Measured {result.get('measured_at')} on {result['machine']['cpu']} "
         f"({result['machine']['cores']} cores), load average {load} at the start"
         f"{' (quick form)' if result.get('quick') else ''}. `cpu` is the deciding thread's "
-        "CPU time, which a busy machine inflates less than wall time.",
+        "CPU time, which a busy machine inflates less than wall time. Score memo "
+        f"{'on' if result.get('score_memo', True) else 'off (`--cold`: every pair scored)'}; "
+        "`memo hits` is the share of stockout / delivery rows it answered in the cell "
+        "(the cell's orders reuse its 12 SKUs and six destinations, so a warm memo sees more "
+        "repeats than a catalogue of thousands of SKUs would).",
         "",
-        "| lines | nodes | orders | p50 ms | p99 ms | cpu p50 ms | proven optimal | "
-        "stages p50 ms (validate / stock / score / route) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---|",
+        _HEAD,
+        _HEAD_RULE,
+        *(_row(c) for c in result["routecast"]),
     ]
-    for c in result["routecast"]:
-        st = c.get("stages_p50_ms", {})
-        stages = " / ".join(str(st.get(k, "-")) for k in ("validate", "stock", "score", "route"))
-        out.append(
-            f"| {c['lines']} | {c['nodes']} | {c['orders']} | {c['p50_ms']} | {c['p99_ms']} | "
-            f"{c.get('cpu_p50_ms', '-')} | {c.get('proven_optimal', '-')}/{c['orders']} | "
-            f"{stages} |"
-        )
+    if result.get("routecast_cold"):
+        out += [
+            "",
+            "The same cells on a runtime with the score memo off (every pair scored by the "
+            "models), measured first in the same run:",
+            "",
+            _HEAD,
+            _HEAD_RULE,
+            *(_row(c) for c in result["routecast_cold"]),
+        ]
     if result["straightforward"]:
         out += [
             "",
@@ -489,9 +573,33 @@ def main() -> None:
     ap.add_argument("--home", type=Path, default=Path(".routecast"))
     ap.add_argument("--work", type=Path, default=Path(".routecast/bench"))
     ap.add_argument("--out", type=Path, default=None, help="write decision.{json,md,png} here")
+    ap.add_argument(
+        "--cold",
+        action="store_true",
+        help="score every pair with the models: the score memo off (Settings.score_memo)",
+    )
+    ap.add_argument(
+        "--cells",
+        nargs="+",
+        metavar="LxN",
+        help="only these cells, e.g. 5x200 12x200 (default: the whole grid)",
+    )
+    ap.add_argument(
+        "--no-straightforward", action="store_true", help="skip the straightforward stack"
+    )
     args = ap.parse_args()
-    cells = [(5, 200)] if args.quick else [(1, 200), (5, 200), (12, 200)]
-    res = run(args.home.resolve(), args.work.resolve(), args.quick, cells)
+    only = None
+    if args.cells:
+        only = [(int(a), int(b)) for a, b in (c.lower().split("x") for c in args.cells)]
+    straight = [(5, 200)] if args.quick else [(1, 200), (5, 200), (12, 200)]
+    res = run(
+        args.home.resolve(),
+        args.work.resolve(),
+        args.quick,
+        [] if args.no_straightforward else straight,
+        score_memo=not args.cold,
+        cells=only,
+    )
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "decision.json").write_text(json.dumps(res, indent=2) + "\n")
