@@ -7,7 +7,9 @@ stockout model and the real-data evaluations use this one;
 held-out slice (split-conformal), which also absorbs drift between training and now;
 ``GroupConformalUpper`` does so per group (Mondrian), at one level or at levels allocated
 to the cheapest groups under an aggregate target; ``CoverageMonitor`` then follows
-the band's coverage on recent parcels whose outcome is known, day by day.
+the band's coverage on recent parcels whose outcome is known, day by day, and
+``BandTracker`` steers the band from each promise's outcome once it is known (online
+quantile tracking).
 """
 
 from __future__ import annotations
@@ -321,4 +323,82 @@ class CoverageMonitor:
                     factor = float(scores.max()) if len(scores) else 1.0
                 cache[instant] = float(factor)
             out[i] = float(np.clip(cache[instant], lo, hi)) ** self.weight
+        return out
+
+
+class BandTracker:
+    """Online recalibration of a band from its own promises' outcomes (quantile tracking).
+
+    Every morning the band factor *f* moves on the log scale by ``step`` for each promise
+    resolved the day before, × (1 if it was missed, else 0, − (1 − ``coverage``)),
+    clipped to ``bounds``: the quantile-tracking form of adaptive conformal inference
+    (Gibbs & Candès, 2021; Angelopoulos, Candès & Tibshirani, 2023), applied in daily
+    batches because outcomes arrive so, weeks after the promise. The step is per promise,
+    not per day: a day's *share* missed is biased (on a Sunday few parcels arrive while
+    promise dates keep passing, so Monday's batch is mostly misses). A promise is *resolved* when
+    its parcel arrives (covered unless it is later than the promise) or when its promise
+    date passes without it (missed), and is used only from the close of that day, as a
+    promise monitor in production would see it. The promises the tracker scores are its
+    own (``base`` × the factor of the parcel's purchase day, never below ``lower``), so a
+    backtest replays what production would have promised.
+    """
+
+    def __init__(
+        self, coverage: float = 0.9, step: float = 0.0005, bounds: tuple[float, float] = (0.5, 2.0)
+    ) -> None:
+        if not 0.0 < coverage < 1.0:
+            raise ValueError("coverage must lie in (0, 1)")
+        if step < 0 or not 0 < bounds[0] <= 1 <= bounds[1]:
+            raise ValueError("step must be >= 0 and bounds must contain 1")
+        self.coverage = coverage
+        self.step = step
+        self.bounds = bounds
+
+    def factors(
+        self,
+        purchased: np.ndarray,
+        delivered: np.ndarray,
+        base: np.ndarray,
+        lower: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """The factor in force on each parcel's purchase day (days on one clock).
+
+        ``delivered`` NaN: outcome never known (the parcel gives no feedback). The factor
+        starts at 1 on the first purchase day; pass the history before the parcels of
+        interest so it has warmed up by then.
+        """
+        purchased, delivered, base = (
+            np.asarray(a, dtype=float) for a in (purchased, delivered, base)
+        )
+        if not (len(purchased) == len(delivered) == len(base)):
+            raise ValueError("purchased, delivered and base must have one value per parcel")
+        floor = np.zeros(len(base)) if lower is None else np.asarray(lower, dtype=float)
+        out = np.ones(len(purchased))
+        if len(purchased) == 0:
+            return out
+        order = np.argsort(purchased, kind="stable")
+        day = np.floor(purchased[order]).astype(np.int64)
+        took = (delivered - purchased)[order]
+        first = np.searchsorted(day, np.arange(day[0], day[-1] + 2))
+        lo_log, hi_log = math.log(self.bounds[0]), math.log(self.bounds[1])
+        miss_rate = 1.0 - self.coverage
+        resolved: dict[int, list[float]] = {}  # day a batch becomes usable -> missed flags
+        f_log = 0.0
+        for d in range(int(day[0]), int(day[-1]) + 1):
+            batch = resolved.pop(d, None)
+            if batch:
+                moved = f_log + self.step * (sum(batch) - miss_rate * len(batch))
+                f_log = min(hi_log, max(lo_log, moved))
+            lo, hi = first[d - day[0]], first[d - day[0] + 1]
+            if lo == hi:
+                continue
+            rows = order[lo:hi]
+            out[rows] = math.exp(f_log)
+            promise = np.maximum(base[rows] * out[rows], floor[rows])
+            for t0, spent, promised in zip(purchased[rows], took[lo:hi], promise, strict=True):
+                if not np.isfinite(spent):
+                    continue
+                # Known at arrival, or when the promise date passes; usable the next day.
+                usable = math.floor(t0 + min(spent, promised)) + 1
+                resolved.setdefault(usable, []).append(float(spent > promised))
         return out

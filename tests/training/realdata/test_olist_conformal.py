@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.calibration import CoverageMonitor
+from training.calibration import BandTracker, CoverageMonitor
 from training.realdata.olist_eval import FEATURES, LEVEL, OlistDeliveryModel, OlistSettings
 
 
@@ -129,13 +129,19 @@ def test_monitor_sees_only_outcomes_known_that_morning() -> None:
     assert after[1] > before[1]
 
 
-def test_monitored_band_never_uses_its_own_or_a_later_outcome() -> None:
+@pytest.mark.parametrize(
+    "settings",
+    [
+        OlistSettings(conformal_groups=(), monitor_days=84.0, monitor_weight=1.0),
+        OlistSettings(conformal_groups=(), tracker_step=0.002),
+    ],
+    ids=["monitor", "tracker"],
+)
+def test_monitored_band_never_uses_its_own_or_a_later_outcome(settings: OlistSettings) -> None:
     frame = _drifting_frame()
     cut = frame["event_timestamp"].iloc[1200]
     train, test = frame[frame["event_timestamp"] < cut], frame[frame["event_timestamp"] >= cut]
-    model = OlistDeliveryModel(
-        OlistSettings(conformal_groups=(), monitor_days=84.0, monitor_weight=1.0)
-    ).fit(train)
+    model = OlistDeliveryModel(settings).fit(train)
     p90 = model.predict_monitored(test)[1]
     static = model.predict(test)[1]
     assert not np.allclose(p90, static)  # the monitor does move the band
@@ -149,3 +155,57 @@ def test_monitored_band_never_uses_its_own_or_a_later_outcome() -> None:
     moved = model.predict_monitored(bumped)[1]
     same_day = test["event_timestamp"].dt.floor("D") == test["event_timestamp"].iloc[0].floor("D")
     assert np.array_equal(moved[same_day.to_numpy()], p90[same_day.to_numpy()])
+
+
+def test_tracker_widens_a_band_that_slips_and_narrows_one_that_covers_too_much() -> None:
+    tracker = BandTracker(0.9, step=0.002)
+    slow = tracker.factors(*_promises(ratio=1.4))
+    fast = tracker.factors(*_promises(ratio=0.6))
+    assert slow[-1] > 1.3 and fast[-1] < 0.75
+    assert slow[:20].max() == fast[:20].max() == 1.0  # no outcome known on the first day
+    capped = BandTracker(0.9, step=0.05, bounds=(0.8, 1.25)).factors(*_promises(ratio=3.0))
+    assert capped.max() == pytest.approx(1.25)
+
+
+def test_tracker_uses_an_outcome_only_from_the_close_of_the_day_it_became_known() -> None:
+    bought, arrived, band = _promises(ratio=0.6)
+    tracker = BandTracker(0.9, step=0.01)
+    factors = tracker.factors(bought, arrived, band)
+    # Parcel 0 (bought on day 0) arrived within its 10-day promise, on day 5 or 6 ...
+    day = int(np.floor(arrived[0]))
+    # ... now it never arrives: the miss is known once the promise date has passed.
+    missed = arrived.copy()
+    missed[0] = bought[0] + 40.0
+    promised = int(np.floor(bought[0] + 10.0))
+    moved = tracker.factors(bought, missed, band)
+    changed = np.floor(bought[moved != factors])
+    assert changed.min() == day + 1  # used from the close of its arrival day, not before
+    # Covered, it narrowed the band a little from day + 1 on; missed, it widens it from
+    # the day after its promise date.
+    on_time = (np.floor(bought) > day) & (np.floor(bought) <= promised)
+    assert (moved[on_time] > factors[on_time]).all()
+    gap = moved / factors
+    late = np.floor(bought) == promised + 1
+    assert (gap[late] > gap[on_time].max()).all()
+
+
+def test_tracker_steps_per_promise_so_uneven_daily_batches_do_not_bias_it() -> None:
+    """Exactly one parcel in ten misses, but nothing arrives on one weekday while promise
+    dates keep passing: that day's batch is all misses. Averaging each day's share would
+    creep the band wider every week; stepping per promise keeps the factor level."""
+    days, per_day = 300, 20
+    bought = np.repeat(np.arange(days, dtype=float), per_day) + 0.25
+    took = np.tile(np.r_[[100.0, 100.0], np.full(per_day - 2, 4.0)], days)
+    arrived = bought + took
+    closed = np.floor(arrived) % 7 == 6
+    arrived[closed] = np.floor(arrived[closed]) + 1.5  # delivered the next morning instead
+    factors = BandTracker(0.9, step=0.01).factors(bought, arrived, np.full(len(bought), 10.0))
+    assert 0.85 < factors[-1] < 1.1
+
+
+def test_monitor_and_tracker_are_exclusive() -> None:
+    frame = _drifting_frame(n=400)
+    settings = OlistSettings(conformal_groups=(), monitor_days=56.0, tracker_step=0.001)
+    model = OlistDeliveryModel(settings).fit(frame.iloc[:300])
+    with pytest.raises(ValueError, match="one of"):
+        model.predict_monitored(frame.iloc[300:])
