@@ -7,10 +7,12 @@ keeps its event time, so a decision can say how old the rows it scored with are
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from itertools import pairwise, repeat
+from typing import Any, cast
 
 import numpy as np
 
@@ -57,6 +59,12 @@ class FeatureSnapshot:
     lane_ts: np.ndarray | None = None
     #: predictions already made against these rows (``serving.score_memo``); None: no memo
     memo: ScoreMemo | None = field(default=None, compare=False, repr=False)
+    #: the indexes above by SKU (node×SKU) and by region (lane), then node: ``locate``
+    #: looks a line's nodes up in one dict without building a key per pair
+    by_sku: dict[str, dict[object, int]] | None = field(default=None, compare=False, repr=False)
+    by_region: dict[object, dict[object, int]] | None = field(
+        default=None, compare=False, repr=False
+    )
 
     @classmethod
     def from_online(
@@ -98,7 +106,42 @@ class FeatureSnapshot:
             node_sku_ts=st,
             lane_ts=lt,
             memo=ScoreMemo.empty(len(sm), len(lm)),
-        )
+        ).indexed()
+
+    def indexed(self) -> FeatureSnapshot:
+        """This snapshot with ``by_sku`` and ``by_region`` built (off the request path)."""
+        by_sku: dict[str, dict[object, int]] = {}
+        for key, i in self.node_sku_index.items():
+            node, sku = cast(tuple[str, str], key)
+            by_sku.setdefault(sku, {})[node] = i
+        by_region: dict[object, dict[object, int]] = {}
+        for key, i in self.lane_index.items():
+            node, region = cast(tuple[str, str | None], key)
+            by_region.setdefault(region, {})[node] = i
+        self.by_sku, self.by_region = by_sku, by_region
+        return self
+
+    def carrying(self, previous: FeatureSnapshot | None) -> FeatureSnapshot:
+        """This snapshot (just read, not yet serving) keeping what ``previous``'s memo
+        predicted from rows that are the same here: a periodic re-read of an unchanged
+        store does not start scoring cold."""
+        if previous is None or previous.memo is None or self.memo is None:
+            return self
+        if self.node_index != previous.node_index or not np.array_equal(self.node, previous.node):
+            return self  # both models read node rows
+        old = previous.memo
+        delivery = self.memo.delivery
+        if self.lane_index == previous.lane_index and np.array_equal(self.lane, previous.lane):
+            delivery = old.delivery
+        stock = self.memo.stock
+        if (
+            self.node_sku_index == previous.node_sku_index
+            and self.node_sku.shape == previous.node_sku.shape
+        ):
+            changed = np.flatnonzero((self.node_sku != previous.node_sku).any(axis=1))
+            stock = old.stock.derive(len(self.node_sku), changed)
+        self.memo = ScoreMemo(stock, delivery, old.stats)
+        return self
 
     def with_node_sku(
         self, rows: Mapping[tuple[str, str], Mapping[str, float]], event_time: datetime
@@ -111,8 +154,16 @@ class FeatureSnapshot:
         matrix = np.vstack([body, np.zeros((len(fresh), body.shape[1])), self.node_sku[-1:]])
         old_ts = self._stamps(self.node_sku_ts, len(self.node_sku))
         stamps = np.concatenate([old_ts[:-1], np.full(len(fresh) + 1, np.nan)])
+        by_sku = None if self.by_sku is None else dict(self.by_sku)
+        copied: set[str] = set()
         for key in fresh:
             index[key] = len(index)
+            if by_sku is not None:
+                node, sku = key
+                if sku not in copied:  # the old snapshot's dicts stay as they were
+                    by_sku[sku] = dict(by_sku.get(sku, {}))
+                    copied.add(sku)
+                by_sku[sku][node] = index[key]
         seconds = event_time.timestamp()
         changed = []
         for (n, s), values in rows.items():
@@ -128,6 +179,7 @@ class FeatureSnapshot:
             node_sku_ts=stamps,
             newest_event=newest,
             memo=None if self.memo is None else self.memo.derive(len(matrix), changed),
+            by_sku=by_sku,
         )
 
     @staticmethod
@@ -181,21 +233,27 @@ class FeatureSnapshot:
     def locate(
         self, node_ids: Sequence[str], skus: Sequence[str], region: str | None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Row indices (node, node×SKU, lane) of candidate pairs bound for one region; node
-        and lane rows are looked up once per distinct node, not once per pair."""
+        """Row indices (node, node×SKU, lane) of candidate pairs bound for one region. Pairs
+        of one SKU come together (an order lists each line's candidates in turn): each run
+        is looked up in that SKU's own index, every lookup a C-level ``dict.get``."""
+        if self.by_sku is None or self.by_region is None:
+            self.indexed()
+        assert self.by_sku is not None and self.by_region is not None
         miss_n, miss_s, miss_l = len(self.node) - 1, len(self.node_sku) - 1, len(self.lane) - 1
-        distinct = dict.fromkeys(node_ids)
-        n_of = {n: self.node_index.get(n, miss_n) for n in distinct}
-        l_of = {n: self.lane_index.get((n, region), miss_l) for n in distinct}
         count = len(node_ids)
-        ni = np.fromiter(map(n_of.__getitem__, node_ids), np.intp, count)
-        li = np.fromiter(map(l_of.__getitem__, node_ids), np.intp, count)
-        get = self.node_sku_index.get
-        si = np.fromiter(
-            (get((n, s.upper()), miss_s) for n, s in zip(node_ids, skus, strict=True)),
-            np.intp,
-            count,
-        )
+        ni = np.fromiter(map(self.node_index.get, node_ids, repeat(miss_n)), np.intp, count)
+        lanes = self.by_region.get(region, {})
+        li = np.fromiter(map(lanes.get, node_ids, repeat(miss_l)), np.intp, count)
+        si = np.empty(count, np.intp)
+        if not count:
+            return ni, si, li
+        change = np.fromiter(map(operator.ne, skus[1:], skus[:-1]), bool, count - 1)
+        bounds = [0, *(np.flatnonzero(change) + 1).tolist(), count]
+        for start, end in pairwise(bounds):
+            rows = self.by_sku.get(skus[start].upper(), {})
+            si[start:end] = np.fromiter(
+                map(rows.get, node_ids[start:end], repeat(miss_s)), np.intp, end - start
+            )
         return ni, si, li
 
     def _indices(

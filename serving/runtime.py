@@ -188,7 +188,7 @@ class Runtime:
                 newest_event=online.newest_event,
                 oldest_event=online.oldest_event,
                 read_at=online.read_at,
-            )
+            ).carrying(self.snapshot)
         except Exception as exc:  # keep serving the last snapshot (or degrade) on failure
             self.snapshot_error = f"feature refresh failed: {exc}"
             log.exception("feature refresh failed")

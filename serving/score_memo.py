@@ -38,8 +38,9 @@ import numpy as np
 #: LightGBM's ``kZeroThreshold`` (the float ``1e-35f`` as a double): a value within it of
 #: zero is read as 0 by the dense-row predictor.
 ZERO = float(np.float32(1e-35))
-#: qty bins memoised per node×SKU row (qty beyond them is scored fresh)
-MAX_QTY_BINS = 4
+#: qty bin codes memoised per node×SKU row (``bins``: two per threshold interval, for
+#: LightGBM's zero test; qty beyond them is scored fresh)
+MAX_QTY_BINS = 8
 #: delivery entries kept before the dict starts over (≈ 100 bytes each)
 DELIVERY_ENTRIES = 1 << 16
 _WEEKDAYS = 7

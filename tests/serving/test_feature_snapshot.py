@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
+
 from features import catalog
 from features.online import EVENT_SECONDS
 from serving.feature_snapshot import FeatureSnapshot
@@ -56,3 +58,20 @@ def test_a_pushed_row_is_stamped_and_does_not_date_the_others() -> None:
     # a fresh push never hides a stale lane the decision reads
     assert pushed.oldest_used(["N2"], ["A"], ["NY"]) == OLD
     assert snap.oldest_used(["N2"], ["A"], ["CA"]) == CLOSE  # the old snapshot is untouched
+
+
+def test_locate_finds_the_rows_a_lookup_per_pair_finds() -> None:
+    snap = _snapshot()
+    values = dict.fromkeys(catalog.NODE_SKU_INVENTORY, 2.0)
+    pushed = snap.with_node_sku({("N2", "b"): values}, CLOSE)  # a row the store lacked
+    node_ids = ["N1", "N2", "N9", "N1", "N2", "N1", "N2", "N9"]
+    skus = ["a", "a", "a", "B", "b", "A", "Z", "Z"]  # runs, any case, unknown SKU and node
+    for s in (snap, pushed):
+        for region in ("NY", "CA", None):
+            got = s.locate(node_ids, skus, region)
+            want = s._indices(node_ids, skus, [region] * len(node_ids))
+            for g, w in zip(got, want, strict=True):
+                np.testing.assert_array_equal(g, w)
+    assert pushed.locate(["N2"], ["B"], "NY")[1][0] == pushed.node_sku_index[("N2", "B")]
+    assert snap.locate(["N2"], ["B"], "NY")[1][0] == len(snap.node_sku) - 1  # old one untouched
+    assert [len(a) for a in snap.locate([], [], "NY")] == [0, 0, 0]

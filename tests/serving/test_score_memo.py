@@ -186,3 +186,49 @@ def test_models_it_cannot_read_are_not_memoised(models: dict[str, object]) -> No
     assert model_edges(Opaque(), "qty") is None
     assert model_edges(models["stockout"], "qty") is not None
     assert model_edges(models["compact_delivery"], "distance_km") is not None
+
+
+def test_a_reread_store_keeps_what_its_unchanged_rows_predicted(
+    models: dict[str, object],
+) -> None:
+    stock, deliv = models["compact_stockout"], models["compact_delivery"]
+    first = _snapshot()
+    calls = _calls(first, 40, 13)
+    for call in calls:
+        _score(first, call, stock, deliv, True)
+    assert first.memo is not None
+    stats = first.memo.stats
+    hits = stats.stock_hits, stats.delivery_hits
+    for call in calls:  # warm: what the memo can hold is found
+        _score(first, call, stock, deliv, True)
+    warm = stats.stock_hits - hits[0], stats.delivery_hits - hits[1]
+    assert warm[0] > 0 and warm[1] > 0
+    # the same rows read again: found as in the old snapshot
+    again = _snapshot().carrying(first)
+    assert again.memo is not None and again.memo.stats is stats
+    hits = stats.stock_hits, stats.delivery_hits
+    for call in calls:
+        assert _same(
+            _score(again, call, stock, deliv, True), _score(again, call, stock, deliv, False)
+        )
+    assert (stats.stock_hits - hits[0], stats.delivery_hits - hits[1]) == warm
+    # one node×SKU row differs in the store: that row alone is scored again
+    changed = _snapshot()
+    i = changed.node_sku_index[("N0", "A")]
+    changed.node_sku[i] += 1.0
+    changed = changed.carrying(again)
+    call = {
+        "rows": changed.locate(["N0", "N1"], ["A", "A"], "NY"),
+        "qty": np.ones(2),
+        "dest_lat": 40.0,
+        "dest_lon": -75.0,
+        "weekday": 2,
+    }
+    assert _same(
+        _score(changed, call, stock, deliv, True), _score(changed, call, stock, deliv, False)
+    )
+    # a node row differs: nothing is carried
+    moved = _snapshot()
+    moved.node[0, 0] += 1.0
+    assert moved.carrying(again).memo is not again.memo and moved.memo is not None
+    assert moved.memo.stats is not again.memo.stats
