@@ -2,7 +2,8 @@
 
 When every option serves a unit whole from one node (no quantity splits, no SKU shared by
 two units), a plan is a partition of the units into blocks, each served by one node. The
-best node for every subset of units is one vectorised pass over the nodes; the best
+best node for every subset of units comes from the subsets each node serves in full (a
+node stocking 3 of 12 lines' SKUs has 8 of the 4,096, built as array entries); the best
 partition into at most ``max_shipments`` blocks is a DP over submasks, 3^(L-1) steps. With
 numpy both passes run as array operations over every (subset, block) pair at once (12 lines
 × 200 nodes in a few ms, where branch-and-bound on the same problem needs 10^5-10^6
@@ -246,22 +247,34 @@ def _blocks(
 ) -> tuple[list[float], list[int]]:
     """Cheapest single node (fixed cost + line costs) for every subset of units."""
     if _np is not None and size * len(fixed) > 4096:  # numpy pays off beyond tiny tables
-        c = _np.asarray(cost, dtype=float)
-        f = _np.asarray(fixed, dtype=float)
+        np = _np
+        c = np.asarray(cost, dtype=float)
+        f = np.asarray(fixed, dtype=float)
         keep = _undominated(c, f)
         c, f = c[:, keep], f[keep]
-        table = _np.empty((size, c.shape[1]))
-        table[0] = f
-        # row(mask) = row(mask without its lowest unit) + that unit's costs, as the loop
-        # below adds them: masks whose lowest unit is u extend masks of higher units only
+        # Only the subsets a node serves in full have a finite row: a node stocking 3 of 12
+        # lines has 8 of the 4,096, so the rows are built per (subset, node) entry. Each
+        # entry's value is summed as the loop below sums it (fixed cost, then the units from
+        # the highest to the lowest), and a subset's block is its least entry, the lowest
+        # node on ties (what an argmin over the full table picks).
+        mask = np.zeros(c.shape[1], dtype=np.int64)
+        node = np.arange(c.shape[1])
+        val = f.copy()
         for u in range(c.shape[0] - 1, -1, -1):
-            high = _np.arange(0, size, 2 << u)
-            table[high | (1 << u)] = table[high] + c[u]
-        idx: Any = table.argmin(axis=1)  # first minimum = lowest node id on ties
-        vals = table[_np.arange(size), idx]
-        block = vals.tolist()
-        block[0] = math.inf
-        return block, keep[idx].tolist()
+            cu = c[u, node]
+            ok = np.isfinite(cu)
+            mask = np.concatenate([mask, mask[ok] | (1 << u)])
+            val = np.concatenate([val, val[ok] + cu[ok]])
+            node = np.concatenate([node, node[ok]])
+        order = np.lexsort((node, val, mask))
+        mask, val, node = mask[order], val[order], node[order]
+        first = np.r_[True, mask[1:] != mask[:-1]]
+        vals = np.full(size, math.inf)
+        best = np.zeros(size, dtype=np.int64)
+        vals[mask[first]] = val[first]
+        best[mask[first]] = node[first]
+        vals[0] = math.inf
+        return vals.tolist(), keep[best].tolist()
     rows: list[list[float]] = [list(fixed)] + [[] for _ in range(size - 1)]
     block = [math.inf] * size
     node = [0] * size

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from itertools import product
 from typing import Any
@@ -194,8 +195,11 @@ def test_exact_methods_match_brute_force(world: Any) -> None:
         assert abs(total_cost(p, dp.choice) - dp.cost) < tol
 
 
-def _partition_problem(n_units: int, n_nodes: int, seed: int, cap: int | None) -> Any:
-    """Every unit served whole by one node or left unmet: what the subset DP takes."""
+def _partition_problem(
+    n_units: int, n_nodes: int, seed: int, cap: int | None, density: float = 0.6
+) -> Any:
+    """Every unit served whole by one node or left unmet: what the subset DP takes; each
+    node stocks each unit's SKU with probability ``density``."""
     import random
 
     from routing.allocation import UNMET_PENALTY, Option, Part, Problem
@@ -207,7 +211,7 @@ def _partition_problem(n_units: int, n_nodes: int, seed: int, cap: int | None) -
     for u in range(n_units):
         opts = []
         for n in nodes:
-            if rng.random() < 0.6:
+            if rng.random() < density:
                 parts = (Part(u, n, 1.0),)
                 cost = rng.choice([rng.uniform(1, 10), 5.0])  # repeated values make ties
                 use = (((n, f"s{u}"), 1.0),)
@@ -222,10 +226,19 @@ def test_subset_dp_arrays_match_the_loop() -> None:
     """The numpy DP (with dominated nodes dropped) chooses what the pure-Python loop does."""
     import routing.partition as dp
 
-    for n_units, n_nodes, seeds in ((4, 12, 6), (7, 40, 4), (9, 60, 2), (10, 80, 1)):
+    grid = (
+        (4, 12, 6, 0.6),
+        (7, 40, 4, 0.6),
+        (9, 60, 2, 0.6),
+        (10, 80, 1, 0.6),
+        (8, 60, 3, 0.2),  # sparse stock: most nodes serve a few units
+        (12, 50, 1, 0.2),
+        (6, 30, 3, 1.0),  # every node serves every unit
+    )
+    for n_units, n_nodes, seeds, density in grid:
         for seed in range(seeds):
             for cap in (None, 1, 2, 3):
-                p = _partition_problem(n_units, n_nodes, seed, cap)
+                p = _partition_problem(n_units, n_nodes, seed, cap, density)
                 fast = dp.solve_partition(p)
                 saved, dp._np = dp._np, None
                 try:
@@ -235,6 +248,37 @@ def test_subset_dp_arrays_match_the_loop() -> None:
                 assert fast is not None and slow is not None
                 assert fast.choice == slow.choice and fast.states == slow.states
                 assert abs(fast.cost - slow.cost) < 1e-9
+
+
+def test_subset_blocks_arrays_match_the_loop() -> None:
+    """Every subset's cheapest node and its cost, from the array entries, equal the loop's
+    (dominated nodes dropped, ties to the lowest node), with many ties and sparse stock."""
+    import random
+
+    import routing.partition as dp
+
+    for n_units, n_nodes, density, seed in product(
+        (3, 6, 9), (5, 40, 120), (0.15, 0.5, 1.0), range(3)
+    ):
+        rng = random.Random(seed * 1000 + n_units * 10 + n_nodes)
+        cost = [
+            [
+                float(rng.choice([1, 2, 3])) if rng.random() < density else math.inf
+                for _ in range(n_nodes)
+            ]
+            for _ in range(n_units)
+        ]
+        fixed = [float(rng.choice([2, 4])) for _ in range(n_nodes)]
+        size = 1 << n_units
+        fast = dp._blocks(cost, fixed, size)
+        saved, dp._np = dp._np, None
+        try:
+            slow = dp._blocks(cost, fixed, size)
+        finally:
+            dp._np = saved
+        assert fast[0] == slow[0]
+        finite = [m for m in range(size) if math.isfinite(slow[0][m])]
+        assert [fast[1][m] for m in finite] == [slow[1][m] for m in finite]
 
 
 @settings(max_examples=60, deadline=None)
