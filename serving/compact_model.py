@@ -7,11 +7,12 @@ model text LightGBM itself wrote and evaluates it with LightGBM's own library
 (``lib_lightgbm``, loaded with ctypes, the same C calls ``lightgbm.Booster.predict`` makes),
 and keeps the calibration and the P90 band as plain numbers.
 
-The rules stay where they live (``training.models``, ``training.calibration``): a compact
-form is written only after it reproduced the full model's predictions exactly on probe rows
-(``verified_compact``), and is read only while the code of those rules is unchanged
-(``rules_digest``); a model class this module does not know, or one whose prediction rule
-changed, is simply served from its pickle as before.
+What a champion predicts from its boosters' raw scores lives once, in
+``training.prediction`` (numpy only): the estimators and the classes here both call it. A
+compact form is written only after it reproduced the full model's predictions exactly on
+probe rows (``verified_compact``), and is read only while the code of those rules is
+unchanged (``rules_digest``); a model class this module does not know is simply served
+from its pickle as before.
 """
 
 from __future__ import annotations
@@ -26,15 +27,16 @@ from typing import Any
 
 import numpy as np
 
+from training import prediction
+
 #: Version of the files below; a different one is not read (the pickle serves instead).
 FORMAT = 2
-_EPS = 1e-6  # training.calibration's logit clip
 _PREDICT_NORMAL = 0
 _DTYPE_FLOAT32, _DTYPE_FLOAT64 = 0, 1
 _ROW_MAJOR = 1
 
-#: Modules whose code defines what a champion predicts.
-RULES = ("training.models", "training.calibration")
+#: Modules whose code defines what a champion predicts from its boosters.
+RULES = ("training.prediction",)
 
 _lib: ctypes.CDLL | None = None
 _lib_lock = threading.Lock()
@@ -131,7 +133,8 @@ class NativeBooster:
 
 
 class CompactStockout:
-    """``StockoutRiskModel.predict_array``: booster probability, then its calibration."""
+    """``StockoutRiskModel.predict_array``: booster probability, then its calibration
+    (``training.prediction``)."""
 
     def __init__(self, texts: dict[str, str], meta: dict[str, Any]) -> None:
         self.texts = texts  # each booster's model text, for ``serving.score_memo``
@@ -148,19 +151,13 @@ class CompactStockout:
         if self.method is None:
             return raw
         if self.method == "isotonic":
-            out = np.interp(raw, self.x_, self.y_)
-        else:
-            p = np.clip(raw, _EPS, 1 - _EPS) / np.clip(1 - raw, _EPS, 1)
-            logit = np.log(p)
-            out = 1.0 / (1.0 + np.exp(-(self.cal["a"] * logit + self.cal["b"])))
-        return np.clip(np.asarray(out, dtype=np.float64), 0.0, 1.0)
+            return prediction.calibrated(raw, "isotonic", x=self.x_, y=self.y_)
+        return prediction.calibrated(raw, "sigmoid", a=self.cal["a"], b=self.cal["b"])
 
 
 class CompactDelivery:
-    """``DeliveryQuantileModel.predict_array``: P50 = P50 booster + median, clipped at 0;
-    the band's base is the P50, or with a P90 booster (CQR) expm1(P90 booster + its
-    init) clipped at 0 and at least the P50; P90 = base × the group's conformal factor
-    (pooled where the group has none), at least the P50."""
+    """``DeliveryQuantileModel.predict_array``: the P50 booster's quantile and the banded
+    P90 (``training.prediction``)."""
 
     def __init__(self, texts: dict[str, str], meta: dict[str, Any]) -> None:
         self.texts = texts  # each booster's model text, for ``serving.score_memo``
@@ -175,23 +172,14 @@ class CompactDelivery:
         self.corrections: dict[str, float] = {k: float(v) for k, v in band["corrections"].items()}
         self.group_index = [self.feature_names_.index(g) for g in meta["band_groups"]]
 
-    def groups(self, x: np.ndarray) -> list[str]:
-        if not self.group_index:
-            return [""] * len(x)
-        cols = x[:, self.group_index]
-        return [">".join(f"{v:g}" for v in row) for row in cols]
+    def groups(self, x: np.ndarray) -> np.ndarray:
+        return prediction.group_keys(np.asarray(x)[:, self.group_index])
 
     def predict_array(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        raw = self.booster.predict(x) + self.init
-        p50 = np.asarray(np.clip(raw, 0.0, None), dtype=np.float64)
-        base = p50
-        if self.booster90 is not None:
-            raw90 = self.booster90.predict(x) + self.init90
-            upper90 = np.asarray(np.clip(np.expm1(raw90), 0.0, None), dtype=np.float64)
-            base = np.maximum(upper90, p50)
-        c = np.array([self.corrections.get(g, self.pooled) for g in self.groups(x)], dtype=float)
-        upper = base + c if self.additive else base * c
-        return p50, np.asarray(np.maximum(upper, p50), np.float64)
+        p50 = prediction.quantile(self.booster.predict(x), self.init)
+        raw90 = None if self.booster90 is None else self.booster90.predict(x)
+        factor = prediction.factors(self.groups(x), self.corrections, self.pooled)
+        return p50, prediction.delivery_upper(p50, raw90, self.init90, factor, self.additive)
 
 
 def _floats(a: Any) -> list[float]:

@@ -23,17 +23,13 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
 from features.realdata.survival import kaplan_meier_quantile
+from training import prediction
 
 Method = Literal["auto", "isotonic", "sigmoid"]
 #: Below this many held-out rows (or 50 positives) isotonic steps overfit; Platt instead.
 MIN_ISOTONIC_ROWS = 1000
 MIN_ISOTONIC_POSITIVES = 50
-_EPS = 1e-6
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.asarray(p, dtype=float)
-    return np.asarray(np.log(np.clip(p, _EPS, 1 - _EPS) / np.clip(1 - p, _EPS, 1)))
+_EPS = prediction.EPS
 
 
 class ProbabilityCalibrator:
@@ -61,18 +57,17 @@ class ProbabilityCalibrator:
             self.x_ = np.asarray(iso.X_thresholds_, float)
             self.y_ = np.asarray(iso.y_thresholds_, float)
         else:
-            lr = LogisticRegression(C=1e6, max_iter=1000).fit(_logit(scores).reshape(-1, 1), y)
+            lr = LogisticRegression(C=1e6, max_iter=1000).fit(
+                prediction.logit(scores).reshape(-1, 1), y
+            )
             self.a_, self.b_ = float(lr.coef_[0, 0]), float(lr.intercept_[0])
         self.n_ = len(y)
         return self
 
     def predict(self, scores: np.ndarray) -> np.ndarray:
-        scores = np.asarray(scores, dtype=float)
         if self.method_ == "isotonic":
-            out = np.interp(scores, self.x_, self.y_)
-        else:
-            out = 1.0 / (1.0 + np.exp(-(self.a_ * _logit(scores) + self.b_)))
-        return np.clip(np.asarray(out, dtype=np.float64), 0.0, 1.0)
+            return prediction.calibrated(scores, "isotonic", x=self.x_, y=self.y_)
+        return prediction.calibrated(scores, "sigmoid", a=self.a_, b=self.b_)
 
     @classmethod
     def from_mapping(cls, saved: dict[str, Any]) -> ProbabilityCalibrator:
@@ -206,13 +201,10 @@ class GroupConformalUpper:
                 self.corrections_[name] = correction
 
     def correction(self, groups: np.ndarray) -> np.ndarray:
-        pooled = self.pooled_.correction_
-        return np.array([self.corrections_.get(str(g), pooled) for g in groups], dtype=float)
+        return prediction.factors(groups, self.corrections_, self.pooled_.correction_)
 
     def predict(self, upper: np.ndarray, groups: np.ndarray) -> np.ndarray:
-        upper = np.asarray(upper, dtype=float)
-        c = self.correction(np.asarray(groups, dtype=object))
-        return upper + c if self.mode == "additive" else upper * c
+        return prediction.widen(upper, self.correction(groups), self.mode == "additive")
 
 
 #: The group thin groups are pooled into when levels are allocated.

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
+from training import prediction
 from training.calibration import GroupConformalUpper, ProbabilityCalibrator
 from training.metrics import pinball_loss
 
@@ -472,27 +473,27 @@ class DeliveryQuantileModel(_LightGBMEstimator):
     def _quantile(
         booster: lgb.Booster, x: np.ndarray, init: float, log: bool = False
     ) -> np.ndarray:
-        raw = np.asarray(booster.predict(x, num_threads=1), dtype=np.float64) + init
-        return np.asarray(np.clip(np.expm1(raw) if log else raw, 0.0, None), dtype=np.float64)
+        return prediction.quantile(np.asarray(booster.predict(x, num_threads=1)), init, log)
 
     def groups(self, x: np.ndarray) -> np.ndarray:
         """The band's group of each row: its ``band_groups`` values joined (one group if none)."""
         index = [self.feature_names_.index(g) for g in self.band_groups]
-        if not index:
-            return np.full(len(x), "", dtype=object)
-        cols = x[:, index]
-        return np.array([">".join(f"{v:g}" for v in row) for row in cols], dtype=object)
+        return prediction.group_keys(np.asarray(x)[:, index])
 
     def upper(self, p50: np.ndarray, x: np.ndarray, scale: np.ndarray | float = 1.0) -> np.ndarray:
         """The P90 for these P50s and feature rows. The band multiplies, so any unit works: a
         caller whose target is days ÷ a level passes P50s in days and the level as ``scale``
         (it converts the P90 booster's prediction, which is in target units)."""
-        p50 = np.asarray(p50, dtype=np.float64)
         booster90 = getattr(self, "booster90_", None)
-        base = p50
-        if booster90 is not None:
-            base = np.maximum(self._quantile(booster90, x, self.init90_, log=True) * scale, p50)
-        return np.asarray(np.maximum(self.band_.predict(base, self.groups(x)), p50), np.float64)
+        raw90 = None if booster90 is None else booster90.predict(x, num_threads=1)
+        return prediction.delivery_upper(
+            p50,
+            raw90,
+            getattr(self, "init90_", 0.0),
+            self.band_.correction(self.groups(x)),
+            self.band_.mode == "additive",
+            scale,
+        )
 
     def predict_array(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Return (p50, p90) in days, clipped at 0, with p90 >= p50."""
