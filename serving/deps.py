@@ -2,6 +2,10 @@
 
 Only the decision path (route, place, reject) takes the whole ``Runtime``; reads and
 maintenance take the ledger, the models, the catalogue, the policy or the settings.
+
+The getters are ``async``: each only reads an attribute, and FastAPI runs a plain ``def``
+dependency in its thread pool (a thread hop and a GIL hand-over per dependency per request,
+which showed in the request profile).
 """
 
 from __future__ import annotations
@@ -20,37 +24,41 @@ from serving.runtime import Runtime
 from serving.settings import Settings
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    return _runtime(request)
+
+
+def _runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
 
-def get_app_settings(request: Request) -> Settings:
-    return get_runtime(request).settings
+async def get_app_settings(request: Request) -> Settings:
+    return _runtime(request).settings
 
 
-def get_ledger(request: Request) -> Ledger:
-    return get_runtime(request).ledger
+async def get_ledger(request: Request) -> Ledger:
+    return _runtime(request).ledger
 
 
-def get_models(request: Request) -> ModelStore:
-    return get_runtime(request).models
+async def get_models(request: Request) -> ModelStore:
+    return _runtime(request).models
 
 
-def get_keys(request: Request) -> SqlKeyStore:
-    return get_runtime(request).keys
+async def get_keys(request: Request) -> SqlKeyStore:
+    return _runtime(request).keys
 
 
-def get_catalogue(request: Request) -> Catalogue:
-    return get_runtime(request).catalogue
+async def get_catalogue(request: Request) -> Catalogue:
+    return _runtime(request).catalogue
 
 
-def get_policies(request: Request) -> PolicyStore:
-    return get_runtime(request).policies
+async def get_policies(request: Request) -> PolicyStore:
+    return _runtime(request).policies
 
 
-def get_promises(request: Request) -> PromiseMonitor:
-    return get_runtime(request).promises
+async def get_promises(request: Request) -> PromiseMonitor:
+    return _runtime(request).promises
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

@@ -8,7 +8,7 @@ header check, not a parse. Routers then check the scope (403) with ``require``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
@@ -139,8 +139,11 @@ _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API k
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="the API key")
 
 
-def require(scope: KeyScope) -> Callable[..., None]:
-    def check(
+def require(scope: KeyScope) -> Callable[..., Awaitable[None]]:
+    """The scope check as a dependency; ``async`` so FastAPI runs it in the event loop
+    (a plain ``def`` costs a thread-pool hop per request for a dict look-up)."""
+
+    async def check(
         request: Request,
         settings: SettingsDep,
         _bearer_key: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,

@@ -6,8 +6,7 @@ import logging
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Header, Query
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, BackgroundTasks, Header, Query, Response
 
 from serving import metrics, orchestration
 from serving.bounds import ID_PATTERN, MAX_ID, MAX_LONG_ID, AwareTime, PathLongId
@@ -18,7 +17,7 @@ from serving.ledger import (
 )
 from serving.ledger.records import OrderStatus
 from serving.ledger.reporting import OrderFilter
-from serving.routers.route import audit
+from serving.routers.route import audit_soon, json_response
 from serving.runtime import Runtime
 from serving.schemas.operations import DeliveriesIn, RejectionIn, ShipmentIn
 from serving.schemas.order import OrderIn
@@ -69,7 +68,7 @@ def place_order(
             description="Retry-safe placement: the same key and body return the first answer",
         ),
     ] = None,
-) -> JSONResponse:
+) -> Response:
     """Same `Idempotency-Key` + same body → the first answer; + different body → 422;
     while the first is still running → 409. An unfillable order reserves nothing (409)."""
     res = orchestration.place(body, runtime, idempotency_key, _audit_later(tasks, runtime))
@@ -82,7 +81,7 @@ def place_order(
         },
     )
     headers = {"Idempotent-Replayed": "true"} if res.replayed else {}
-    return JSONResponse(payload, status_code=res.http_status or 201, headers=headers)
+    return json_response(payload, res.http_status or 201, headers)
 
 
 @router.get("", summary="Search orders by id prefix, state, channel, node and placing time")
@@ -208,6 +207,6 @@ def _audit_later(tasks: BackgroundTasks, runtime: Runtime) -> orchestration.OnDe
     """Audit each decision after the answer is sent."""
 
     def later(body: OrderIn, answer: dict[str, Any], order_id: str) -> None:
-        tasks.add_task(audit, runtime, body, answer, order_id)
+        tasks.add_task(audit_soon, runtime, body, answer, order_id)
 
     return later

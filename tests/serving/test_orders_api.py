@@ -403,3 +403,21 @@ def test_every_decision_is_audited(api: tuple[TestClient, Any]) -> None:
     stored = client.get(f"/v1/decisions/{plan['decision_id']}").json()
     assert stored["plan"]["decision_id"] == plan["decision_id"]
     assert stored["model_versions"] == plan["models"]
+
+
+def test_route_answer_is_its_response_model(api: tuple[TestClient, Any]) -> None:
+    """``/v1/route`` writes the decision's answer straight to JSON: it must be exactly what
+    validating it against ``RouteResponse`` gives (every field present, nothing coerced),
+    and the OpenAPI document must still name that model."""
+    from serving.schemas.order import RouteResponse
+
+    client, runtime = api
+    sku = _fresh_sku(client, runtime)
+    for order in (_order(sku, 1), _order(sku, 10**6), _order(sku, 1, mode="cost")):
+        r = client.post("/v1/route", json=order)
+        assert r.status_code == 200, r.text
+        assert r.headers["content-type"] == "application/json"
+        body = r.json()
+        assert RouteResponse.model_validate(body).model_dump(mode="json") == body
+    ok = client.app.openapi()["paths"]["/v1/route"]["post"]["responses"]["200"]  # type: ignore[attr-defined]
+    assert ok["content"]["application/json"]["schema"]["$ref"].endswith("/RouteResponse")
