@@ -23,6 +23,7 @@ from serving.score_memo import ScoreMemo
 NODE_COLUMNS = catalog.NODE_PROFILE + catalog.NODE_OPS
 NODE_SKU_COLUMNS = catalog.NODE_SKU_INVENTORY
 LANE_COLUMNS = catalog.LANE_PERFORMANCE
+_NODE_LAT, _NODE_LON = NODE_COLUMNS.index("node_lat"), NODE_COLUMNS.index("node_lon")
 
 
 def _matrix(
@@ -281,6 +282,10 @@ class FeatureSnapshot:
     ) -> dict[str, np.ndarray]:
         """Feature columns for candidate rows, by name, ready to stack in a model's order."""
         return self.columns(self._indices(node_ids, skus, regions))
+
+    def node_points(self, ni: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(latitude, longitude) of these node rows."""
+        return self.node[ni, _NODE_LAT], self.node[ni, _NODE_LON]
 
     def columns(self, rows: tuple[np.ndarray, np.ndarray, np.ndarray]) -> dict[str, np.ndarray]:
         """``gather`` of rows already located (``locate``)."""

@@ -148,10 +148,10 @@ def _delivery(
     dest_lon: float,
     weekday: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    ni, _, li = rows
+    ni, si, li = rows
     n = len(ni)
-    dcols = snapshot.columns(rows)
-    distance = haversine_km(dcols["node_lat"], dcols["node_lon"], dest_lat, dest_lon)
+    lat, lon = snapshot.node_points(ni)
+    distance = haversine_km(lat, lon, dest_lat, dest_lon)
     if cache is None:
         todo, token = None, None
         p50, p90 = np.empty(n), np.empty(n)
@@ -164,8 +164,7 @@ def _delivery(
             return p50, p90
         if left == n:
             todo = None
-    if todo is not None:
-        dcols = {k: v[todo] for k, v in dcols.items()}
+    dcols = snapshot.columns(rows if todo is None else (ni[todo], si[todo], li[todo]))
     dcols["distance_km"] = distance if todo is None else distance[todo]
     dcols["weekday"] = np.full(len(dcols["distance_km"]), float(weekday))
     x = np.column_stack([dcols[f] for f in catalog.DELIVERY_FEATURES])
