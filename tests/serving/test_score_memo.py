@@ -5,6 +5,8 @@ full estimators and their compact forms alike; a model it cannot read is scored 
 from __future__ import annotations
 
 import random
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -232,3 +234,38 @@ def test_a_reread_store_keeps_what_its_unchanged_rows_predicted(
     moved.node[0, 0] += 1.0
     assert moved.carrying(again).memo is not again.memo and moved.memo is not None
     assert moved.memo.stats is not again.memo.stats
+
+
+def test_threads_and_live_pushes_never_read_anothers_numbers(models: dict[str, object]) -> None:
+    stock, deliv = models["compact_stockout"], models["compact_delivery"]
+    current = [_snapshot()]
+    calls = _calls(current[0], 30, 17)  # row indices stay valid: pushes only replace rows
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def score() -> None:
+        rng = random.Random(threading.get_ident())
+        while not stop.is_set():
+            snap, call = current[-1], rng.choice(calls)
+            if not _same(
+                _score(snap, call, stock, deliv, True), _score(snap, call, stock, deliv, False)
+            ):
+                failures.append(f"differs on snapshot {len(current)}")
+
+    def push() -> None:
+        rng = random.Random(1)
+        for k in range(40):
+            values = {c: rng.uniform(0, 10) for c in catalog.NODE_SKU_INVENTORY}
+            key = (rng.choice(NODES[:10]), rng.choice(SKUS))
+            current.append(current[-1].with_node_sku({key: values}, AT + timedelta(seconds=k)))
+            time.sleep(0.005)
+
+    workers = [threading.Thread(target=score) for _ in range(3)]
+    for w in workers:
+        w.start()
+    push()
+    stop.set()
+    for w in workers:
+        w.join()
+    assert not failures
+    assert current[-1].memo is not None and current[-1].memo.stats.stock_hits > 0
