@@ -474,6 +474,31 @@ class Ledger:
                     raise IdempotencyMismatch(idempotency_key)
                 if row is not None and row.status == "done":
                     return self._replay(conn, row, order_id)
+
+            def answered(result: Reservation) -> Reservation:
+                if idempotency_key is None:
+                    return result
+                response = build(result)
+                idempotency.complete(
+                    conn,
+                    idempotency_key,
+                    request_hash,
+                    response=response,
+                    http_status=http_status,
+                    order_id=order_id,
+                    at=at,
+                    current=row,
+                )
+                return replace(result, response=response, http_status=http_status)
+
+            stored: list[Reservation] = []
+
+            def store_answer(view: OrderView) -> None:
+                # The answer goes in with the order, before its stock rows are locked: a
+                # stored answer still means reserved stock (one transaction), and the rows
+                # stay locked for less.
+                stored.append(answered(Reservation(order_id, view.status, view.allocations)))
+
             view, existed = order_ops.place(
                 conn,
                 order_id,
@@ -484,27 +509,11 @@ class Ledger:
                 hold=hold,
                 customer_id=customer_id,
                 destination_key=destination_key,
+                before_stock=store_answer,
             )
-            result = Reservation(
-                order_id=order_id,
-                status=view.status,
-                allocations=view.allocations,
-                replayed=existed,
-            )
-            if idempotency_key is None:
-                return result
-            response = build(result)
-            idempotency.complete(
-                conn,
-                idempotency_key,
-                request_hash,
-                response=response,
-                http_status=http_status,
-                order_id=order_id,
-                at=at,
-                current=row,
-            )
-            return replace(result, response=response, http_status=http_status)
+            if existed:
+                return answered(Reservation(order_id, view.status, view.allocations, replayed=True))
+            return stored[0]
 
         try:
             return self._write(work)

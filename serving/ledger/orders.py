@@ -42,7 +42,14 @@ from serving.ledger.records import (
     RerouteLine,
     ShipmentView,
 )
-from serving.ledger.stock_ops import Key, StockState, insert_ignore, lock_rows, move
+from serving.ledger.stock_ops import (
+    Key,
+    StockState,
+    insert_ignore,
+    lock_rows,
+    move,
+    reserve_rows,
+)
 from serving.ledger.tables import nodes, order_allocations, orders, shipments
 
 OPEN_STATUSES: tuple[OrderStatus, ...] = ("placed", "partially_shipped")
@@ -132,7 +139,11 @@ def _capacity_limited_query(some: bool, lock: bool) -> Select[Any]:
     )
     if some:
         query = query.where(nodes.c.node_id.in_(bindparam("node_ids", expanding=True)))
-    return query.with_for_update() if lock else query
+    # FOR NO KEY UPDATE: exclusive among writers as FOR UPDATE is, but it lets the key-share
+    # locks of foreign keys through: a reservation writes its allocation rows (which
+    # key-share their node's row) before it waits for the stock rows, and a FOR UPDATE here
+    # would wait on that writer while holding the stock rows it waits for (a deadlock).
+    return query.with_for_update(key_share=True) if lock else query
 
 
 def lock_order(conn: Connection, order_id: str) -> Any:
@@ -206,30 +217,21 @@ def reserve_lines(
     allocations: Sequence[AllocationRequest],
     *,
     at: datetime,
+    before_stock: Callable[[list[int]], None] | None = None,
 ) -> list[int]:
     """Reserve every allocation or raise ``InsufficientStock`` naming all shortages; returns
     the new allocation ids in the order of ``allocations``.
 
-    Rows are locked in key order and checked together first so the error lists every
-    shortage; the guarded UPDATE then re-checks each row in the same statement that writes.
+    What needs no stock lock is written first: the allocation rows, and whatever
+    ``before_stock`` writes with their ids (the order's event, its stored answer), all in
+    this transaction. Then the stock rows are locked in key order, checked together (so the
+    error lists every shortage) and written by guarded statements (``reserve_rows``); the
+    node capacity check follows (stock before node rows, the order every writer locks in).
+    The stock rows stay locked only for that and the commit: on PostgreSQL two round trips.
+    A refusal raises, and the transaction rolls all of it back.
     """
     need = _needs(allocations)
-    rows = lock_rows(conn, need)
-    check_capacity(conn, order_id, {n for n, _ in need}, at)
-    short = [
-        Shortage(n, s, q, rows[(n, s)].available if (n, s) in rows else 0)
-        for (n, s), q in sorted(need.items())
-        if (n, s) not in rows or rows[(n, s)].available < q
-    ]
-    if short:
-        raise InsufficientStock(short)
-    for key, qty in sorted(need.items()):
-        state = rows[key]
-        if not move(
-            conn, state, kind="reserve", at=at, d_reserved=qty, ref=order_id, require_available=qty
-        ):
-            raise InsufficientStock([Shortage(key[0], key[1], qty, state.available)])
-    return list(
+    ids = list(
         conn.execute(
             _INSERT_ALLOCATIONS_RETURNING,
             [
@@ -247,6 +249,15 @@ def reserve_lines(
             ],
         ).scalars()
     )
+    if before_stock is not None:
+        before_stock(ids)
+    _, short = reserve_rows(conn, need, at=at, ref=order_id)
+    if short:
+        raise InsufficientStock(
+            [Shortage(n, s, need[(n, s)], available) for (n, s), available in short.items()]
+        )
+    check_capacity(conn, order_id, {n for n, _ in need}, at)
+    return ids
 
 
 def place(
@@ -260,12 +271,17 @@ def place(
     hold: Hold | None = None,
     customer_id: str | None = None,
     destination_key: str | None = None,
+    before_stock: Callable[[OrderView], None] | None = None,
 ) -> tuple[OrderView, bool]:
     """Create the order and reserve its allocations; ``(view, True)`` if it already existed.
 
     The order row is inserted first (ignored when the id exists): a new order, the common
     case, costs no read; an existing one is then read locked and replayed. A concurrent
-    placement of the same id waits for the first to commit and then finds its row."""
+    placement of the same id waits for the first to commit and then finds its row.
+
+    The order's events and ``before_stock`` (the caller's writes that need the order's view,
+    such as its stored answer) are written before the stock rows are locked
+    (``reserve_lines``); a refusal rolls them back with the rest."""
     inserted = conn.execute(
         _insert_order(conn),
         {
@@ -287,49 +303,58 @@ def place(
         if existing is None or existing.request_hash != request_hash:
             raise OrderExists(order_id)
         return order_view(conn, order_id), True
-    ids = reserve_lines(conn, order_id, allocations, at=at)
-    # Everything is what was just written (the allocation ids came back from the insert):
-    # no read back while the stock rows stay locked.
-    view = OrderView(
-        order_id=order_id,
-        status="held" if hold else "placed",
-        request_hash=request_hash,
-        plan=plan,
-        rejections=0,
-        created_at=at.astimezone(UTC),
-        allocations=[
-            AllocationView(
-                allocation_id=i,
-                line_id=a.line_id,
-                node_id=a.node_id,
-                sku=a.sku,
-                qty=a.qty,
-                status="reserved",
-                reason=None,
-                shipment_id=None,
-            )
-            for i, a in sorted(zip(ids, allocations, strict=True), key=lambda p: p[0])
-        ],
-        hold_reasons=list(hold.reasons) if hold else None,
-        hold_expires_at=hold.expires_at.astimezone(UTC) if hold else None,
-    )
-    emit(  # a new order: its first events, no sequence to read
-        conn,
-        "order.placed",
-        {"status": view.status, "allocations": lines_json(view.allocations)},
-        at=at,
-        order_id=order_id,
-        after=0,
-    )
-    if hold:
-        emit(
+    status: OrderStatus = "held" if hold else "placed"
+    views: list[OrderView] = []
+
+    def written(ids: list[int]) -> None:
+        # Everything is what is being written (the allocation ids came back from the
+        # insert): no read back.
+        view = OrderView(
+            order_id=order_id,
+            status=status,
+            request_hash=request_hash,
+            plan=plan,
+            rejections=0,
+            created_at=at.astimezone(UTC),
+            allocations=[
+                AllocationView(
+                    allocation_id=i,
+                    line_id=a.line_id,
+                    node_id=a.node_id,
+                    sku=a.sku,
+                    qty=a.qty,
+                    status="reserved",
+                    reason=None,
+                    shipment_id=None,
+                )
+                for i, a in sorted(zip(ids, allocations, strict=True), key=lambda p: p[0])
+            ],
+            hold_reasons=list(hold.reasons) if hold else None,
+            hold_expires_at=hold.expires_at.astimezone(UTC) if hold else None,
+        )
+        emit(  # a new order: its first events, no sequence to read
             conn,
-            "order.held",
-            {"reasons": list(hold.reasons), "expires_at": hold.expires_at.isoformat()},
+            "order.placed",
+            {"status": view.status, "allocations": lines_json(view.allocations)},
             at=at,
             order_id=order_id,
-            after=1,
+            after=0,
         )
+        if hold:
+            emit(
+                conn,
+                "order.held",
+                {"reasons": list(hold.reasons), "expires_at": hold.expires_at.isoformat()},
+                at=at,
+                order_id=order_id,
+                after=1,
+            )
+        if before_stock is not None:
+            before_stock(view)
+        views.append(view)
+
+    reserve_lines(conn, order_id, allocations, at=at, before_stock=written)
+    [view] = views
     return view, False
 
 

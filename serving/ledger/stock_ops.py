@@ -12,12 +12,13 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, tuple_, update
+from sqlalchemy import BigInteger, bindparam, column, func, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.dml import Insert, Update
 
 from serving.ledger import outbox
+from serving.ledger.errors import LedgerError
 from serving.ledger.tables import movements, nodes, stock
 
 Key = tuple[str, str]
@@ -27,7 +28,8 @@ CHUNK = 400
 
 # Statements of the hot paths are built once and executed with bound parameters: building a
 # SQLAlchemy expression per call (and its cache key) costs more than running it on SQLite.
-_STOCK_STATE = select(
+#: A stock row as ``StockState`` holds it.
+_STATE_COLUMNS = (
     stock.c.node_id,
     stock.c.sku,
     stock.c.on_hand,
@@ -36,7 +38,8 @@ _STOCK_STATE = select(
     stock.c.shortfall,
     stock.c.last_count_at,
     stock.c.last_event_at,
-).order_by(stock.c.node_id, stock.c.sku)
+)
+_STOCK_STATE = select(*_STATE_COLUMNS).order_by(stock.c.node_id, stock.c.sku)
 _LOCK_ROWS = _STOCK_STATE.where(
     tuple_(stock.c.node_id, stock.c.sku).in_(bindparam("keys", expanding=True))
 ).with_for_update()
@@ -147,16 +150,7 @@ def lock_rows(conn: Connection, keys: Iterable[Key]) -> dict[Key, StockState]:
         for row in rows:
             if sqlite_ and (row.node_id, row.sku) not in wanted:
                 continue
-            found[(row.node_id, row.sku)] = StockState(
-                row.node_id,
-                row.sku,
-                int(row.on_hand),
-                int(row.reserved),
-                int(row.shipped),
-                int(row.shortfall),
-                row.last_count_at,
-                row.last_event_at,
-            )
+            found[(row.node_id, row.sku)] = _state(row)
     return found
 
 
@@ -218,6 +212,107 @@ def move(
         )
     _low_stock(conn, state, before, at)
     return True
+
+
+# PostgreSQL: a reservation's writes to its locked stock rows in one statement (the
+# row-at-a-time path took an UPDATE and a movement INSERT per row, each a round trip while
+# the rows stay locked). It runs after ``lock_rows`` took the locks and the check passed, so
+# its snapshot sees the rows as locked; the guard re-checks each row in the statement that
+# writes it, and the table's CHECK (available >= 0) stays the last line. The movement rows
+# are written from what the UPDATE returned.
+_RESERVE_ROWS_PG = (
+    text(
+        """
+WITH need AS (
+    SELECT * FROM unnest(CAST(:nodes AS text[]), CAST(:skus AS text[]), CAST(:qtys AS bigint[]))
+        AS n(node_id, sku, qty)
+), upd AS (
+    UPDATE stock SET reserved = stock.reserved + need.qty, updated_at = :at
+    FROM need
+    WHERE stock.node_id = need.node_id AND stock.sku = need.sku
+      AND stock.on_hand - stock.reserved >= need.qty
+    RETURNING stock.node_id, stock.sku, stock.on_hand, stock.reserved, stock.shipped,
+        stock.shortfall, stock.last_count_at, stock.last_event_at, need.qty
+), mv AS (
+    INSERT INTO movements (at, event_time, node_id, sku, kind, d_on_hand, d_reserved,
+        d_shipped, ref, note)
+    SELECT :at, :at, u.node_id, u.sku, 'reserve', 0, u.qty, 0, :ref, NULL
+    FROM upd u ORDER BY u.node_id, u.sku
+)
+SELECT * FROM upd
+"""
+    )
+    .bindparams(bindparam("at", type_=stock.c.updated_at.type))
+    .columns(*_STATE_COLUMNS, column("qty", BigInteger))
+)
+
+
+def reserve_rows(
+    conn: Connection, need: dict[Key, int], *, at: datetime, ref: str
+) -> tuple[dict[Key, StockState], dict[Key, int]]:
+    """Reserve ``need`` units on each stock row, all or none, logging each as a ``reserve``
+    movement: ``(rows after, {})``, or ``({}, {short row: available})`` with nothing written.
+
+    The rows are locked in (node_id, sku) order and checked together first; then the check
+    and the write are one guarded statement per row (PostgreSQL: one statement for all the
+    rows and their movements)."""
+    keys = sorted(need)
+    states = lock_rows(conn, keys)
+    short = _short(need, states)
+    if short:
+        return {}, short
+    if conn.dialect.name == "postgresql":
+        rows = conn.execute(
+            _RESERVE_ROWS_PG,
+            {
+                "nodes": [n for n, _ in keys],
+                "skus": [s for _, s in keys],
+                "qtys": [need[k] for k in keys],
+                "at": at,
+                "ref": ref,
+            },
+        ).all()
+        if len(rows) != len(keys):  # the locks make this unreachable; the guard is the second line
+            raise LedgerError("a locked stock row refused a reservation its check allowed")
+        after = {(r.node_id, r.sku): _state(r) for r in rows}
+        for key, state in after.items():
+            _low_stock(conn, state, states[key].available, at)
+        return after, {}
+    for key in keys:
+        if not move(
+            conn,
+            states[key],
+            kind="reserve",
+            at=at,
+            d_reserved=need[key],
+            ref=ref,
+            require_available=need[key],
+        ):  # the lock makes this unreachable; the guard is the second line
+            raise LedgerError("a locked stock row refused a reservation its check allowed")
+    return states, {}
+
+
+def _short(need: dict[Key, int], rows: dict[Key, StockState]) -> dict[Key, int]:
+    """Rows whose available stock does not cover the need (absent rows hold 0)."""
+    out: dict[Key, int] = {}
+    for key in sorted(need):
+        available = rows[key].available if key in rows else 0
+        if available < need[key]:
+            out[key] = available
+    return out
+
+
+def _state(row: Any) -> StockState:
+    return StockState(
+        row.node_id,
+        row.sku,
+        int(row.on_hand),
+        int(row.reserved),
+        int(row.shipped),
+        int(row.shortfall),
+        row.last_count_at,
+        row.last_event_at,
+    )
 
 
 def _low_stock(conn: Connection, state: StockState, before: int, at: datetime) -> None:

@@ -20,8 +20,8 @@ from serving.ledger import (
     OrderStateError,
     Reservation,
     Shortage,
+    stock_ops,
 )
-from serving.ledger import orders as order_ops
 from serving.ledger.tables import movements, orders
 
 
@@ -90,16 +90,18 @@ def test_failure_after_reserving_rolls_everything_back(ledger: Ledger) -> None:
 def test_crash_between_two_row_updates_leaves_nothing(
     ledger: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_move = order_ops.move
+    """The connection drops after a stock row was written (SQLite: between the two rows'
+    updates; PostgreSQL: after the one statement that writes both): nothing stays."""
+    real_check = stock_ops._low_stock
     calls = {"n": 0}
 
-    def flaky_move(*args: Any, **kwargs: Any) -> bool:
+    def flaky_check(*args: Any, **kwargs: Any) -> None:
         calls["n"] += 1
         if calls["n"] == 2:
             raise ConnectionError("connection dropped mid-order")
-        return real_move(*args, **kwargs)
+        real_check(*args, **kwargs)
 
-    monkeypatch.setattr(order_ops, "move", flaky_move)
+    monkeypatch.setattr(stock_ops, "_low_stock", flaky_check)
     with pytest.raises(ConnectionError):
         _place(ledger, "o1", ("l1", "dc1", "A", 3), ("l2", "st2", "B", 3))
     monkeypatch.undo()
