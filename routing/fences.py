@@ -8,7 +8,7 @@ The first fence that fails is the one reported, in the order of ``FENCE_ORDER``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from routing.domain import Network, Node, Order, OrderLine, StockRow
@@ -66,9 +66,14 @@ class LineCandidates:
     splittable: bool
     partial_ok: bool
     candidates: list[Candidate]
+    _eligible: list[Candidate] | None = field(default=None, init=False, repr=False, compare=False)
 
     def eligible(self) -> list[Candidate]:
-        return [c for c in self.candidates if c.fence is None]
+        """The candidates no fence removed, in node-id order; made once (every stage of a
+        decision reads them): the list is shared, do not change it."""
+        if self._eligible is None:
+            self._eligible = [c for c in self.candidates if c.fence is None]
+        return self._eligible
 
 
 def _node_fence(
@@ -125,44 +130,40 @@ def evaluate(order: Order, network: Network, policy: Policy, now: datetime) -> l
     allowed = policy.allowed_types(order.channel)
     partial_ok = order.partial_ok(policy.allow_partial)
     rows_by_line = [network.stock_for(line.sku) for line in order.lines]
-    distances = node_distances(
-        {r.node_id: network.nodes[r.node_id] for rows in rows_by_line for r in rows}, order
-    )
-    node_memo: dict[str, tuple[str, str] | None] = {}
+    nodes = {r.node_id: network.nodes[r.node_id] for rows in rows_by_line for r in rows}
+    distances = node_distances(nodes, order)
+    #: per node: the node, its node-level fence and its distance, once per order
+    info = {
+        nid: (node, _node_fence(node, order, policy, now, allowed), distances[nid])
+        for nid, node in nodes.items()
+    }
     smap = policy.safety_map()
     out: list[LineCandidates] = []
     for i, line in enumerate(order.lines):
         rules = policy.rules(line.product_group)
         splittable = line_splittable(line, rules, policy, order.channel)
+        group, max_km, qty = line.product_group, rules.max_distance_km, line.qty
+        may_fall_short = splittable or partial_ok
         cands: list[Candidate] = []
         for row in rows_by_line[i]:
-            node = network.nodes[row.node_id]
-            if node.node_id not in node_memo:
-                node_memo[node.node_id] = _node_fence(node, order, policy, now, allowed)
-            fence, dist = node_memo[node.node_id], distances[node.node_id]
+            node, fence, dist = info[row.node_id]
             safety = rules.safety_stock
             if smap:
-                safety = smap.get(
-                    (node.node_id, line.product_group), smap.get((node.node_id, None), safety)
-                )
+                safety = smap.get((node.node_id, group), smap.get((node.node_id, None), safety))
             atp = max(row.available - safety, 0.0) if row.in_stock else 0.0
             c = Candidate(node, row, dist, atp)
             if fence is not None:
                 c.fence, c.reason = fence
             elif (
-                line.product_group is not None
+                group is not None
                 and node.ships_groups is not None
-                and line.product_group not in node.ships_groups
+                and group not in node.ships_groups
             ):
-                c.fence, c.reason = GROUP, f"{node.node_id} does not ship {line.product_group}"
-            elif (
-                rules.max_distance_km is not None
-                and dist is not None
-                and dist > rules.max_distance_km
-            ):
+                c.fence, c.reason = GROUP, f"{node.node_id} does not ship {group}"
+            elif max_km is not None and dist is not None and dist > max_km:
                 c.fence, c.reason = (
                     DISTANCE,
-                    (f"{dist:.0f} km away; the policy allows {rules.max_distance_km:.0f} km"),
+                    (f"{dist:.0f} km away; the policy allows {max_km:.0f} km"),
                 )
             elif not row.in_stock or row.available <= 0:
                 c.fence, c.reason = OUT_OF_STOCK, f"{node.node_id} has no {line.sku} available"
@@ -171,12 +172,10 @@ def evaluate(order: Order, network: Network, policy: Policy, now: datetime) -> l
                     SAFETY_STOCK,
                     (f"{row.available:g} on hand is within the safety stock of {safety:g}"),
                 )
-            elif atp < line.qty and not (splittable or partial_ok):
+            elif atp < qty and not may_fall_short:
                 c.fence, c.reason = (
                     INSUFFICIENT,
-                    (
-                        f"{atp:g} available to promise, {line.qty:g} needed and the line may not split"
-                    ),
+                    (f"{atp:g} available to promise, {qty:g} needed and the line may not split"),
                 )
             cands.append(c)
         out.append(LineCandidates(i, line, rules, splittable, partial_ok, cands))

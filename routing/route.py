@@ -96,15 +96,15 @@ def _rate(
 ) -> RatingTable:
     """Every eligible pair's rating, one array pass per line (``rate_pair`` bit for bit)."""
     missing: list[tuple[str, str]] = []
-    #: per node: days waiting for the next pick-up plus the queue ahead of the parcel
-    waits: dict[str, float] = {}
+    #: per node: days waiting for the next pick-up, and its load (the queue ahead of a parcel)
+    waits: dict[str, tuple[float, float | None]] = {}
     buffer = policy.channel(order.channel).promise_buffer_days
     lines: dict[int, LineRates] = {}
     for lc in lcs:
         line = lc.line
         promise = order.promise_days if order.promise_days is not None else lc.rules.promise_days
         promise = max(promise - buffer, 0.5) if buffer else promise
-        elig = [c for c in lc.candidates if c.fence is None]
+        elig = lc.eligible()
         ids = [c.node.node_id for c in elig]
         predicted = None
         cols = _zeros(len(elig))
@@ -114,12 +114,17 @@ def _rate(
                 missing += [(line.line_id, ids[k]) for k in np.flatnonzero(~predicted).tolist()]
                 continue
         queue = []
+        knee = lc.rules.load_knee
         for c in elig:
             nid = c.node.node_id
-            wait = waits.get(nid)
-            if wait is None:
-                wait = waits[nid] = cutoff_wait_days(c.node, now)
-            queue.append(wait + queue_days(c.node.load, lc.rules))
+            got = waits.get(nid)
+            if got is None:
+                got = waits[nid] = (cutoff_wait_days(c.node, now), c.node.load)
+            wait, load = got
+            # queue_days is 0 up to the knee (and without a capacity limit)
+            queue.append(
+                wait if load is None or load <= knee else wait + queue_days(load, lc.rules)
+            )
         distances = [c.distance_km for c in elig]
         lines[lc.index] = LineRates(
             ids,
@@ -194,21 +199,29 @@ def route(
     stock: dict[tuple[str, str], float] = {}
     demand: dict[str, float] = {}
     supply: dict[str, float] = {}
+    penalise = pol.capacity == "penalise"
     for lc in lcs:
         key = lc.line.sku.casefold()
         demand[key] = demand.get(key, 0.0) + lc.line.qty
-        for c in lc.eligible():
+        elig = lc.eligible()
+        for c in elig:
             nid = c.node.node_id
             if nid not in fixed:
                 f = shipment_cost(c.distance_km, lc.rules, per_ship)
                 if congestion:
                     f += congestion_cost(c.node.load, congestion)
-                if pol.capacity == "penalise" and c.node.at_capacity:
+                if penalise and c.node.at_capacity:
                     f += pol.capacity_penalty
                 fixed[nid] = f
-            pair = (nid, key)
+        if key not in supply:  # the SKU's first line: every pair is new
+            atps = [c.atp for c in elig]
+            stock.update(zip([(c.node.node_id, key) for c in elig], atps, strict=True))
+            supply[key] = sum(atps, 0.0)
+            continue
+        for c in elig:  # another line of the same SKU: the lesser ATP of the two counts
+            pair = (c.node.node_id, key)
             if pair not in stock:
-                supply[key] = supply.get(key, 0.0) + c.atp
+                supply[key] += c.atp
                 stock[pair] = c.atp
             elif c.atp < stock[pair]:
                 supply[key] -= stock[pair] - c.atp
