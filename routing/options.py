@@ -79,7 +79,6 @@ def line_options(
     one_node: tuple[list[str], list[float]] | None = None
     if rates is not None and len(rates.node_ids) == len(elig):
         one_node = _singles(q, singles, rates)
-        seen.update(((nid, -q, i),) for nid in one_node[0])
     else:
         for c in singles:
             add([Part(i, c.node.node_id, q)], 0.0)
@@ -90,6 +89,8 @@ def line_options(
         return ((ratings[(i, nid)].cost(take) + fixed[nid]) / take, nid)
 
     splits = lc.splittable and (len(singles) < 2 or shared_sku)
+    if one_node is not None and (splits or short):  # only then are other options added
+        seen.update(((nid, -q, i),) for nid in one_node[0])
     top = (
         sorted(elig, key=unit_cost)[: limits.split_candidates] if elig and (splits or short) else []
     )

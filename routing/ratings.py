@@ -314,17 +314,19 @@ class LineRates:
     a :class:`PairRating` is built only for the pairs someone asks for."""
 
     __slots__ = (
+        "_pos",
+        "atp",
         "days_p50",
         "days_p90",
         "distance_km",
         "fixed",
         "handling",
         "late_cost",
+        "node_fixed",
         "node_ids",
         "p_late",
         "p_stockout",
         "per_unit_shipping",
-        "pos",
         "stockout_risk_cost",
     )
 
@@ -335,8 +337,12 @@ class LineRates:
         columns: dict[str, FloatArray],
     ) -> None:
         self.node_ids = node_ids
-        self.pos = {n: k for k, n in enumerate(node_ids)}
+        self._pos: dict[str, int] | None = None
         self.distance_km = distance_km
+        #: the nodes' available-to-promise and shipment fixed cost, when the caller has them
+        #: (``route`` sets both before ranking)
+        self.atp: FloatArray | None = None
+        self.node_fixed: FloatArray | None = None
         self.per_unit_shipping = columns["per_unit_shipping"]
         self.fixed = columns["fixed"]
         self.handling = columns["handling"]
@@ -346,6 +352,13 @@ class LineRates:
         self.days_p50 = columns["days_p50"]
         self.days_p90 = columns["days_p90"]
         self.p_late = columns["p_late"]
+
+    @property
+    def pos(self) -> dict[str, int]:
+        """Node id -> index, made on the first lookup by node."""
+        if self._pos is None:
+            self._pos = {n: k for k, n in enumerate(self.node_ids)}
+        return self._pos
 
     def rating(self, k: int) -> PairRating:
         return PairRating(

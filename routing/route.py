@@ -204,15 +204,22 @@ def route(
         key = lc.line.sku.casefold()
         demand[key] = demand.get(key, 0.0) + lc.line.qty
         elig = lc.eligible()
+        node_fixed = []
         for c in elig:
             nid = c.node.node_id
-            if nid not in fixed:
+            f = fixed.get(nid)
+            if f is None:
                 f = shipment_cost(c.distance_km, lc.rules, per_ship)
                 if congestion:
                     f += congestion_cost(c.node.load, congestion)
                 if penalise and c.node.at_capacity:
                     f += pol.capacity_penalty
                 fixed[nid] = f
+            node_fixed.append(f)
+        rates = ratings.lines.get(lc.index)
+        if rates is not None:
+            rates.node_fixed = np.array(node_fixed, dtype=np.float64)
+            rates.atp = np.array([c.atp for c in elig], dtype=np.float64)
         if key not in supply:  # the SKU's first line: every pair is new
             atps = [c.atp for c in elig]
             stock.update(zip([(c.node.node_id, key) for c in elig], atps, strict=True))
