@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.realdata import fresh_views
 from training.metrics import expected_calibration_error
 from training.realdata.fresh_eval import FEATURES, FreshSettings, FreshStockoutModel, series_folds
 
@@ -49,3 +50,23 @@ def test_probabilities_are_calibrated_on_new_series() -> None:
 def test_too_few_series_for_the_folds_is_named() -> None:
     with pytest.raises(ValueError, match="folds"):
         FreshStockoutModel(SMALL).fit(_frame(series=3))
+
+
+def test_every_monotone_direction_names_a_model_feature() -> None:
+    # A misspelt name would silently constrain nothing.
+    assert set(fresh_views.MONOTONE) <= set(FEATURES)
+    assert set(fresh_views.MONOTONE.values()) <= {-1, 1}
+
+
+def test_members_follow_the_known_directions() -> None:
+    frame = _frame(seed=3)
+    model = FreshStockoutModel(SMALL).fit(frame)
+    rows = frame.sample(50, random_state=0).reset_index(drop=True)
+    grid = np.linspace(-3.0, 3.0, 13)
+    for name, direction in fresh_views.MONOTONE.items():
+        for member in model.members_:
+            swept = np.stack(
+                [member.predict_proba(rows.assign(**{name: value})) for value in grid], axis=1
+            )
+            steps = direction * np.diff(swept, axis=1)
+            assert (steps >= -1e-12).all(), name
