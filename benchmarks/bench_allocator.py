@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.machine import machine
+from benchmarks.machine import load_average, stamp
 from routing import (
     Network,
     Node,
@@ -172,7 +172,9 @@ def to_markdown(res: dict[str, Any]) -> str:
         "random predictions, promise 3 days.",
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores (shared with other jobs), {m['memory']}, "
-        f"Python {m['python']}, {m['system']}. Single-threaded pure Python.",
+        f"Python {m['python']}, {m['system']}; measured {res.get('measured_at')}, load "
+        f"average {res.get('load_average')} before and {res.get('load_average_after')} after. "
+        "Single-threaded (Python and numpy).",
         "",
         "## Typical orders (1-3 lines × 30 nodes), whole `route()` call",
         "",
@@ -212,12 +214,13 @@ def main() -> None:
     count = 10 if args.quick else 25
     bounded = 2000
     res: dict[str, Any] = {
-        "machine": machine(),
+        **stamp(),
         "quick": args.quick,
         "bounded_states": bounded,
         "typical": typical(150 if args.quick else 600),
         "grid": [cell(nl, nn, count, bounded) for nn in nodes for nl in lines],
     }
+    res["load_average_after"] = load_average()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(res, indent=2) + "\n")
     args.out.with_suffix(".md").write_text(to_markdown(res))
