@@ -145,6 +145,14 @@ def summarise() -> dict[str, Any]:
     s["decision_12x200_p99_ms"] = cell.get((12, 200), {}).get("p99_ms")
     s["straightforward_5x200_p50_ms"] = straight.get((5, 200), {}).get("p50_ms")
     s["speedup_vs_straightforward"] = straight.get((5, 200), {}).get("speedup_p50")
+    # The same cells with the score memo off (every prediction computed): the warm keys above
+    # reuse predictions made against the same feature rows, so both are reported.
+    cold = {(c["lines"], c["nodes"]): c for c in dec.get("routecast_cold") or []}
+    s["decision_5x200_cold_p50_ms"] = cold.get((5, 200), {}).get("p50_ms")
+    s["decision_5x200_cold_p99_ms"] = cold.get((5, 200), {}).get("p99_ms")
+    s["decision_12x200_cold_p99_ms"] = cold.get((12, 200), {}).get("p99_ms")
+    theirs, ours = s["straightforward_5x200_p50_ms"], s["decision_5x200_cold_p50_ms"]
+    s["speedup_vs_straightforward_cold"] = round(theirs / ours, 1) if theirs and ours else None
     http = _read("http") or {}
     for key, path in (("route", "/v1/route"), ("orders", "/v1/orders")):
         best = _best(http.get("runs", []), path)
