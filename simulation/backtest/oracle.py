@@ -56,6 +56,9 @@ IntArray = npt.NDArray[np.int64]
 DRAWS = 512
 _Z90 = 1.2815515655446004
 _Q_CLIP = 1e-4
+#: widest lognormal spread handed to the router (wider overflows its expectations)
+_MAX_SIGMA = 1.0
+_MIN_SIGMA = 0.02
 
 
 @dataclass(frozen=True)
@@ -124,17 +127,20 @@ def delivery_law(
 
 
 def encode(law: Law, promise_days: float) -> tuple[FloatArray, FloatArray]:
-    """(P50, P90) whose lognormal (``routing.ratings.lateness``) has the law's median and its
-    exact P(late) at the promise; where the two cannot agree (median at the promise) the
-    law's own P90."""
+    """(P50, P90) whose lognormal (``routing.ratings.lateness``) gives the law's exact
+    P(late) at the promise: through the law's median where a spread of at most
+    ``_MAX_SIGMA`` does it, else with the law's own spread (P90 over median) and the median
+    moved (a median at the promise, or a P(late) near one half far from it)."""
     p50 = np.maximum(law.median, 0.05)
     mu = np.log(p50)
     z = ndtri(np.clip(law.p_late, _Q_CLIP, 1 - _Q_CLIP))
     gap = mu - math.log(promise_days)
-    ok = (gap * z > 0) & (np.abs(gap) > 1e-6)
-    sigma = np.where(ok, gap / np.where(ok, z, 1.0), 0.0)
-    p90 = np.where(ok, np.exp(mu + _Z90 * sigma), np.maximum(law.p90, p50))
-    return p50, p90
+    fit = gap / np.where(z == 0.0, 1.0, z)
+    ok = (gap * z > 0) & (np.abs(gap) > 1e-6) & (fit <= _MAX_SIGMA)
+    own = np.maximum(np.log(np.maximum(law.p90, p50) / p50) / _Z90, _MIN_SIGMA)
+    sigma = np.where(ok, fit, own)
+    mu = np.where(ok, mu, math.log(promise_days) + z * own)
+    return np.exp(mu), np.exp(mu + _Z90 * sigma)
 
 
 def order_lateness(
