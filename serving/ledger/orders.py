@@ -217,21 +217,20 @@ def reserve_lines(
     allocations: Sequence[AllocationRequest],
     *,
     at: datetime,
-    before_stock: Callable[[list[int]], None] | None = None,
 ) -> list[int]:
     """Reserve every allocation or raise ``InsufficientStock`` naming all shortages; returns
-    the new allocation ids in the order of ``allocations``.
+    the new allocation ids in the order of ``allocations``. A refusal raises, and the
+    transaction rolls all of it back."""
+    ids = _insert_allocations(conn, order_id, allocations, at)
+    _reserve_stock(conn, order_id, _needs(allocations), at)
+    return ids
 
-    What needs no stock lock is written first: the allocation rows, and whatever
-    ``before_stock`` writes with their ids (the order's event, its stored answer), all in
-    this transaction. Then the stock rows are locked in key order, checked together (so the
-    error lists every shortage) and written by guarded statements (``reserve_rows``); the
-    node capacity check follows (stock before node rows, the order every writer locks in).
-    The stock rows stay locked only for that and the commit: on PostgreSQL two round trips.
-    A refusal raises, and the transaction rolls all of it back.
-    """
-    need = _needs(allocations)
-    ids = list(
+
+def _insert_allocations(
+    conn: Connection, order_id: str, allocations: Sequence[AllocationRequest], at: datetime
+) -> list[int]:
+    """The allocation rows, reserved: they need no stock lock, so they go in first."""
+    return list(
         conn.execute(
             _INSERT_ALLOCATIONS_RETURNING,
             [
@@ -249,15 +248,20 @@ def reserve_lines(
             ],
         ).scalars()
     )
-    if before_stock is not None:
-        before_stock(ids)
-    _, short = reserve_rows(conn, need, at=at, ref=order_id)
+
+
+def _reserve_stock(conn: Connection, order_id: str, need: dict[Key, int], at: datetime) -> None:
+    """Lock the stock rows in key order, check them together (so the error lists every
+    shortage) and write them by guarded statements (``reserve_rows``); then the node
+    capacity check (stock before node rows, the order every writer locks in). Called after
+    every write that needs no stock lock, so the rows stay locked only for this and the
+    commit: on PostgreSQL two round trips."""
+    short = reserve_rows(conn, need, at=at, ref=order_id)
     if short:
         raise InsufficientStock(
             [Shortage(n, s, need[(n, s)], available) for (n, s), available in short.items()]
         )
     check_capacity(conn, order_id, {n for n, _ in need}, at)
-    return ids
 
 
 def place(
@@ -279,9 +283,9 @@ def place(
     case, costs no read; an existing one is then read locked and replayed. A concurrent
     placement of the same id waits for the first to commit and then finds its row.
 
-    The order's events and ``before_stock`` (the caller's writes that need the order's view,
-    such as its stored answer) are written before the stock rows are locked
-    (``reserve_lines``); a refusal rolls them back with the rest."""
+    The allocation rows, the order's events and ``before_stock`` (the caller's writes that
+    need the order's view, such as its stored answer) are written before the stock rows are
+    locked (``_reserve_stock``); a refusal rolls them back with the rest."""
     inserted = conn.execute(
         _insert_order(conn),
         {
@@ -304,57 +308,52 @@ def place(
             raise OrderExists(order_id)
         return order_view(conn, order_id), True
     status: OrderStatus = "held" if hold else "placed"
-    views: list[OrderView] = []
-
-    def written(ids: list[int]) -> None:
-        # Everything is what is being written (the allocation ids came back from the
-        # insert): no read back.
-        view = OrderView(
-            order_id=order_id,
-            status=status,
-            request_hash=request_hash,
-            plan=plan,
-            rejections=0,
-            created_at=at.astimezone(UTC),
-            allocations=[
-                AllocationView(
-                    allocation_id=i,
-                    line_id=a.line_id,
-                    node_id=a.node_id,
-                    sku=a.sku,
-                    qty=a.qty,
-                    status="reserved",
-                    reason=None,
-                    shipment_id=None,
-                )
-                for i, a in sorted(zip(ids, allocations, strict=True), key=lambda p: p[0])
-            ],
-            hold_reasons=list(hold.reasons) if hold else None,
-            hold_expires_at=hold.expires_at.astimezone(UTC) if hold else None,
-        )
-        emit(  # a new order: its first events, no sequence to read
+    ids = _insert_allocations(conn, order_id, allocations, at)
+    # Everything is what is being written (the allocation ids came back from the insert):
+    # no read back.
+    view = OrderView(
+        order_id=order_id,
+        status=status,
+        request_hash=request_hash,
+        plan=plan,
+        rejections=0,
+        created_at=at.astimezone(UTC),
+        allocations=[
+            AllocationView(
+                allocation_id=i,
+                line_id=a.line_id,
+                node_id=a.node_id,
+                sku=a.sku,
+                qty=a.qty,
+                status="reserved",
+                reason=None,
+                shipment_id=None,
+            )
+            for i, a in sorted(zip(ids, allocations, strict=True), key=lambda p: p[0])
+        ],
+        hold_reasons=list(hold.reasons) if hold else None,
+        hold_expires_at=hold.expires_at.astimezone(UTC) if hold else None,
+    )
+    emit(  # a new order: its first events, no sequence to read
+        conn,
+        "order.placed",
+        {"status": view.status, "allocations": lines_json(view.allocations)},
+        at=at,
+        order_id=order_id,
+        after=0,
+    )
+    if hold:
+        emit(
             conn,
-            "order.placed",
-            {"status": view.status, "allocations": lines_json(view.allocations)},
+            "order.held",
+            {"reasons": list(hold.reasons), "expires_at": hold.expires_at.isoformat()},
             at=at,
             order_id=order_id,
-            after=0,
+            after=1,
         )
-        if hold:
-            emit(
-                conn,
-                "order.held",
-                {"reasons": list(hold.reasons), "expires_at": hold.expires_at.isoformat()},
-                at=at,
-                order_id=order_id,
-                after=1,
-            )
-        if before_stock is not None:
-            before_stock(view)
-        views.append(view)
-
-    reserve_lines(conn, order_id, allocations, at=at, before_stock=written)
-    [view] = views
+    if before_stock is not None:
+        before_stock(view)
+    _reserve_stock(conn, order_id, _needs(allocations), at)
     return view, False
 
 

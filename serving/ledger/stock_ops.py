@@ -249,9 +249,9 @@ SELECT * FROM upd
 
 def reserve_rows(
     conn: Connection, need: dict[Key, int], *, at: datetime, ref: str
-) -> tuple[dict[Key, StockState], dict[Key, int]]:
+) -> dict[Key, int]:
     """Reserve ``need`` units on each stock row, all or none, logging each as a ``reserve``
-    movement: ``(rows after, {})``, or ``({}, {short row: available})`` with nothing written.
+    movement: ``{}``, or ``{short row: available}`` with nothing written.
 
     The rows are locked in (node_id, sku) order and checked together first; then the check
     and the write are one guarded statement per row (PostgreSQL: one statement for all the
@@ -260,7 +260,7 @@ def reserve_rows(
     states = lock_rows(conn, keys)
     short = _short(need, states)
     if short:
-        return {}, short
+        return short
     if conn.dialect.name == "postgresql":
         rows = conn.execute(
             _RESERVE_ROWS_PG,
@@ -274,10 +274,9 @@ def reserve_rows(
         ).all()
         if len(rows) != len(keys):  # the locks make this unreachable; the guard is the second line
             raise LedgerError("a locked stock row refused a reservation its check allowed")
-        after = {(r.node_id, r.sku): _state(r) for r in rows}
-        for key, state in after.items():
-            _low_stock(conn, state, states[key].available, at)
-        return after, {}
+        for r in rows:
+            _low_stock(conn, _state(r), states[(r.node_id, r.sku)].available, at)
+        return {}
     for key in keys:
         if not move(
             conn,
@@ -289,7 +288,7 @@ def reserve_rows(
             require_available=need[key],
         ):  # the lock makes this unreachable; the guard is the second line
             raise LedgerError("a locked stock row refused a reservation its check allowed")
-    return states, {}
+    return {}
 
 
 def _short(need: dict[Key, int], rows: dict[Key, StockState]) -> dict[Key, int]:
