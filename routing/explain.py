@@ -87,14 +87,12 @@ def _ranked(
     numbers (``PairRating.terms`` of ``min(atp, qty)``) without a rating object per node;
     every node is ranked, entries are made for the listed ones only."""
     n = len(elig)
-    atp = rates.atp if rates.atp is not None else np.array([c.atp for c in elig], dtype=float)
+    atp = np.array([c.atp for c in elig], dtype=np.float64)
     take = np.where(q < atp, q, atp)
     ship = rates.per_unit_shipping * take
     cost: np.ndarray | None = None
     if mode in (Mode.PREDICTIVE, Mode.COST):
-        node_fixed = rates.node_fixed
-        if node_fixed is None:
-            node_fixed = np.array([fixed[c.node.node_id] for c in elig], dtype=np.float64)
+        node_fixed = np.array([fixed[c.node.node_id] for c in elig], dtype=np.float64)
         cost = ship + rates.fixed + node_fixed
         # candidates come in node-id order, so a stable sort breaks ties by node id
         order = np.argsort(cost, kind="stable")

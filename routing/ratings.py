@@ -315,14 +315,12 @@ class LineRates:
 
     __slots__ = (
         "_pos",
-        "atp",
         "days_p50",
         "days_p90",
         "distance_km",
         "fixed",
         "handling",
         "late_cost",
-        "node_fixed",
         "node_ids",
         "p_late",
         "p_stockout",
@@ -339,10 +337,6 @@ class LineRates:
         self.node_ids = node_ids
         self._pos: dict[str, int] | None = None
         self.distance_km = distance_km
-        #: the nodes' available-to-promise and shipment fixed cost, when the caller has them
-        #: (``route`` sets both before ranking)
-        self.atp: FloatArray | None = None
-        self.node_fixed: FloatArray | None = None
         self.per_unit_shipping = columns["per_unit_shipping"]
         self.fixed = columns["fixed"]
         self.handling = columns["handling"]

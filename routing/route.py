@@ -96,8 +96,8 @@ def _rate(
 ) -> RatingTable:
     """Every eligible pair's rating, one array pass per line (``rate_pair`` bit for bit)."""
     missing: list[tuple[str, str]] = []
-    #: per node: days waiting for the next pick-up, and its load (the queue ahead of a parcel)
-    waits: dict[str, tuple[float, float | None]] = {}
+    #: per node: days waiting for the next pick-up
+    waits: dict[str, float] = {}
     buffer = policy.channel(order.channel).promise_buffer_days
     lines: dict[int, LineRates] = {}
     for lc in lcs:
@@ -114,17 +114,12 @@ def _rate(
                 missing += [(line.line_id, ids[k]) for k in np.flatnonzero(~predicted).tolist()]
                 continue
         queue = []
-        knee = lc.rules.load_knee
         for c in elig:
             nid = c.node.node_id
-            got = waits.get(nid)
-            if got is None:
-                got = waits[nid] = (cutoff_wait_days(c.node, now), c.node.load)
-            wait, load = got
-            # queue_days is 0 up to the knee (and without a capacity limit)
-            queue.append(
-                wait if load is None or load <= knee else wait + queue_days(load, lc.rules)
-            )
+            wait = waits.get(nid)
+            if wait is None:
+                wait = waits[nid] = cutoff_wait_days(c.node, now)
+            queue.append(wait + queue_days(c.node.load, lc.rules))
         distances = [c.distance_km for c in elig]
         lines[lc.index] = LineRates(
             ids,
@@ -203,32 +198,18 @@ def route(
     for lc in lcs:
         key = lc.line.sku.casefold()
         demand[key] = demand.get(key, 0.0) + lc.line.qty
-        elig = lc.eligible()
-        node_fixed = []
-        for c in elig:
+        for c in lc.eligible():
             nid = c.node.node_id
-            f = fixed.get(nid)
-            if f is None:
+            if nid not in fixed:
                 f = shipment_cost(c.distance_km, lc.rules, per_ship)
                 if congestion:
                     f += congestion_cost(c.node.load, congestion)
                 if penalise and c.node.at_capacity:
                     f += pol.capacity_penalty
                 fixed[nid] = f
-            node_fixed.append(f)
-        rates = ratings.lines.get(lc.index)
-        if rates is not None:
-            rates.node_fixed = np.array(node_fixed, dtype=np.float64)
-            rates.atp = np.array([c.atp for c in elig], dtype=np.float64)
-        if key not in supply:  # the SKU's first line: every pair is new
-            atps = [c.atp for c in elig]
-            stock.update(zip([(c.node.node_id, key) for c in elig], atps, strict=True))
-            supply[key] = sum(atps, 0.0)
-            continue
-        for c in elig:  # another line of the same SKU: the lesser ATP of the two counts
-            pair = (c.node.node_id, key)
+            pair = (nid, key)  # a SKU on two lines: the lesser ATP of the two counts
             if pair not in stock:
-                supply[key] += c.atp
+                supply[key] = supply.get(key, 0.0) + c.atp
                 stock[pair] = c.atp
             elif c.atp < stock[pair]:
                 supply[key] -= stock[pair] - c.atp
