@@ -39,6 +39,7 @@ from scipy.special import ndtri
 
 from routing.domain import PredictionArrays
 from routing.geo import haversine_km
+from routing.ratings import Z90
 from simulation.carriers import (
     EXCEPTION_MEAN_DAYS,
     EXCEPTION_PROB,
@@ -54,7 +55,6 @@ IntArray = npt.NDArray[np.int64]
 
 #: Monte Carlo draws of the delivery law per candidate (the same draws for every candidate)
 DRAWS = 512
-_Z90 = 1.2815515655446004
 _Q_CLIP = 1e-4
 #: widest lognormal spread handed to the router (wider overflows its expectations)
 _MAX_SIGMA = 1.0
@@ -137,10 +137,10 @@ def encode(law: Law, promise_days: float) -> tuple[FloatArray, FloatArray]:
     gap = mu - math.log(promise_days)
     fit = gap / np.where(z == 0.0, 1.0, z)
     ok = (gap * z > 0) & (np.abs(gap) > 1e-6) & (fit <= _MAX_SIGMA)
-    own = np.maximum(np.log(np.maximum(law.p90, p50) / p50) / _Z90, _MIN_SIGMA)
+    own = np.maximum(np.log(np.maximum(law.p90, p50) / p50) / Z90, _MIN_SIGMA)
     sigma = np.where(ok, fit, own)
     mu = np.where(ok, mu, math.log(promise_days) + z * own)
-    return np.exp(mu), np.exp(mu + _Z90 * sigma)
+    return np.exp(mu), np.exp(mu + Z90 * sigma)
 
 
 def order_lateness(
