@@ -6,13 +6,17 @@ A ``Network`` is built once per stock refresh and reused across orders.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from itertools import pairwise
+from typing import TypeVar, cast
 
 import numpy as np
 
 from routing.calendar import NodeCalendar
+
+T = TypeVar("T")
 
 
 class Mode(StrEnum):
@@ -94,46 +98,172 @@ class StockRow:
     in_stock: bool = True
 
 
-class Network:
-    """Nodes plus a stock index by SKU (case-insensitive), built once and reused across orders."""
+class SkuStock:
+    """One SKU's stock at many nodes as read-only columns, node ids ascending: a stock cache
+    keeps one per SKU and hands the same object to every network built from it (nothing here
+    is copied per order, and a network never changes it)."""
 
-    __slots__ = ("_by_pair", "_by_sku", "nodes")
+    __slots__ = ("_pos", "available", "in_stock", "node_ids")
 
-    def __init__(self, nodes: Iterable[Node], stock: Iterable[StockRow] = ()) -> None:
-        by_id: dict[str, Node] = {}
+    def __init__(
+        self,
+        node_ids: Sequence[str],
+        available: Sequence[float] | np.ndarray,
+        in_stock: Sequence[bool] | np.ndarray | None = None,
+    ) -> None:
+        """``in_stock=None``: every row is in stock (``StockRow``'s default). Rows are
+        sorted by node id here when they do not come sorted."""
+        ids = list(node_ids)
+        avail = np.array(available, dtype=np.float64)
+        stocked = np.ones(len(ids), dtype=bool) if in_stock is None else np.array(in_stock, bool)
+        if not len(ids) == len(avail) == len(stocked) or avail.ndim != 1 or stocked.ndim != 1:
+            raise ValueError("node ids, available and in_stock differ in length")
+        if any(a >= b for a, b in pairwise(ids)):
+            order = sorted(range(len(ids)), key=ids.__getitem__)
+            ids = [ids[k] for k in order]
+            avail, stocked = avail[order], stocked[order]
+            for a, b in pairwise(ids):
+                if a == b:
+                    raise ValueError(f"stock for node {a!r} appears twice")
+        avail.setflags(write=False)
+        stocked.setflags(write=False)
+        self.node_ids: tuple[str, ...] = tuple(ids)
+        self.available = avail
+        self.in_stock = stocked
+        self._pos: dict[str, int] | None = None
+
+    @property
+    def pos(self) -> dict[str, int]:
+        """Node id -> row, made on the first lookup by node."""
+        if self._pos is None:
+            self._pos = {n: k for k, n in enumerate(self.node_ids)}
+        return self._pos
+
+    def __len__(self) -> int:
+        return len(self.node_ids)
+
+    def rows(self, sku: str) -> tuple[StockRow, ...]:
+        return tuple(
+            StockRow(n, sku, a, s)
+            for n, a, s in zip(
+                self.node_ids, self.available.tolist(), self.in_stock.tolist(), strict=True
+            )
+        )
+
+
+class NodeSet(dict[str, Node]):
+    """Nodes by id, checked once; what a node-level rule derives from them (attribute
+    columns) is kept on the set, so networks built over the same ``NodeSet`` share it.
+    Treat it as frozen: build a new set when a node changes."""
+
+    __slots__ = ("_derived",)
+
+    def __init__(self, nodes: Iterable[Node] = ()) -> None:
+        super().__init__()
         for n in nodes:
-            if n.node_id in by_id:
+            if n.node_id in self:
                 raise ValueError(f"node {n.node_id!r} appears twice")
-            by_id[n.node_id] = n
-        self.nodes: Mapping[str, Node] = by_id
+            self[n.node_id] = n
+        self._derived: dict[str, object] = {}
+
+    def derived(self, key: str, make: Callable[[NodeSet], T]) -> T:
+        """``make(self)``, computed once per set and ``key`` (a rule's name)."""
+        got = self._derived.get(key)
+        if got is None:
+            got = self._derived[key] = make(self)
+        return cast(T, got)
+
+
+class Network:
+    """Nodes plus stock by SKU (case-insensitive), built once and reused across orders.
+
+    Stock is held per SKU as :class:`SkuStock` columns; ``StockRow`` objects are made only
+    when someone asks for them (``stock_for``, ``row``)."""
+
+    __slots__ = ("_names", "_rows", "_stock", "nodes")
+
+    def __init__(self, nodes: Iterable[Node] | NodeSet, stock: Iterable[StockRow] = ()) -> None:
+        self._set_nodes(nodes)
         by_sku: dict[str, list[StockRow]] = {}
-        by_pair: dict[tuple[str, str], StockRow] = {}
+        seen: set[tuple[str, str]] = set()
+        by_id = self.nodes
         for row in stock:
             if row.node_id not in by_id:
                 raise ValueError(f"stock row for unknown node {row.node_id!r} (sku {row.sku!r})")
             key = (row.node_id, row.sku.casefold())
-            if key in by_pair:
+            if key in seen:
                 raise ValueError(f"stock for node {row.node_id!r} sku {row.sku!r} appears twice")
-            by_pair[key] = row
+            seen.add(key)
             by_sku.setdefault(key[1], []).append(row)
-        self._by_sku: dict[str, tuple[StockRow, ...]] = {
-            k: tuple(sorted(v, key=lambda r: r.node_id)) for k, v in by_sku.items()
-        }
-        self._by_pair = by_pair
+        self._rows: dict[str, tuple[StockRow, ...]] = {}
+        self._stock: dict[str, SkuStock] = {}
+        self._names: dict[str, str] = {}
+        for k, rows in by_sku.items():
+            rows.sort(key=lambda r: r.node_id)
+            self._rows[k] = tuple(rows)
+            self._stock[k] = SkuStock(
+                [r.node_id for r in rows], [r.available for r in rows], [r.in_stock for r in rows]
+            )
+
+    def _set_nodes(self, nodes: Iterable[Node] | NodeSet) -> None:
+        self.nodes: NodeSet = nodes if isinstance(nodes, NodeSet) else NodeSet(nodes)
+
+    @classmethod
+    def from_stock_columns(
+        cls, nodes: Iterable[Node] | NodeSet, stock: Mapping[str, SkuStock]
+    ) -> Network:
+        """A network over ``stock`` (SKU as the ledger spells it -> its shared columns)
+        without a ``StockRow`` per pair: the columns are referenced, not copied; pass the
+        same :class:`NodeSet` to reuse what was derived from the nodes. Raises
+        ``ValueError`` like the constructor for a node it does not know or a SKU given twice
+        in different case."""
+        self = cls.__new__(cls)
+        self._set_nodes(nodes)
+        self._rows = {}
+        self._stock = {}
+        self._names = {}
+        by_id = self.nodes
+        for sku, st in stock.items():
+            key = sku.casefold()
+            if key in self._stock:
+                raise ValueError(f"stock for sku {sku!r} appears twice")
+            unknown = [n for n in st.node_ids if n not in by_id]
+            if unknown:
+                raise ValueError(f"stock row for unknown node {unknown[0]!r} (sku {sku!r})")
+            self._stock[key] = st
+            self._names[key] = sku
+        return self
+
+    def stock(self, sku: str) -> SkuStock | None:
+        """The columns of ``sku`` (any case), or ``None`` when no node holds it."""
+        return self._stock.get(sku.casefold())
 
     def stock_for(self, sku: str) -> Sequence[StockRow]:
         """Rows holding ``sku`` (any case), sorted by node id."""
-        return self._by_sku.get(sku.casefold(), ())
+        key = sku.casefold()
+        rows = self._rows.get(key)
+        if rows is None:
+            st = self._stock.get(key)
+            if st is None:
+                return ()
+            rows = self._rows[key] = st.rows(self._names[key])
+        return rows
 
     def row(self, node_id: str, sku: str) -> StockRow | None:
-        return self._by_pair.get((node_id, sku.casefold()))
+        st = self._stock.get(sku.casefold())
+        k = None if st is None else st.pos.get(node_id)
+        return None if k is None else self.stock_for(sku)[k]
 
     def available(self, node_id: str, sku: str) -> float:
-        r = self._by_pair.get((node_id, sku.casefold()))
-        return r.available if r is not None and r.in_stock else 0.0
+        st = self._stock.get(sku.casefold())
+        k = None if st is None else st.pos.get(node_id)
+        if st is None or k is None or not st.in_stock[k]:
+            return 0.0
+        return float(st.available[k])
 
     def __repr__(self) -> str:
-        return f"Network({len(self.nodes)} nodes, {len(self._by_pair)} stock rows)"
+        rows = sum(len(st) for st in self._stock.values())
+        return f"Network({len(self.nodes)} nodes, {rows} stock rows)"
 
 
 @dataclass(frozen=True, slots=True)
