@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
 import random
 import threading
 import time
@@ -36,6 +37,8 @@ INITIAL_ON_HAND = 40
 #: Outcomes the storm expects from a well-behaved ledger under contention.
 EXPECTED_ERRORS = {"InsufficientStock", "OrderStateError"}
 MIX = (("place", 40), ("cancel", 14), ("ship", 14), ("reject", 10), ("adjust", 12), ("read", 10))
+#: Units of one receipt (``adjust``), drawn uniformly from this range.
+RECEIPT_UNITS = (1, 6)
 
 
 @dataclass
@@ -50,6 +53,7 @@ class ThreadLog:
     rejected_orders: set[str] = field(default_factory=set)
     replays: int = 0
     latencies_ms: list[float] = field(default_factory=list)
+    cpu_s: float = 0.0  # this thread's own CPU time (time.thread_time)
 
 
 def setup(url: str) -> None:
@@ -79,11 +83,13 @@ def _thread(
     max_ops: int,
     seed: int,
     mix: tuple[tuple[str, int], ...] = MIX,
+    receipt_units: tuple[int, int] = RECEIPT_UNITS,
 ) -> ThreadLog:
     from serving.ledger import InventoryEvent
 
     rng = random.Random(seed)
     log = ThreadLog()
+    cpu0 = time.thread_time()
     kinds, weights = zip(*mix, strict=True)
     deadline = time.monotonic() + seconds
     n = 0
@@ -135,7 +141,7 @@ def _thread(
                 log.rejected_orders.add(oid)
             elif op == "adjust":
                 node, sku = rng.choice(NODES), rng.choice(HOT_SKUS)
-                qty = rng.randint(1, 6)
+                qty = rng.randint(*receipt_units)
                 event = InventoryEvent(
                     f"rcv-{uuid.uuid4().hex}", datetime.now(UTC), node, sku, "delta", qty
                 )
@@ -150,6 +156,7 @@ def _thread(
             log.ops[op] += 1
             log.errors[type(exc).__name__] += 1
         log.latencies_ms.append((time.perf_counter() - t0) * 1000)
+    log.cpu_s = time.thread_time() - cpu0
     return log
 
 
@@ -161,16 +168,24 @@ def _process(
     max_ops: int,
     seed: int,
     mix: tuple[tuple[str, int], ...] = MIX,
+    receipt_units: tuple[int, int] = RECEIPT_UNITS,
 ) -> dict[str, Any]:
     from serving.ledger import Ledger, make_engine
 
     engine = make_engine(url, pool_size=threads, max_overflow=2)
+    backends = _server_pids(engine)
     ledger = Ledger(engine)
     logs: list[ThreadLog] = [ThreadLog() for _ in range(threads)]
 
     def run(i: int) -> None:
         logs[i] = _thread(
-            ledger, f"p{index}t{i}", seconds, max_ops, seed * 1000 + index * 100 + i, mix
+            ledger,
+            f"p{index}t{i}",
+            seconds,
+            max_ops,
+            seed * 1000 + index * 100 + i,
+            mix,
+            receipt_units,
         )
 
     workers = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
@@ -178,6 +193,7 @@ def _process(
         w.start()
     for w in workers:
         w.join()
+    server_cpu = sum(_pid_cpu_s(pid) for pid in backends)
     engine.dispose()
     return merge(
         [
@@ -189,10 +205,42 @@ def _process(
                 "rejected_orders": list(lg.rejected_orders),
                 "replays": lg.replays,
                 "latencies_ms": lg.latencies_ms,
+                "client_cpu_s": lg.cpu_s,
+                "server_cpu_s": 0.0,
             }
             for lg in logs
         ]
+        + [{**merge([]), "server_cpu_s": server_cpu}]
     )
+
+
+def _server_pids(engine: Any) -> list[int]:
+    """PostgreSQL backend pids of the engine's connections (each new one records its own), so
+    the server CPU the storm's own sessions used can be read from ``/proc`` at the end: the
+    machine is shared, and the postmaster's totals include every other client."""
+    from sqlalchemy import event
+
+    pids: list[int] = []
+    if engine.dialect.name == "postgresql":
+
+        @event.listens_for(engine, "connect")
+        def _record(dbapi_connection: Any, _record: Any) -> None:
+            cur = dbapi_connection.cursor()
+            cur.execute("SELECT pg_backend_pid()")
+            pids.append(int(cur.fetchone()[0]))
+            cur.close()
+
+    return pids
+
+
+def _pid_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a local process (0 when it is gone or not readable)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -205,6 +253,8 @@ def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
         "rejected_orders": [],
         "replays": 0,
         "latencies_ms": [],
+        "client_cpu_s": 0.0,
+        "server_cpu_s": 0.0,
     }
     for p in parts:
         for key in ("ops", "errors", "orders", "receipts"):
@@ -212,6 +262,8 @@ def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
         merged["rejected_orders"].extend(p["rejected_orders"])
         merged["replays"] += p["replays"]
         merged["latencies_ms"].extend(p["latencies_ms"])
+        merged["client_cpu_s"] += p.get("client_cpu_s", 0.0)
+        merged["server_cpu_s"] += p.get("server_cpu_s", 0.0)
     return merged
 
 
@@ -289,15 +341,21 @@ def run_storm(
     max_ops: int,
     seed: int = 1,
     mix: tuple[tuple[str, int], ...] = MIX,
+    receipt_units: tuple[int, int] = RECEIPT_UNITS,
 ) -> dict[str, Any]:
     """Set up, storm, verify; returns counts, throughput and what was checked. ``mix`` weighs
-    the operations (e.g. mostly placements for a reservation-throughput run)."""
+    the operations (e.g. mostly placements for a reservation-throughput run) and
+    ``receipt_units`` sizes each receipt (``adjust``: a delta through the ledger's stock path)."""
     setup(url)
     ctx = mp.get_context("spawn")
     t0 = time.perf_counter()
     with ctx.Pool(processes) as pool:
         parts = pool.starmap(
-            _process, [(url, i, threads, seconds, max_ops, seed, mix) for i in range(processes)]
+            _process,
+            [
+                (url, i, threads, seconds, max_ops, seed, mix, receipt_units)
+                for i in range(processes)
+            ],
         )
     elapsed = time.perf_counter() - t0
     history = merge(parts)
@@ -305,6 +363,7 @@ def run_storm(
     checked = verify(url, history)
     latencies.sort()
     total = sum(history["ops"].values())
+    acknowledged = len(history["orders"])
     return {
         "backend": url.split(":", 1)[0].split("+")[0],
         "processes": processes,
@@ -313,11 +372,17 @@ def run_storm(
         "by_kind": dict(history["ops"]),
         "expected_errors": {k: v for k, v in history["errors"].items() if k in EXPECTED_ERRORS},
         "idempotent_replays": history["replays"],
-        "orders_acknowledged": len(history["orders"]),
+        "orders_acknowledged": acknowledged,
         # placements acknowledged per second of each client's run (process start-up excluded)
-        "reservations_per_second": round(len(history["orders"]) / seconds, 1),
+        "reservations_per_second": round(acknowledged / seconds, 1),
+        # every placement decided (reserved, or refused for want of stock) per second
+        "placements_per_second": round(history["ops"].get("place", 0) / seconds, 1),
         "seconds": round(elapsed, 1),
         "ops_per_second": round(total / elapsed, 1) if elapsed else 0.0,
+        # CPU the client threads and (PostgreSQL) their server sessions spent per operation:
+        # the machine is shared, so this says what the code costs where rates cannot
+        "client_cpu_ms_per_op": round(1000 * history["client_cpu_s"] / total, 3) if total else None,
+        "server_cpu_ms_per_op": round(1000 * history["server_cpu_s"] / total, 3) if total else None,
         "p50_ms": round(latencies[len(latencies) // 2], 2) if latencies else None,
         "p99_ms": round(latencies[int(len(latencies) * 0.99)], 2) if latencies else None,
         **checked,

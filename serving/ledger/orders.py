@@ -13,8 +13,9 @@ from functools import cache
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, bindparam, func, select, update
+from sqlalchemy import Column, Select, bindparam, func, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.dml import Update
 
 from routing.domain import RejectReason
 from routing.rejections import becomes_exception, closes_node, stock_to_drop
@@ -89,13 +90,6 @@ _INSERT_ALLOCATIONS_RETURNING = oa.insert().returning(
     oa.c.allocation_id, sort_by_parameter_order=True
 )
 _INSERT_SHIPMENT = shipments.insert()
-_SET_STATUS = (
-    update(orders)
-    .where(orders.c.order_id == bindparam("k_order"))
-    .values(
-        status=bindparam("v_status"), updated_at=bindparam("v_at", type_=orders.c.updated_at.type)
-    )
-)
 _FINISH_ALLOCATIONS = (
     update(oa)
     .where(oa.c.allocation_id.in_(bindparam("ids", expanding=True)))
@@ -366,11 +360,7 @@ def release_hold(conn: Connection, order_id: str, *, at: datetime) -> OrderView:
         if row.hold_reasons and row.status != "cancelled":
             return order_view(conn, order_id)  # already released
         raise OrderStateError(order_id, row.status, "release")
-    conn.execute(
-        update(orders)
-        .where(orders.c.order_id == order_id)
-        .values(status="placed", hold_expires_at=None, updated_at=at)
-    )
+    _set_status(conn, order_id, "placed", at, hold_expires_at=None)
     emit(
         conn,
         "order.released",
@@ -469,10 +459,10 @@ def replan(
     _finish_allocations(conn, reserved, "released", at, reason="replanned")
     reserve_lines(conn, order_id, allocations, at=at)
     status = _status_after(conn, order_id, row.status)
-    values: dict[str, Any] = {"status": status, "updated_at": at}
-    if plan is not None:
-        values["plan"] = plan
-    conn.execute(update(orders).where(orders.c.order_id == order_id).values(**values))
+    if plan is None:
+        _set_status(conn, order_id, status, at)
+    else:
+        _set_status(conn, order_id, status, at, plan=plan)
     emit(
         conn,
         "order.rerouted",
@@ -568,11 +558,7 @@ def cancel_line(
         if statuses & {"reserved", "shipped"}
         else "cancelled"
     )
-    conn.execute(
-        update(orders)
-        .where(orders.c.order_id == order_id)
-        .values(status=status, plan=edit_plan(row.plan, line_id, want), updated_at=at)
-    )
+    _set_status(conn, order_id, status, at, plan=edit_plan(row.plan, line_id, want))
     emit(
         conn,
         "order.line_cancelled",
@@ -648,8 +634,32 @@ def _status_after(conn: Connection, order_id: str, current: OrderStatus) -> Orde
     return "placed"
 
 
-def _set_status(conn: Connection, order_id: str, status: OrderStatus, at: datetime) -> None:
-    conn.execute(_SET_STATUS, {"k_order": order_id, "v_status": status, "v_at": at})
+@cache
+def _set_status_statement(key: Column[Any], more: tuple[str, ...]) -> Update:
+    table = key.table
+    values: dict[str, Any] = {
+        "status": bindparam("v_status"),
+        "updated_at": bindparam("v_at", type_=table.c.updated_at.type),
+    }
+    for name in more:
+        values[name] = bindparam(f"v_{name}", type_=table.c[name].type)
+    return update(table).where(key == bindparam("k_key")).values(**values)
+
+
+def set_status(
+    conn: Connection, key: Column[Any], value: str, status: str, at: datetime, **more: Any
+) -> None:
+    """The one write of a ledger row's status (an order's, a return's) and what changes with
+    it (``more``), stamped ``updated_at``; the statement is built once per table and columns."""
+    params = {"k_key": value, "v_status": status, "v_at": at}
+    params.update({f"v_{name}": v for name, v in more.items()})
+    conn.execute(_set_status_statement(key, tuple(sorted(more))), params)
+
+
+def _set_status(
+    conn: Connection, order_id: str, status: OrderStatus, at: datetime, **more: Any
+) -> None:
+    set_status(conn, orders.c.order_id, order_id, status, at, **more)
 
 
 def cancel(
@@ -863,11 +873,7 @@ def reject(
         if becomes_exception(rejections, max_rejections)
         else _status_after(conn, order_id, cast(OrderStatus, row.status))
     )
-    conn.execute(
-        update(orders)
-        .where(orders.c.order_id == order_id)
-        .values(rejections=rejections, status=status, updated_at=at)
-    )
+    _set_status(conn, order_id, status, at, rejections=rejections)
     emit(
         conn,
         "allocation.rejected",

@@ -17,7 +17,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
 from serving.ledger.errors import InvalidReturn, OrderNotFound, ReturnNotFound
-from serving.ledger.orders import lock_order
+from serving.ledger.orders import lock_order, set_status
 from serving.ledger.outbox import emit
 from serving.ledger.stock_ops import ensure_rows, lock_rows, move
 from serving.ledger.tables import order_allocations, return_lines, return_receipts, returns
@@ -235,9 +235,7 @@ def receive(
         )
     done = all(current[k].qty == sum(v) for k, v in pending.items())
     status = "received" if done else "open"
-    conn.execute(
-        update(returns).where(returns.c.return_id == return_id).values(status=status, updated_at=at)
-    )
+    set_status(conn, returns.c.return_id, return_id, status, at)
     payload: dict[str, Any] = {
         "return_id": return_id,
         "node_id": row.node_id,
