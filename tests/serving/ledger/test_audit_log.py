@@ -5,6 +5,7 @@ and stopping writes what is still queued."""
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,6 +52,26 @@ def test_handed_over_records_are_all_stored_once(ledger: Ledger) -> None:
     _submit(log, 1000)
     log.stop()  # writes what is queued before the writer ends
     assert ledger.get_decision("d1000") is not None
+
+
+def test_records_handed_over_together_share_a_transaction(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batches: list[int] = []
+    store = ledger.record_decisions
+
+    def counted(recs: Any) -> None:
+        batches.append(len(recs))
+        store(recs)
+
+    monkeypatch.setattr(ledger, "record_decisions", counted)
+    log = AuditLog(ledger, linger=0.5)
+    _submit(log, 1)
+    time.sleep(0.05)  # the writer has the first record and waits for company
+    _submit(log, 2)
+    log.flush()
+    assert batches == [2]  # one transaction, not one per record
+    log.stop()
 
 
 def test_a_store_that_keeps_failing_is_counted_not_silent(
