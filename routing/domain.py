@@ -103,7 +103,7 @@ class SkuStock:
     keeps one per SKU and hands the same object to every network built from it (nothing here
     is copied per order, and a network never changes it)."""
 
-    __slots__ = ("_pos", "available", "in_stock", "node_ids")
+    __slots__ = ("_at", "_pos", "available", "in_stock", "node_ids")
 
     def __init__(
         self,
@@ -131,6 +131,8 @@ class SkuStock:
         self.available = avail
         self.in_stock = stocked
         self._pos: dict[str, int] | None = None
+        #: (node columns, node index of each row): ``routing.fences`` remembers it here
+        self._at: tuple[object, np.ndarray] | None = None
 
     @property
     def pos(self) -> dict[str, int]:
@@ -338,7 +340,7 @@ class Prediction:
 class LinePredictions:
     """One line's predictions as arrays over its node ids (aligned, float64)."""
 
-    __slots__ = ("days_p50", "days_p90", "node_ids", "p_stockout", "pos")
+    __slots__ = ("_pos", "days_p50", "days_p90", "node_ids", "p_stockout")
 
     def __init__(
         self,
@@ -350,10 +352,18 @@ class LinePredictions:
         if not len(node_ids) == len(p_stockout) == len(days_p50) == len(days_p90):
             raise ValueError("node ids and prediction arrays differ in length")
         self.node_ids = node_ids
-        self.pos = {n: k for k, n in enumerate(node_ids)}
+        self._pos: dict[str, int] | None = None
         self.p_stockout = np.asarray(p_stockout, dtype=np.float64)
         self.days_p50 = np.asarray(days_p50, dtype=np.float64)
         self.days_p90 = np.asarray(days_p90, dtype=np.float64)
+
+    @property
+    def pos(self) -> dict[str, int]:
+        """Node id -> index, made on the first lookup by node (routing reads the arrays
+        whole when they hold exactly a line's eligible nodes)."""
+        if self._pos is None:
+            self._pos = {n: k for k, n in enumerate(self.node_ids)}
+        return self._pos
 
 
 class PredictionArrays(Mapping[tuple[str, str], Prediction]):

@@ -8,15 +8,15 @@ term say what the chosen plan saved.
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Collection, Sequence
+from itertools import repeat
 
 import numpy as np
 
 from routing.allocation import EPS, Option, Options, Problem, Solution, _State
 from routing.classic import mode_score, sort_candidates
 from routing.domain import Mode
-from routing.fences import FENCE_ORDER, Candidate, LineCandidates
+from routing.fences import FENCE_ORDER, LineCandidates
 from routing.options import Ratings
 from routing.plan import Explanation, LineRanking, RankEntry
 from routing.ratings import LineRates, RatingTable
@@ -39,27 +39,30 @@ def rank_line(
     own rank, and the ``top`` nearest fenced nodes (unknown distances last); the counts
     cover every candidate either way, and entries are built only for what is listed."""
     q = lc.line.qty
-    elig = lc.eligible()
-    entries = _ranked(elig, ratings.lines[lc.index], mode, q, fixed, top, chosen)
-    fenced = [c for c in lc.candidates if c.fence is not None]
-    counts = Counter(c.fence for c in fenced)
-    listed_all = top is None or (len(elig) <= top and len(fenced) <= top)
+    n_elig = len(lc.eligible_pos)
+    entries = _ranked(lc, ratings.lines[lc.index], mode, q, fixed, top, chosen)
+    fenced = np.flatnonzero(lc.code >= 0)
+    counts = np.bincount(lc.code[fenced], minlength=len(FENCE_ORDER)).tolist()
+    listed_all = top is None or (n_elig <= top and len(fenced) <= top)
     if not listed_all and top is not None and len(fenced) > top:
-        fenced = sorted(
-            fenced,
-            key=lambda c: (c.distance_km is None, c.distance_km or 0.0, c.node.node_id),
-        )[:top]
-    for c in fenced:
+        d = lc.distance[fenced]
+        unknown = np.isnan(d)
+        # rows come in node-id order: the row index breaks ties by node id
+        fenced = fenced[np.lexsort((fenced, np.where(unknown, 0.0, d), unknown))[:top]]
+    stock, nodes = lc.stock, lc.cols.nodes
+    for k in fenced.tolist():
+        node = nodes[int(lc.node_index[k])]
+        km = float(lc.distance[k])
         entries.append(
             RankEntry(
-                node_id=c.node.node_id,
+                node_id=node.node_id,
                 rank=None,
                 eligible=False,
-                reason_code=c.fence,
-                reason=c.reason,
-                available=c.row.available if c.row.in_stock else 0.0,
-                priority=c.node.priority,
-                distance_km=c.distance_km,
+                reason_code=lc.fence(k),
+                reason=lc.reason(k),
+                available=float(stock.available[k]) if stock.in_stock[k] else 0.0,
+                priority=node.priority,
+                distance_km=None if math.isnan(km) else km,
                 score=None,
             )
         )
@@ -68,14 +71,14 @@ def rank_line(
         lc.line.sku,
         q,
         tuple(entries),
-        eligible_count=len(elig),
-        fenced_count=tuple((f, counts[f]) for f in FENCE_ORDER if counts[f]),
+        eligible_count=n_elig,
+        fenced_count=tuple((f, counts[c]) for c, f in enumerate(FENCE_ORDER) if counts[c]),
         listed_all=listed_all,
     )
 
 
 def _ranked(
-    elig: list[Candidate],
+    lc: LineCandidates,
     rates: LineRates,
     mode: Mode,
     q: float,
@@ -86,17 +89,18 @@ def _ranked(
     """The eligible entries of :func:`rank_line` from the line's rating arrays: the same
     numbers (``PairRating.terms`` of ``min(atp, qty)``) without a rating object per node;
     every node is ranked, entries are made for the listed ones only."""
-    n = len(elig)
-    atp = np.array([c.atp for c in elig], dtype=np.float64)
+    ids, atp = lc.eligible_ids, lc.eligible_atp
+    n = len(ids)
     take = np.where(q < atp, q, atp)
     ship = rates.per_unit_shipping * take
     cost: np.ndarray | None = None
     if mode in (Mode.PREDICTIVE, Mode.COST):
-        node_fixed = np.array([fixed[c.node.node_id] for c in elig], dtype=np.float64)
+        node_fixed = np.fromiter(map(fixed.__getitem__, ids), np.float64, n)
         cost = ship + rates.fixed + node_fixed
         # candidates come in node-id order, so a stable sort breaks ties by node id
         order = np.argsort(cost, kind="stable")
     else:
+        elig = lc.eligible()
         pos = {id(c): k for k, c in enumerate(elig)}
         order = np.array([pos[id(c)] for c in sort_candidates(mode, elig)], dtype=np.intp)
     listed = order if top is None else order[:top]
@@ -116,6 +120,7 @@ def _ranked(
     if cost is not None:
         scores: list[float | None] = cost[listed].tolist()
     else:
+        elig = lc.eligible()
         scores = [mode_score(mode, elig[k]) for k in idx]
     ship_l = ship[listed].tolist()
     hand, stock, late = (
@@ -129,19 +134,20 @@ def _ranked(
         rates.days_p90[listed].tolist(),
         rates.p_late[listed].tolist(),
     )
+    nodes, at = lc.cols.nodes, lc.eligible_nodes[listed].tolist()
+    avail, dist = atp[listed].tolist(), lc.distance[lc.eligible_pos[listed]].tolist()
     out = []
-    for j, (rank, k) in enumerate(zip(rank_of, idx, strict=True)):
-        c = elig[k]
+    for j, rank in enumerate(rank_of):
         out.append(
             RankEntry(
-                node_id=c.node.node_id,
+                node_id=ids[idx[j]],
                 rank=rank,
                 eligible=True,
                 reason_code=None,
                 reason=None,
-                available=c.atp,
-                priority=c.node.priority,
-                distance_km=c.distance_km,
+                available=avail[j],
+                priority=nodes[at[j]].priority,
+                distance_km=None if math.isnan(dist[j]) else dist[j],
                 score=scores[j],
                 shipping=ship_l[j],
                 handling=hand[j],
@@ -181,16 +187,17 @@ def _best_single(
     (cost delta, key) of the feasible ones other than the chosen one, and its index."""
     q, key, used, left, fixed = opts.qty, opts.sku, st.used, st.left, st.p.fixed
     ids = opts.node_ids
-    is_new = np.array([n not in used for n in ids], dtype=bool)
-    ok = np.array([left.get((n, key), 0.0) >= q - EPS for n in ids], dtype=bool)
+    n = len(ids)
+    is_new = ~np.fromiter(map(used.__contains__, ids), bool, n)
+    ok = np.fromiter(map(left.get, zip(ids, repeat(key)), repeat(0.0)), np.float64, n) >= q - EPS
     if st.max_ship is not None and len(used) + 1 > st.max_ship:
         ok &= ~is_new
-    if 0 <= chosen < len(ids):
+    if 0 <= chosen < n:
         ok[chosen] = False
     if not ok.any():
         return None
     cost = np.asarray(opts.costs, dtype=np.float64)
-    extra = np.array([fixed[n] for n in ids], dtype=np.float64)
+    extra = np.fromiter(map(fixed.__getitem__, ids), np.float64, n)
     delta = np.where(is_new, cost + extra, cost) - base
     delta = np.where(ok, delta, math.inf)
     k = int(np.argmin(delta))  # ties: the first, i.e. the lowest node id (the key's order)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import numpy as np
+
 from routing.allocation import EPS, UNMET_PENALTY, Option, Options, Part
-from routing.fences import Candidate, LineCandidates
+from routing.fences import LineCandidates
 from routing.policy import SearchLimits
 from routing.ratings import LineRates, PairRating, RatingTable
 
@@ -38,16 +40,16 @@ def _value_ok(qtys: Sequence[float], price: float, threshold: float) -> bool:
 
 
 def _greedy_fill(
-    i: int, q: float, top: Sequence[Candidate], max_parts: int
+    i: int, q: float, top: Sequence[tuple[str, float]], max_parts: int
 ) -> tuple[list[Part], float]:
     parts: list[Part] = []
     rest = q
-    for c in top:
+    for nid, atp in top:
         if rest <= EPS or len(parts) == max_parts:
             break
-        take = min(c.atp, rest)
+        take = min(atp, rest)
         if take > EPS:
-            parts.append(Part(i, c.node.node_id, take))
+            parts.append(Part(i, nid, take))
             rest -= take
     return parts, max(rest, 0.0)
 
@@ -64,7 +66,7 @@ def line_options(
     i, line = lc.index, lc.line
     q, price, thr = line.qty, line.unit_price, lc.rules.split_value_threshold
     lcs = {i: lc}
-    elig = lc.eligible()
+    ids, atp = lc.eligible_ids, lc.eligible_atp
     seen: set[tuple[tuple[str, float, int], ...]] = set()
     out: list[Option] = []
 
@@ -74,44 +76,50 @@ def line_options(
             seen.add(o.key)
             out.append(o)
 
-    singles = [c for c in elig if c.atp >= q - EPS]
+    singles = np.flatnonzero(atp >= q - EPS)
     rates = ratings.lines.get(i) if isinstance(ratings, RatingTable) else None
     one_node: tuple[list[str], list[float]] | None = None
-    if rates is not None and len(rates.node_ids) == len(elig):
-        one_node = _singles(q, singles, rates)
+    if rates is not None and len(rates.node_ids) == len(ids):
+        one_node = _singles(q, singles, ids, rates)
     else:
-        for c in singles:
-            add([Part(i, c.node.node_id, q)], 0.0)
-
-    def unit_cost(c: Candidate) -> tuple[float, str]:
-        take = min(c.atp, q)
-        nid = c.node.node_id
-        return ((ratings[(i, nid)].cost(take) + fixed[nid]) / take, nid)
+        for k in singles.tolist():
+            add([Part(i, ids[k], q)], 0.0)
 
     splits = lc.splittable and (len(singles) < 2 or shared_sku)
     if one_node is not None and (splits or short):  # only then are other options added
         seen.update(((nid, -q, i),) for nid in one_node[0])
-    top = (
-        sorted(elig, key=unit_cost)[: limits.split_candidates] if elig and (splits or short) else []
-    )
+    top: list[tuple[str, float]] = []
+    if len(ids) and (splits or short):
+        take = np.where(q < atp, q, atp)
+        if rates is not None and len(rates.node_ids) == len(ids):
+            cost = rates.per_unit_shipping * take + rates.fixed
+        else:
+            cost = np.array(
+                [ratings[(i, n)].cost(t) for n, t in zip(ids, take.tolist(), strict=True)]
+            )
+        node_fixed = np.fromiter(map(fixed.__getitem__, ids), np.float64, len(ids))
+        # eligible nodes come in node-id order: a stable sort breaks ties by node id
+        best = np.argsort((cost + node_fixed) / take, kind="stable")[: limits.split_candidates]
+        top = [(ids[k], a) for k, a in zip(best.tolist(), atp[best].tolist(), strict=True)]
     if splits:
-        for a in top:
-            x = min(a.atp, q)
+        for a_id, a_atp in top:
+            x = min(a_atp, q)
             rest = q - x
             if rest <= EPS:
                 continue
-            for b in top:
-                if b is a or b.atp < rest - EPS or not _value_ok((x, rest), price, thr):
+            for b_id, b_atp in top:
+                if b_id == a_id or b_atp < rest - EPS or not _value_ok((x, rest), price, thr):
                     continue
-                add([Part(i, a.node.node_id, x), Part(i, b.node.node_id, rest)], 0.0)
+                add([Part(i, a_id, x), Part(i, b_id, rest)], 0.0)
         if limits.max_parts_per_line > 2:
             parts, rest = _greedy_fill(i, q, top, limits.max_parts_per_line)
             if rest <= EPS and len(parts) > 2 and _value_ok([p.qty for p in parts], price, thr):
                 add(parts, 0.0)
     if short:
-        for c in elig:
-            if EPS < c.atp < q - EPS and _value_ok((c.atp, q - c.atp), price, thr):
-                add([Part(i, c.node.node_id, c.atp)], q - c.atp)
+        for k in np.flatnonzero((atp > EPS) & (atp < q - EPS)).tolist():
+            a = float(atp[k])
+            if _value_ok((a, q - a), price, thr):
+                add([Part(i, ids[k], a)], q - a)
         if lc.splittable:
             parts, rest = _greedy_fill(i, q, top, limits.max_parts_per_line)
             if parts and rest > EPS and _value_ok([*(p.qty for p in parts), rest], price, thr):
@@ -123,20 +131,20 @@ def line_options(
 
 
 def _singles(
-    q: float, singles: Sequence[Candidate], rates: LineRates
+    q: float, singles: np.ndarray, ids: list[str], rates: LineRates
 ) -> tuple[list[str], list[float]]:
-    """Node ids and ``make_option`` costs of a line's one-node options, from its ratings."""
-    pos = rates.pos
-    ids = [c.node.node_id for c in singles]
-    idx = [pos[n] for n in ids]
-    return ids, (0.0 + (rates.per_unit_shipping[idx] * q + rates.fixed[idx])).tolist()
+    """Node ids and ``make_option`` costs of a line's one-node options, from its ratings
+    (``rates`` holds the line's eligible nodes, in their order)."""
+    return [ids[k] for k in singles.tolist()], (
+        0.0 + (rates.per_unit_shipping[singles] * q + rates.fixed[singles])
+    ).tolist()
 
 
 def together_options(unit: Sequence[LineCandidates], ratings: Ratings) -> list[Option]:
     """Ship-together lines: one node serves all of them in full, or none is served."""
     lcs = {lc.index: lc for lc in unit}
     atp_by_node: list[dict[str, float]] = [
-        {c.node.node_id: c.atp for c in lc.eligible()} for lc in unit
+        dict(zip(lc.eligible_ids, lc.eligible_atp.tolist(), strict=True)) for lc in unit
     ]
     common = set(atp_by_node[0]).intersection(*atp_by_node[1:])
     out: list[Option] = []

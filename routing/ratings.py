@@ -21,7 +21,7 @@ predicts the average over orders placed before and after the cut-off.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -58,20 +58,28 @@ def lateness(days_p50: float, days_p90: float, promise_days: float) -> tuple[flo
 
 
 def queue_days(load: float | None, rules: GroupRules) -> float:
-    """Expected days a new parcel waits in a node's queue beyond the normal same-day hand-over.
+    """Expected days a new parcel waits in a node's queue beyond the normal same-day hand-over
+    (:func:`queue_days_array` of one node)."""
+    return float(queue_days_array(np.array([math.nan if load is None else load]), rules)[0])
+
+
+def queue_days_array(load: FloatArray, rules: GroupRules) -> FloatArray:
+    """Expected days a new parcel waits in each node's queue beyond the normal same-day
+    hand-over.
 
     ``load`` is the work ahead of the parcel in days of the node's capacity
-    (``Node.load``: backlog + orders taken today over daily capacity). A node packs about
-    ``load_knee`` of a day's capacity in time for the carrier's pick-up: below it the parcel
-    leaves today (0); from the knee to a full day the expected wait rises to one day (the
-    share of the day's packing done after the pick-up); every further day of capacity ahead
-    of it adds a day. ``None`` (no capacity limit) waits 0.
+    (``Node.load``: backlog + orders taken today over daily capacity; NaN: no capacity
+    limit, waits 0). A node packs about ``load_knee`` of a day's capacity in time for the
+    carrier's pick-up: below it the parcel leaves today (0); from the knee to a full day the
+    expected wait rises to one day (the share of the day's packing done after the pick-up);
+    every further day of capacity ahead of it adds a day.
     """
-    if load is None or load <= rules.load_knee:
-        return 0.0
     knee = rules.load_knee
-    ramp = 1.0 if knee >= 1.0 else min((load - knee) / (1.0 - knee), 1.0)
-    return ramp + max(load - 1.0, 0.0)
+    waits = load > knee  # NaN never waits
+    if not waits.any():
+        return np.zeros(len(load))
+    ramp = 1.0 if knee >= 1.0 else _pymin((load - knee) / (1.0 - knee), 1.0)
+    return np.where(waits, ramp + _pymax(load - 1.0, 0.0), 0.0)
 
 
 def cutoff_wait_days(node: Node, now: datetime) -> float:
@@ -265,19 +273,47 @@ def rate_realised(
 
 
 def congestion_cost(load: float | None, price: float) -> float:
-    """Opportunity cost of taking a parcel's place at a node: ``price`` × load², capped at a
-    full day (``load`` as in :func:`queue_days`). Zero at an idle node, ``price`` at a full
-    one: fast nodes that fill up every day are kept for the orders that gain most from them
-    instead of going to whichever orders arrive first."""
-    if load is None or price <= 0.0:
-        return 0.0
-    u = min(max(load, 0.0), 1.0)
-    return price * u * u
+    """:func:`congestion_array` of one node."""
+    return float(congestion_array(np.array([math.nan if load is None else load]), price)[0])
+
+
+def congestion_array(load: FloatArray, price: float) -> FloatArray:
+    """Opportunity cost of taking a parcel's place at each node: ``price`` × load², capped at
+    a full day (``load`` as in :func:`queue_days_array`, NaN: no capacity limit, 0). Zero at
+    an idle node, ``price`` at a full one: fast nodes that fill up every day are kept for the
+    orders that gain most from them instead of going to whichever orders arrive first."""
+    if price <= 0.0:
+        return np.zeros(len(load))
+    u = _pymin(_pymax(load, 0.0), 1.0)
+    return np.where(np.isnan(load), 0.0, price * u * u)
 
 
 def shipment_cost(distance_km: float | None, rules: GroupRules, per_shipment_cost: float) -> float:
-    """Fixed cost of opening a parcel at a node: the zone's parcel fee plus the policy's."""
-    return rules.zone(distance_km)[1] + per_shipment_cost
+    """:func:`shipment_costs` of one node."""
+    d = np.array([math.nan if distance_km is None else distance_km])
+    return float(shipment_costs(d, rules, per_shipment_cost)[0])
+
+
+def shipment_costs(
+    distance_km: FloatArray, rules: GroupRules, per_shipment_cost: float
+) -> FloatArray:
+    """Fixed cost of opening a parcel at each node: the zone's parcel fee plus the policy's
+    (NaN distance: priced as the policy's unknown distance)."""
+    fee = np.array([z[1] for z in rules.zones], dtype=np.float64)
+    out: FloatArray = fee[_zone_band(_known(distance_km, rules), rules)] + per_shipment_cost
+    return out
+
+
+def _known(distance_km: FloatArray, rules: GroupRules) -> FloatArray:
+    """Distances with NaN (unknown) read as the policy's ``unknown_distance_km``."""
+    return np.where(np.isnan(distance_km), rules.unknown_distance_km, distance_km)
+
+
+def _zone_band(d: FloatArray, rules: GroupRules) -> np.ndarray:
+    """Index of each distance's zone: the first band whose bound it does not exceed, the
+    last band beyond them all (``GroupRules.zone``)."""
+    bounds = np.array([z[0] for z in rules.zones], dtype=np.float64)
+    return np.minimum(np.searchsorted(bounds, d, side="left"), len(bounds) - 1)
 
 
 def _pymax(a: FloatArray, b: FloatArray | float) -> FloatArray:
@@ -331,7 +367,7 @@ class LineRates:
     def __init__(
         self,
         node_ids: list[str],
-        distance_km: list[float | None],
+        distance_km: Sequence[float | None] | FloatArray,
         columns: dict[str, FloatArray],
     ) -> None:
         self.node_ids = node_ids
@@ -365,8 +401,13 @@ class LineRates:
             days_p50=float(self.days_p50[k]),
             days_p90=float(self.days_p90[k]),
             p_late=float(self.p_late[k]),
-            distance_km=self.distance_km[k],
+            distance_km=_optional(self.distance_km[k]),
         )
+
+
+def _optional(d: float | None) -> float | None:
+    """A distance as ``PairRating`` holds it: a float, or ``None`` when unknown (NaN)."""
+    return None if d is None or math.isnan(d) else float(d)
 
 
 class RatingTable(Mapping[tuple[int, str], PairRating]):
@@ -407,7 +448,7 @@ def rate_line(
     *,
     weight_kg: float,
     handling_cost: FloatArray,
-    distance_km: list[float | None],
+    distance_km: Sequence[float | None] | FloatArray,
     predicted: FloatArray | None,
     p_stockout: FloatArray,
     days_p50: FloatArray,
@@ -416,12 +457,13 @@ def rate_line(
     promise_days: float,
     queue: FloatArray,
 ) -> dict[str, FloatArray]:
-    """:func:`rate_pair` of one line at many nodes, bit for bit. ``predicted`` marks the
+    """:func:`rate_pair` of one line at many nodes, bit for bit (``distance_km``: ``None`` or
+    NaN where unknown). ``predicted`` marks the
     pairs whose prediction columns hold a model's numbers; the others (``None``: all) are
     rated as ``cost`` mode does, with rule days and no stockout risk."""
-    d = np.array(
-        [rules.unknown_distance_km if x is None else x for x in distance_km], dtype=np.float64
-    )
+    if not isinstance(distance_km, np.ndarray):
+        distance_km = np.array([math.nan if x is None else x for x in distance_km], np.float64)
+    d = _known(distance_km, rules)
     p50_rule = rules.base_days + d / rules.km_per_day
     p90_rule = p50_rule * rules.p90_ratio
     if predicted is None:
@@ -434,10 +476,8 @@ def rate_line(
     p50 = np.where(waits, p50 + queue, p50)
     p90 = np.where(waits, p90 + queue, p90)
     p_late, late_days = lateness_array(p50, p90, promise_days)
-    bounds = np.array([z[0] for z in rules.zones], dtype=np.float64)
     per_kg = np.array([z[2] for z in rules.zones], dtype=np.float64)
-    band = np.minimum(np.searchsorted(bounds, d, side="left"), len(bounds) - 1)
-    per_unit = rules.weight_shipping * per_kg[band] * max(weight_kg, 0.0)
+    per_unit = rules.weight_shipping * per_kg[_zone_band(d, rules)] * max(weight_kg, 0.0)
     hand = rules.weight_handling * handling_cost
     stockout = rules.weight_stockout * p_stock * rules.reroute_cost
     late = rules.weight_late * (p_late * rules.late_penalty + late_days * rules.late_cost_per_day)

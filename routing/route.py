@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
+from itertools import repeat
 
 import numpy as np
 
@@ -24,11 +25,11 @@ from routing.policy import Policy
 from routing.ratings import (
     LineRates,
     RatingTable,
-    congestion_cost,
+    congestion_array,
     cutoff_wait_days,
-    queue_days,
+    queue_days_array,
     rate_line,
-    shipment_cost,
+    shipment_costs,
 )
 
 
@@ -96,37 +97,38 @@ def _rate(
 ) -> RatingTable:
     """Every eligible pair's rating, one array pass per line (``rate_pair`` bit for bit)."""
     missing: list[tuple[str, str]] = []
-    #: per node: days waiting for the next pick-up
-    waits: dict[str, float] = {}
+    #: per node (column index): days waiting for the next pick-up
+    waits: dict[int, float] = {}
     buffer = policy.channel(order.channel).promise_buffer_days
     lines: dict[int, LineRates] = {}
     for lc in lcs:
         line = lc.line
         promise = order.promise_days if order.promise_days is not None else lc.rules.promise_days
         promise = max(promise - buffer, 0.5) if buffer else promise
-        elig = lc.eligible()
-        ids = [c.node.node_id for c in elig]
+        ids = lc.eligible_ids
+        at = lc.eligible_nodes
         predicted = None
-        cols = _zeros(len(elig))
+        cols = _zeros(len(ids))
         if predictions is not None and mode is not Mode.COST:
             predicted, cols = _line_predictions(predictions, line.line_id, ids)
             if mode is Mode.PREDICTIVE and not predicted.all():
                 missing += [(line.line_id, ids[k]) for k in np.flatnonzero(~predicted).tolist()]
                 continue
-        queue = []
-        for c in elig:
-            nid = c.node.node_id
-            wait = waits.get(nid)
-            if wait is None:
-                wait = waits[nid] = cutoff_wait_days(c.node, now)
-            queue.append(wait + queue_days(c.node.load, lc.rules))
-        distances = [c.distance_km for c in elig]
+        nodes = lc.cols
+        wait = np.zeros(len(ids))
+        for j in np.flatnonzero(nodes.has_calendar[at]).tolist():
+            k = int(at[j])
+            w = waits.get(k)
+            if w is None:
+                w = waits[k] = cutoff_wait_days(nodes.nodes[k], now)
+            wait[j] = w
+        distances = lc.distance[lc.eligible_pos]
         lines[lc.index] = LineRates(
             ids,
             distances,
             rate_line(
                 weight_kg=line.weight_kg,
-                handling_cost=np.array([c.node.handling_cost for c in elig], dtype=np.float64),
+                handling_cost=nodes.handling[at],
                 distance_km=distances,
                 predicted=predicted,
                 p_stockout=cols[0],
@@ -134,7 +136,7 @@ def _rate(
                 days_p90=cols[2],
                 rules=lc.rules,
                 promise_days=promise,
-                queue=np.array(queue, dtype=np.float64),
+                queue=wait + queue_days_array(nodes.load[at], lc.rules),
             ),
         )
     if missing:
@@ -143,6 +145,49 @@ def _rate(
             f"e.g. {missing[:3]}: score the pairs from routing.candidate_pairs() with the same policy"
         )
     return RatingTable(lines)
+
+
+def _node_books(
+    lcs: Sequence[LineCandidates], pol: Policy, per_ship: float, congestion: float
+) -> tuple[dict[str, float], dict[tuple[str, str], float], dict[str, float], dict[str, float]]:
+    """Per node its shipment's fixed cost (priced with the first line it may serve), per
+    (node, SKU) the ATP the allocator may use (a SKU on two lines: the lesser ATP of the
+    two), and per SKU its supply and demand."""
+    fixed: dict[str, float] = {}
+    stock: dict[tuple[str, str], float] = {}
+    demand: dict[str, float] = {}
+    supply: dict[str, float] = {}
+    seen: np.ndarray | None = None
+    for lc in lcs:
+        key = lc.line.sku.casefold()
+        demand[key] = demand.get(key, 0.0) + lc.line.qty
+        ids, at = lc.eligible_ids, lc.eligible_nodes
+        if seen is None:
+            seen = np.zeros(len(lc.cols.ids), dtype=bool)
+        new = np.flatnonzero(~seen[at])
+        if len(new):
+            nodes = at[new]
+            seen[nodes] = True
+            f = shipment_costs(lc.distance[lc.eligible_pos[new]], lc.rules, per_ship)
+            if congestion:
+                f = f + congestion_array(lc.cols.load[nodes], congestion)
+            if pol.capacity == "penalise":
+                f = np.where(lc.cols.at_capacity[nodes], f + pol.capacity_penalty, f)
+            fixed.update(zip([ids[j] for j in new.tolist()], f.tolist(), strict=True))
+        atp = lc.eligible_atp.tolist()
+        if key not in supply:
+            stock.update(zip(zip(ids, repeat(key)), atp, strict=True))
+            supply[key] = sum(atp, 0.0)
+            continue
+        for nid, a in zip(ids, atp, strict=True):
+            pair = (nid, key)
+            if pair not in stock:
+                supply[key] += a
+                stock[pair] = a
+            elif a < stock[pair]:
+                supply[key] -= stock[pair] - a
+                stock[pair] = a
+    return fixed, stock, supply, demand
 
 
 def route(
@@ -190,30 +235,7 @@ def route(
     )
     ratings = _rate(order, lcs, mode, pol, predictions, now)
 
-    fixed: dict[str, float] = {}
-    stock: dict[tuple[str, str], float] = {}
-    demand: dict[str, float] = {}
-    supply: dict[str, float] = {}
-    penalise = pol.capacity == "penalise"
-    for lc in lcs:
-        key = lc.line.sku.casefold()
-        demand[key] = demand.get(key, 0.0) + lc.line.qty
-        for c in lc.eligible():
-            nid = c.node.node_id
-            if nid not in fixed:
-                f = shipment_cost(c.distance_km, lc.rules, per_ship)
-                if congestion:
-                    f += congestion_cost(c.node.load, congestion)
-                if penalise and c.node.at_capacity:
-                    f += pol.capacity_penalty
-                fixed[nid] = f
-            pair = (nid, key)  # a SKU on two lines: the lesser ATP of the two counts
-            if pair not in stock:
-                supply[key] = supply.get(key, 0.0) + c.atp
-                stock[pair] = c.atp
-            elif c.atp < stock[pair]:
-                supply[key] -= stock[pair] - c.atp
-                stock[pair] = c.atp
+    fixed, stock, supply, demand = _node_books(lcs, pol, per_ship, congestion)
 
     units = _units(lcs)
     parts_by_line: dict[int, list[tuple[str, float]]] = {lc.index: [] for lc in lcs}

@@ -130,7 +130,7 @@ def predict(
     spans: list[tuple[str, list[str], int]] = []  # line id, its eligible nodes, first row
     qty_of: list[float] = []
     for lc in lcs:
-        eligible = [c.node.node_id for c in lc.eligible()]
+        eligible = lc.eligible_ids
         spans.append((lc.line.line_id, eligible, len(node_ids)))
         node_ids += eligible
         skus += [lc.line.sku] * len(eligible)
