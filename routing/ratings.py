@@ -328,21 +328,35 @@ def _each(fn: Callable[[float], float], x: FloatArray) -> FloatArray:
 
 
 def lateness_array(
-    days_p50: FloatArray, days_p90: FloatArray, promise_days: float
+    days_p50: FloatArray, days_p90: FloatArray, promise_days: float | FloatArray
 ) -> tuple[FloatArray, FloatArray]:
-    """:func:`lateness` of many pairs with one promise, bit for bit."""
+    """:func:`lateness` of many pairs (one promise, or one per pair), bit for bit."""
     p50 = _pymax(days_p50, _MIN_DAYS)
     p90 = _pymax(days_p90, p50)
     mu = _each(math.log, p50)
     sigma = _pymax((_each(math.log, p90) - mu) / Z90, _MIN_SIGMA)
     mean = _each(math.exp, mu + sigma * sigma / 2)
-    if promise_days <= 0:
-        return np.ones(len(p50)), mean - promise_days
-    d2 = (mu - math.log(promise_days)) / sigma
+    if not isinstance(promise_days, np.ndarray):
+        promise = promise_days
+        if promise <= 0:
+            return np.ones(len(p50)), mean - promise
+        log_promise: float | FloatArray = math.log(promise)
+        late: np.ndarray | None = None
+    else:
+        promise_arr = np.asarray(promise_days, dtype=np.float64)
+        late = promise_arr > 0
+        if not late.any():
+            return np.ones(len(p50)), mean - promise_arr
+        # a few distinct promises per order: math.log of each once
+        values, at = np.unique(np.where(late, promise_arr, 1.0), return_inverse=True)
+        log_promise = np.array([math.log(v) for v in values.tolist()])[at]
+    d2 = (mu - log_promise) / sigma
     p_late = 0.5 * (1.0 + _each(math.erf, d2 / _SQRT2))
     expected_late = mean * (0.5 * (1.0 + _each(math.erf, (d2 + sigma) / _SQRT2)))
-    expected_late = expected_late - promise_days * p_late
-    return p_late, _pymax(expected_late, 0.0)
+    if late is None:
+        return p_late, _pymax(expected_late - promise * p_late, 0.0)
+    expected_late = _pymax(expected_late - promise_arr * p_late, 0.0)
+    return np.where(late, p_late, 1.0), np.where(late, expected_late, mean - promise_arr)
 
 
 class LineRates:
@@ -446,7 +460,7 @@ class RatingTable(Mapping[tuple[int, str], PairRating]):
 
 def rate_line(
     *,
-    weight_kg: float,
+    weight_kg: float | FloatArray,
     handling_cost: FloatArray,
     distance_km: Sequence[float | None] | FloatArray,
     predicted: FloatArray | None,
@@ -454,13 +468,14 @@ def rate_line(
     days_p50: FloatArray,
     days_p90: FloatArray,
     rules: GroupRules,
-    promise_days: float,
+    promise_days: float | FloatArray,
     queue: FloatArray,
 ) -> dict[str, FloatArray]:
-    """:func:`rate_pair` of one line at many nodes, bit for bit (``distance_km``: ``None`` or
-    NaN where unknown). ``predicted`` marks the
-    pairs whose prediction columns hold a model's numbers; the others (``None``: all) are
-    rated as ``cost`` mode does, with rule days and no stockout risk."""
+    """:func:`rate_pair` of one line at many nodes, bit for bit; or of many lines with the
+    same ``rules`` at once, ``weight_kg`` and ``promise_days`` then given per pair.
+    ``distance_km``: ``None`` or NaN where unknown. ``predicted`` marks the pairs whose
+    prediction columns hold a model's numbers; the others (``None``: all) are rated as
+    ``cost`` mode does, with rule days and no stockout risk."""
     if not isinstance(distance_km, np.ndarray):
         distance_km = np.array([math.nan if x is None else x for x in distance_km], np.float64)
     d = _known(distance_km, rules)
@@ -477,7 +492,8 @@ def rate_line(
     p90 = np.where(waits, p90 + queue, p90)
     p_late, late_days = lateness_array(p50, p90, promise_days)
     per_kg = np.array([z[2] for z in rules.zones], dtype=np.float64)
-    per_unit = rules.weight_shipping * per_kg[_zone_band(d, rules)] * max(weight_kg, 0.0)
+    weight = _pymax(weight_kg, 0.0) if isinstance(weight_kg, np.ndarray) else max(weight_kg, 0.0)
+    per_unit = rules.weight_shipping * per_kg[_zone_band(d, rules)] * weight
     hand = rules.weight_handling * handling_cost
     stockout = rules.weight_stockout * p_stock * rules.reroute_cost
     late = rules.weight_late * (p_late * rules.late_penalty + late_days * rules.late_cost_per_day)

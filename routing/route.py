@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from itertools import repeat
+from typing import NamedTuple
 
 import numpy as np
 
@@ -21,7 +22,7 @@ from routing.fences import LineCandidates, evaluate
 from routing.options import line_options, together_options
 from routing.partition import solve_partition
 from routing.plan import Allocation, Explanation, Plan, Shipment, Unallocated
-from routing.policy import Policy
+from routing.policy import GroupRules, Policy
 from routing.ratings import (
     LineRates,
     RatingTable,
@@ -87,6 +88,47 @@ def _line_predictions(
     )
 
 
+class _ToRate(NamedTuple):
+    """One line's eligible pairs waiting to be rated with the other lines of its rules."""
+
+    lc: LineCandidates
+    promise: float
+    distance: np.ndarray
+    predicted: np.ndarray | None
+    cols: Cols
+    wait: np.ndarray
+
+
+def _rate_batch(
+    rules: GroupRules, weight: float | np.ndarray, promise: float | np.ndarray, batch: list[_ToRate]
+) -> dict[str, np.ndarray]:
+    """``rate_line`` of the lines of ``batch`` (all with ``rules``) in one pass."""
+    one = len(batch) == 1
+
+    def cat(arrays: list[np.ndarray]) -> np.ndarray:
+        return arrays[0] if one else np.concatenate(arrays)
+
+    predicted = None
+    if any(b.predicted is not None for b in batch):
+        predicted = cat(
+            [np.zeros(len(b.distance), bool) if b.predicted is None else b.predicted for b in batch]
+        )
+    at = cat([b.lc.eligible_nodes for b in batch])
+    nodes = batch[0].lc.cols
+    return rate_line(
+        weight_kg=weight,
+        handling_cost=nodes.handling[at],
+        distance_km=cat([b.distance for b in batch]),
+        predicted=predicted,
+        p_stockout=cat([b.cols[0] for b in batch]),
+        days_p50=cat([b.cols[1] for b in batch]),
+        days_p90=cat([b.cols[2] for b in batch]),
+        rules=rules,
+        promise_days=promise,
+        queue=cat([b.wait for b in batch]) + queue_days_array(nodes.load[at], rules),
+    )
+
+
 def _rate(
     order: Order,
     lcs: Sequence[LineCandidates],
@@ -100,7 +142,8 @@ def _rate(
     #: per node (column index): days waiting for the next pick-up
     waits: dict[int, float] = {}
     buffer = policy.channel(order.channel).promise_buffer_days
-    lines: dict[int, LineRates] = {}
+    #: lines with the same rules are rated in one pass
+    batches: dict[GroupRules, list[_ToRate]] = {}
     for lc in lcs:
         line = lc.line
         promise = order.promise_days if order.promise_days is not None else lc.rules.promise_days
@@ -122,23 +165,29 @@ def _rate(
             if w is None:
                 w = waits[k] = cutoff_wait_days(nodes.nodes[k], now)
             wait[j] = w
-        distances = lc.distance[lc.eligible_pos]
-        lines[lc.index] = LineRates(
-            ids,
-            distances,
-            rate_line(
-                weight_kg=line.weight_kg,
-                handling_cost=nodes.handling[at],
-                distance_km=distances,
-                predicted=predicted,
-                p_stockout=cols[0],
-                days_p50=cols[1],
-                days_p90=cols[2],
-                rules=lc.rules,
-                promise_days=promise,
-                queue=wait + queue_days_array(nodes.load[at], lc.rules),
-            ),
+        batches.setdefault(lc.rules, []).append(
+            _ToRate(lc, promise, lc.distance[lc.eligible_pos], predicted, cols, wait)
         )
+    rated: dict[int, dict[str, np.ndarray]] = {}
+    for rules, batch in batches.items():
+        if len(batch) == 1:
+            b = batch[0]
+            rated[b.lc.index] = _rate_batch(rules, b.lc.line.weight_kg, b.promise, batch)
+            continue
+        sizes = [len(b.lc.eligible_ids) for b in batch]
+        columns = _rate_batch(
+            rules,
+            np.repeat([b.lc.line.weight_kg for b in batch], sizes).astype(np.float64),
+            np.repeat([b.promise for b in batch], sizes).astype(np.float64),
+            batch,
+        )
+        ends = np.cumsum(sizes).tolist()
+        for b, start, end in zip(batch, [0, *ends], ends, strict=False):
+            rated[b.lc.index] = {k: v[start:end] for k, v in columns.items()}
+    lines: dict[int, LineRates] = {}
+    for b in (b for batch in batches.values() for b in batch):
+        lines[b.lc.index] = LineRates(b.lc.eligible_ids, b.distance, rated[b.lc.index])
+    lines = {lc.index: lines[lc.index] for lc in lcs if lc.index in lines}
     if missing:
         raise PredictionsRequired(
             f"predictive mode needs a prediction for every candidate pair; {len(missing)} missing, "
