@@ -125,26 +125,22 @@ def predict(
     if reasons or stock_m is None or deliv_m is None or snapshot is None:
         return None, reasons, None
     lcs = candidates if candidates is not None else evaluate(order, network, runtime.policy, now)
-    node_ids: list[str] = []
-    skus: list[str] = []
-    spans: list[tuple[str, list[str], int]] = []  # line id, its eligible nodes, first row
-    qty_of: list[float] = []
-    for lc in lcs:
-        eligible = lc.eligible_ids
-        spans.append((lc.line.line_id, eligible, len(node_ids)))
-        node_ids += eligible
-        skus += [lc.line.sku] * len(eligible)
-        qty_of.append(float(lc.line.qty))
-    rows = snapshot.locate(node_ids, skus, order.dest_region)
+    #: per line: its id, SKU, qty and eligible nodes' ids (the list ``route`` compares with)
+    lines = [(lc.line.line_id, lc.line.sku, float(lc.line.qty), lc.eligible_ids) for lc in lcs]
+    rows = snapshot.locate_at(
+        [(lc.line.sku, snapshot.positions_for(lc.cols.ids)[lc.eligible_nodes]) for lc in lcs],
+        order.dest_region,
+    )
     as_of = snapshot.oldest_of(rows)
     bound = runtime.settings.feature_staleness_hours
     if as_of is not None and (now - as_of).total_seconds() > bound * 3600:
         age = round((now - as_of).total_seconds() / 3600, 1)
         return None, [f"features this order reads are {age} h old (bound {bound} h)"], as_of
     assert order.dest_lat is not None and order.dest_lon is not None
+    sizes = [len(ids) for *_, ids in lines]
     p_stock, p50, p90 = score_rows(
         rows,
-        np.repeat(np.asarray(qty_of, dtype=float), [len(ids) for _, ids, _ in spans]),
+        np.repeat(np.fromiter((q for _, _, q, _ in lines), float, len(lines)), sizes),
         snapshot,
         stockout_model=stock_m.model,
         delivery_model=deliv_m.model,
@@ -154,9 +150,11 @@ def predict(
         memo=runtime.settings.score_memo,
     )
     predictions = PredictionArrays()
-    for line_id, ids, a in spans:
-        b = a + len(ids)
+    a = 0
+    for (line_id, _, _, ids), size in zip(lines, sizes, strict=True):
+        b = a + size
         predictions.add(line_id, ids, p_stock[a:b], p50[a:b], p90[a:b])
+        a = b
     return predictions, reasons, as_of
 
 

@@ -26,6 +26,92 @@ LANE_COLUMNS = catalog.LANE_PERFORMANCE
 _NODE_LAT, _NODE_LON = NODE_COLUMNS.index("node_lat"), NODE_COLUMNS.index("node_lon")
 
 
+@dataclass(frozen=True)
+class RowTables:
+    """A snapshot's node ids as dense positions (every id one of its indexes names, then one
+    position for ids none names), each position's node row, and per SKU / per region the
+    node×SKU / lane row of every position (the missing row where there is none). Built off
+    the request path except the per-SKU and per-region tables, each made on first use and
+    kept (a push makes new tables only for SKUs that gained rows)."""
+
+    pos: dict[object, int]
+    node_rows: np.ndarray
+    sku_rows: dict[str, np.ndarray]
+    lane_rows: dict[object, np.ndarray]
+    #: (node id sequence, its positions) last asked of ``positions_for``
+    last: list[tuple[Sequence[str], np.ndarray]] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, snap: FeatureSnapshot) -> RowTables:
+        pos: dict[object, int] = dict.fromkeys(snap.node_index, 0)
+        pos.update((k[0], 0) for k in snap.node_sku_index)  # type: ignore[index]
+        pos.update((k[0], 0) for k in snap.lane_index)  # type: ignore[index]
+        for i, key in enumerate(pos):
+            pos[key] = i
+        node_rows = np.full(len(pos) + 1, len(snap.node) - 1, dtype=np.intp)
+        known = np.fromiter(map(pos.__getitem__, snap.node_index), np.intp, len(snap.node_index))
+        node_rows[known] = np.fromiter(snap.node_index.values(), np.intp, len(known))
+        return cls(pos, node_rows, {}, {})
+
+    def pushed(self, snap: FeatureSnapshot, fresh: Sequence[tuple[str, str]]) -> RowTables:
+        """The tables of ``snap``, this snapshot with node×SKU rows ``fresh`` added: the
+        same tables when none was added; else new SKU tables (the missing row moved), and
+        new positions too when a node is new."""
+        if not fresh:
+            return self
+        if any(node not in self.pos for node, _ in fresh):
+            return RowTables.build(snap)
+        return replace(self, sku_rows={})
+
+    def positions(self, node_ids: Sequence[str]) -> np.ndarray:
+        """Position of each node id (the last one for an id no index names)."""
+        unknown = len(self.pos)
+        return np.fromiter(map(self.pos.get, node_ids, repeat(unknown)), np.intp, len(node_ids))
+
+    def positions_for(self, node_ids: Sequence[str]) -> np.ndarray:
+        """``positions``, remembered for the last sequence object (compared by identity)."""
+        last = self.last
+        if last and last[0][0] is node_ids:
+            return last[0][1]
+        at = self.positions(node_ids)
+        self.last[:] = [(node_ids, at)]
+        return at
+
+    def _table(self, index: Mapping[object, int] | None, miss: int) -> np.ndarray:
+        table = np.full(len(self.pos) + 1, miss, dtype=np.intp)
+        if index:
+            at = np.fromiter(map(self.pos.__getitem__, index), np.intp, len(index))
+            table[at] = np.fromiter(index.values(), np.intp, len(index))
+        return table
+
+    def locate(
+        self,
+        snap: FeatureSnapshot,
+        lines: Sequence[tuple[str, np.ndarray]],
+        region: str | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows (node, node×SKU, lane) of lines given as (SKU, positions)."""
+        assert snap.by_sku is not None and snap.by_region is not None
+        lanes = self.lane_rows.get(region)
+        if lanes is None:
+            lanes = self._table(snap.by_region.get(region), len(snap.lane) - 1)
+            self.lane_rows[region] = lanes
+        at = [np.zeros(0, dtype=np.intp)]
+        si = [at[0]]
+        for sku, p in lines:
+            key = sku.upper()
+            table = self.sku_rows.get(key)
+            if table is None:
+                table = self._table(snap.by_sku.get(key), len(snap.node_sku) - 1)
+                self.sku_rows[key] = table
+            at.append(p)
+            si.append(table[p])
+        if len(at) == 2:
+            return self.node_rows[at[1]], si[1], lanes[at[1]]
+        p_all = np.concatenate(at)
+        return self.node_rows[p_all], np.concatenate(si), lanes[p_all]
+
+
 def _matrix(
     rows: Mapping[Any, Mapping[str, float]], columns: Sequence[str]
 ) -> tuple[dict[Any, int], np.ndarray, np.ndarray]:
@@ -60,12 +146,14 @@ class FeatureSnapshot:
     lane_ts: np.ndarray | None = None
     #: predictions already made against these rows (``serving.score_memo``); None: no memo
     memo: ScoreMemo | None = field(default=None, compare=False, repr=False)
-    #: the indexes above by SKU (node×SKU) and by region (lane), then node: ``locate``
-    #: looks a line's nodes up in one dict without building a key per pair
+    #: the indexes above by SKU (node×SKU) and by region (lane), then node: what the row
+    #: tables of ``rows`` are built from
     by_sku: dict[str, dict[object, int]] | None = field(default=None, compare=False, repr=False)
     by_region: dict[object, dict[object, int]] | None = field(
         default=None, compare=False, repr=False
     )
+    #: node ids as dense positions with row tables per SKU and region (``RowTables``)
+    rows: RowTables | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_online(
@@ -120,6 +208,7 @@ class FeatureSnapshot:
             node, region = cast(tuple[str, str | None], key)
             by_region.setdefault(region, {})[node] = i
         self.by_sku, self.by_region = by_sku, by_region
+        self.rows = RowTables.build(self)
         return self
 
     def carrying(self, previous: FeatureSnapshot | None) -> FeatureSnapshot:
@@ -173,7 +262,7 @@ class FeatureSnapshot:
             stamps[i] = seconds
             changed.append(i)
         newest = event_time if self.newest_event is None else max(self.newest_event, event_time)
-        return replace(
+        pushed = replace(
             self,
             node_sku_index=index,
             node_sku=matrix,
@@ -181,7 +270,11 @@ class FeatureSnapshot:
             newest_event=newest,
             memo=None if self.memo is None else self.memo.derive(len(matrix), changed),
             by_sku=by_sku,
+            rows=None,
         )
+        if by_sku is not None and self.rows is not None:
+            pushed.rows = self.rows.pushed(pushed, cast(list[tuple[str, str]], fresh))
+        return pushed
 
     @staticmethod
     def _stamps(stamps: np.ndarray | None, rows: int) -> np.ndarray:
@@ -216,46 +309,53 @@ class FeatureSnapshot:
 
     def oldest_of(self, rows: tuple[np.ndarray, np.ndarray, np.ndarray]) -> datetime | None:
         """``oldest_used`` of rows already located (``locate``)."""
-        found = [
-            self._stamps(ts, len(m))[i]
-            for ts, m, i in zip(
-                (self.node_ts, self.node_sku_ts, self.lane_ts),
-                (self.node, self.node_sku, self.lane),
-                rows,
-                strict=True,
-            )
-        ]
-        stamps = np.concatenate(found)
-        stamps = stamps[~np.isnan(stamps)]
-        if not len(stamps):
+        oldest = np.nan
+        for ts, i in zip((self.node_ts, self.node_sku_ts, self.lane_ts), rows, strict=True):
+            if ts is not None and len(i):
+                oldest = np.fmin(oldest, np.fmin.reduce(ts[i]))  # NaN (unknown) ignored
+        if np.isnan(oldest):
             return None
-        return datetime.fromtimestamp(float(stamps.min()), tz=UTC)
+        return datetime.fromtimestamp(float(oldest), tz=UTC)
 
     def locate(
         self, node_ids: Sequence[str], skus: Sequence[str], region: str | None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Row indices (node, node×SKU, lane) of candidate pairs bound for one region. Pairs
         of one SKU come together (an order lists each line's candidates in turn): each run
-        is looked up in that SKU's own index, every lookup a C-level ``dict.get``."""
-        if self.by_sku is None or self.by_region is None:
-            self.indexed()
-        assert self.by_sku is not None and self.by_region is not None
-        miss_n, miss_s, miss_l = len(self.node) - 1, len(self.node_sku) - 1, len(self.lane) - 1
+        is one line of ``locate_lines``."""
         count = len(node_ids)
-        ni = np.fromiter(map(self.node_index.get, node_ids, repeat(miss_n)), np.intp, count)
-        lanes = self.by_region.get(region, {})
-        li = np.fromiter(map(lanes.get, node_ids, repeat(miss_l)), np.intp, count)
-        si = np.empty(count, np.intp)
         if not count:
-            return ni, si, li
+            return self.locate_lines([], region)
         change = np.fromiter(map(operator.ne, skus[1:], skus[:-1]), bool, count - 1)
         bounds = [0, *(np.flatnonzero(change) + 1).tolist(), count]
-        for start, end in pairwise(bounds):
-            rows = self.by_sku.get(skus[start].upper(), {})
-            si[start:end] = np.fromiter(
-                map(rows.get, node_ids[start:end], repeat(miss_s)), np.intp, end - start
-            )
-        return ni, si, li
+        return self.locate_lines([(skus[a], node_ids[a:b]) for a, b in pairwise(bounds)], region)
+
+    def locate_lines(
+        self, lines: Sequence[tuple[str, Sequence[str]]], region: str | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``locate`` of lines given as (SKU, its nodes' ids), rows in line order: one dict
+        lookup per pair (node id → position), the rest array gathers from the tables of
+        ``RowTables``."""
+        tables = self._tables()
+        return tables.locate(self, [(sku, tables.positions(ids)) for sku, ids in lines], region)
+
+    def locate_at(
+        self, lines: Sequence[tuple[str, np.ndarray]], region: str | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``locate_lines`` of lines given as (SKU, its nodes' positions: ``positions_for``):
+        array gathers only."""
+        return self._tables().locate(self, lines, region)
+
+    def positions_for(self, node_ids: Sequence[str]) -> np.ndarray:
+        """The position (``RowTables``) of each of these node ids, remembered for the last
+        sequence object asked (a node set's id list, the same order after order)."""
+        return self._tables().positions_for(node_ids)
+
+    def _tables(self) -> RowTables:
+        if self.rows is None or self.by_sku is None:
+            self.indexed()
+        assert self.rows is not None
+        return self.rows
 
     def _indices(
         self, node_ids: Sequence[str], skus: Sequence[str], regions: Sequence[str | None]

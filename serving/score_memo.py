@@ -11,16 +11,18 @@ path through every tree and get the same raw score, hence the same calibrated pr
 or band. Equal keys therefore mean equal predictions, bit for bit; the memo never
 approximates.
 
-* stockout: one float64 array per qty bin, indexed by node×SKU row (NaN: not computed);
-  a live push of node×SKU rows (``FeatureSnapshot.with_node_sku``) copies them with the
-  pushed rows cleared;
-* delivery: a bounded dict from (node row, lane row, weekday, distance bin) to a slot in
-  two arrays; it depends on node and lane rows only, so every snapshot sharing those
-  matrices shares it; when full it starts over.
+* stockout: a float64 table with one row per qty bin seen and one column per node×SKU row
+  (NaN: not computed), read with one gather per batch; a live push of node×SKU rows
+  (``FeatureSnapshot.with_node_sku``) copies it with the pushed rows cleared;
+* delivery: a bounded open-addressing hash table (numpy arrays, linear probing, probed for
+  a whole batch at once) from the key of (node row, lane row, weekday, distance bin) to
+  (p50, p90); it depends on node and lane rows only, so every snapshot sharing those
+  matrices shares it; when half full it starts over.
 
 Both are bound to the model objects they were filled with; another model (a new champion)
-starts them empty. Readers take one consistent state tuple and never see a slot reused, so
-request threads need no lock; writers of the same key write the same value. A model whose
+starts them empty. Readers take one consistent state and never see a slot reused (values
+are written before the key that points at them), so request threads need no lock; writers
+of the same key write the same value, and a write lost to a concurrent one is only a miss. A model whose
 trees cannot be read (no LightGBM model text, a categorical split on the varying feature,
 linear trees) is simply scored fresh.
 """
@@ -29,8 +31,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from itertools import repeat
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -41,8 +42,13 @@ ZERO = float(np.float32(1e-35))
 #: qty bin codes memoised per node×SKU row (``bins``: two per threshold interval, for
 #: LightGBM's zero test; qty beyond them is scored fresh)
 MAX_QTY_BINS = 8
-#: delivery entries kept before the dict starts over (≈ 100 bytes each)
+#: delivery entries kept before the table starts over (a table of twice as many slots,
+#: 24 bytes each)
 DELIVERY_ENTRIES = 1 << 16
+#: probes per key before the delivery table gives up on it (a miss, scored fresh)
+MAX_PROBES = 32
+#: Fibonacci hashing's multiplier (2^64 / golden ratio, odd)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _WEEKDAYS = 7
 _KNOWN = ("StockoutRiskModel", "DeliveryQuantileModel", "CompactStockout", "CompactDelivery")
 
@@ -121,6 +127,15 @@ class MemoStats:
     delivery_rows: int = 0
     delivery_hits: int = 0
 
+    def count(self, kind: str, rows: int, hits: int) -> None:
+        """Add one lookup of ``rows`` rows of model ``kind`` (stock, delivery)."""
+        if kind == "stock":
+            self.stock_rows += rows
+            self.stock_hits += hits
+        else:
+            self.delivery_rows += rows
+            self.delivery_hits += hits
+
     def as_dict(self) -> dict[str, float]:
         def rate(hit: int, rows: int) -> float:
             return round(hit / rows, 4) if rows else 0.0
@@ -131,6 +146,11 @@ class MemoStats:
             "delivery_rows": self.delivery_rows,
             "delivery_hit_rate": rate(self.delivery_hits, self.delivery_rows),
         }
+
+
+#: what a memo's ``lookup`` returns: the values it holds per output (NaN where it has
+#: none), the rows still to compute, and the token its ``store`` takes
+Found = tuple[tuple[np.ndarray, ...], np.ndarray, Any]
 
 
 class _ModelBound:
@@ -163,7 +183,11 @@ class _ModelBound:
 class _StockState:
     model: object
     edges: np.ndarray
-    columns: list[np.ndarray | None]  # per qty bin, one value per node×SKU row
+    #: table row of each qty bin; bin ``MAX_QTY_BINS`` (and any bin without one) points
+    #: at the last row, which stays NaN
+    slot: np.ndarray
+    #: (qty bins seen + 1, node×SKU rows): the last column (the missing row) stays NaN
+    table: np.ndarray
 
 
 class StockMemo(_ModelBound):
@@ -178,67 +202,85 @@ class StockMemo(_ModelBound):
             self._bind = (state.model, state)
 
     def _make(self, model: object, edges: np.ndarray) -> _StockState:
-        return _StockState(model, edges, [None] * MAX_QTY_BINS)
+        return _StockState(
+            model, edges, np.zeros(MAX_QTY_BINS + 1, np.intp), np.full((1, self.rows), np.nan)
+        )
 
-    def lookup(
-        self, model: object, si: np.ndarray, qty: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, Any]:
-        """(values, rows still to compute, token for ``store``): values hold NaN where the
-        memo has nothing."""
-        out = np.full(len(si), np.nan)
-        state = self._bound(model)
+    def lookup(self, model: object, si: np.ndarray, qty: np.ndarray) -> Found:
+        """(values,), rows still to compute, token for ``store``."""
+        state: _StockState | None = self._bound(model)
         if state is None:
-            return out, np.ones(len(si), dtype=bool), None
+            return (np.full(len(si), np.nan),), np.ones(len(si), dtype=bool), None
         b = bins(qty, state.edges)
-        ok = (si < self.rows - 1) & (b >= 0) & (b < MAX_QTY_BINS)
-        for k, col in enumerate(state.columns):
-            if col is not None:
-                at = ok & (b == k)
-                out[at] = col[si[at]]
-        return out, np.isnan(out), (state, b, ok)
+        b[(b < 0) | (b >= MAX_QTY_BINS)] = MAX_QTY_BINS
+        out = state.table[state.slot[b], si]
+        return (out,), np.isnan(out), (model, b)
 
     def store(self, token: Any, si: np.ndarray, todo: np.ndarray, values: np.ndarray) -> None:
+        """Keep ``values`` (of the rows ``todo`` of a ``lookup``) in this memo."""
         if token is None:
             return
-        state, b, ok = token
-        keep = ok[todo]
-        rows, kbin, vals = si[todo][keep], b[todo][keep], values[keep]
-        for k in np.unique(kbin).tolist():
-            col = state.columns[k]
-            if col is None:
-                with self._lock:
-                    col = state.columns[k]
-                    if col is None:
-                        col = state.columns[k] = np.full(self.rows, np.nan)
-            col[rows[kbin == k]] = vals[kbin == k]
+        model, b = token
+        keep = (b[todo] < MAX_QTY_BINS) & (si[todo] < self.rows - 1)
+        kbin, rows, vals = b[todo][keep], si[todo][keep], values[keep]
+        bound, state = self._bind
+        if bound is not model or not len(kbin):
+            return  # another model since: these numbers belong to the old one
+        if (state.slot[kbin] == len(state.table) - 1).any():
+            state = self._grow(model, np.unique(kbin))
+            if state is None:
+                return
+        state.table[state.slot[kbin], rows] = vals
+
+    def _grow(self, model: object, wanted: np.ndarray) -> _StockState | None:
+        """The state with a table row for every bin in ``wanted`` (one copy per new bin
+        set; a value written meanwhile into the old table is only lost, not wrong)."""
+        with self._lock:
+            bound, state = self._bind
+            if bound is not model:
+                return None
+            last = len(state.table) - 1
+            new = [int(k) for k in wanted if state.slot[k] == last]
+            if not new:
+                return state  # type: ignore[no-any-return]
+            slot = state.slot.copy()
+            table = np.full((last + 1 + len(new), self.rows), np.nan)
+            table[:last] = state.table[:last]
+            slot[slot == last] = last + len(new)
+            for k, b in enumerate(new):
+                slot[b] = last + k
+            state = _StockState(model, state.edges, slot, table)
+            self._bind = (model, state)
+            return state
 
     def derive(self, rows: int, changed: np.ndarray) -> StockMemo:
         """The memo of a snapshot whose node×SKU matrix has ``rows`` rows, the old ones kept
         in place (new ones before the trailing missing row) and ``changed`` rows replaced."""
-        state = self._bind[1]
+        state: _StockState | None = self._bind[1]
         if state is None:
             return StockMemo(rows)
         kept = min(self.rows - 1, rows - 1)
-        columns: list[np.ndarray | None] = []
-        for col in state.columns:
-            if col is None:
-                columns.append(None)
-                continue
-            fresh = np.full(rows, np.nan)
-            fresh[:kept] = col[:kept]
-            fresh[changed] = np.nan
-            columns.append(fresh)
-        return StockMemo(rows, _StockState(state.model, state.edges, columns))
+        table = np.full((len(state.table), rows), np.nan)
+        table[:-1, :kept] = state.table[:-1, :kept]
+        table[:, changed] = np.nan
+        return StockMemo(rows, _StockState(state.model, state.edges, state.slot, table))
 
 
 @dataclass(frozen=True)
 class _DeliveryState:
     model: object
     edges: np.ndarray
-    slots: dict[int, int]
+    #: the key held in each slot (-1: empty) and its values
+    keys: np.ndarray
     p50: np.ndarray
     p90: np.ndarray
-    used: list[int] = field(default_factory=lambda: [0])
+    used: list[int]
+
+
+def _hash(keys: np.ndarray, bits: int) -> np.ndarray:
+    """Fibonacci hashing: the top ``bits`` bits of key × 2^64/φ (wrapping)."""
+    mixed = keys.view(np.uint64) * _GOLDEN
+    return (mixed >> np.uint64(64 - bits)).astype(np.intp)
 
 
 class DeliveryMemo(_ModelBound):
@@ -250,9 +292,13 @@ class DeliveryMemo(_ModelBound):
         super().__init__()
         self.lane_rows = lane_rows
         self.capacity = capacity
+        self._bits = max(int(capacity - 1).bit_length() + 1, 1)  # slots: 2 x capacity
 
     def _make(self, model: object, edges: np.ndarray) -> _DeliveryState:
-        return _DeliveryState(model, edges, {}, np.empty(self.capacity), np.empty(self.capacity))
+        slots = 1 << self._bits
+        return _DeliveryState(
+            model, edges, np.full(slots, -1, np.int64), np.empty(slots), np.empty(slots), [0]
+        )
 
     def keys(
         self, state: _DeliveryState, ni: np.ndarray, li: np.ndarray, weekday: int, dist: np.ndarray
@@ -263,50 +309,86 @@ class DeliveryMemo(_ModelBound):
         key[b < 0] = -1
         return np.asarray(key, dtype=np.int64)
 
+    def _find(self, state: _DeliveryState, key: np.ndarray) -> np.ndarray:
+        """The slot of each key, -1 where it is not held: every key probed at once, one
+        round per probe step."""
+        found = np.full(len(key), -1, np.intp)
+        mask = len(state.keys) - 1
+        at = np.flatnonzero(key >= 0)
+        h = _hash(key[at], self._bits)
+        for _ in range(MAX_PROBES):
+            if not len(at):
+                break
+            held = state.keys[h]
+            hit = held == key[at]
+            found[at[hit]] = h[hit]
+            going = ~hit & (held >= 0)
+            at, h = at[going], (h[going] + 1) & mask
+        return found
+
     def lookup(
         self, model: object, ni: np.ndarray, li: np.ndarray, weekday: int, dist: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any]:
-        """(p50, p90, rows still to compute, token for ``store``)."""
+    ) -> Found:
+        """(p50, p90), rows still to compute, token for ``store``."""
         n = len(ni)
-        p50, p90 = np.full(n, np.nan), np.full(n, np.nan)
-        state = self._bound(model) if 0 <= weekday < _WEEKDAYS else None
+        state: _DeliveryState | None = self._bound(model) if 0 <= weekday < _WEEKDAYS else None
         if state is None:
-            return p50, p90, np.ones(n, dtype=bool), None
+            return (np.full(n, np.nan), np.full(n, np.nan)), np.ones(n, dtype=bool), None
         key = self.keys(state, ni, li, weekday, dist)
-        keys = key.tolist()
-        slot = np.fromiter(map(state.slots.get, keys, repeat(-1)), np.int64, n)
+        slot = self._find(state, key)
         hit = slot >= 0
-        p50[hit] = state.p50[slot[hit]]
-        p90[hit] = state.p90[slot[hit]]
-        return p50, p90, ~hit, (state, key)
+        p50, p90 = state.p50[slot], state.p90[slot]  # slot -1: junk, overwritten below
+        p50[~hit] = np.nan
+        p90[~hit] = np.nan
+        return (p50, p90), ~hit, (state, key)
 
     def store(self, token: Any, todo: np.ndarray, p50: np.ndarray, p90: np.ndarray) -> None:
+        """Keep the values of the rows ``todo`` of a ``lookup``."""
         if token is None:
             return
         state: _DeliveryState = token[0]
-        key: np.ndarray = token[1]
-        fresh = key[todo]
+        fresh: np.ndarray = token[1][todo]
         keep = fresh >= 0
-        fresh, v50, v90 = fresh[keep], p50[keep], p90[keep]
+        fresh, first = np.unique(fresh[keep], return_index=True)
         if not len(fresh):
             return
+        v50, v90 = p50[keep][first], p90[keep][first]
         with self._lock:
             if self._bind[1] is not state:
-                return  # another model since: these numbers belong to the old one
-            start = state.used[0]
-            if start + len(fresh) > self.capacity:
+                return  # another model or a fresh table since
+            new = self._find(state, fresh) < 0
+            fresh, v50, v90 = fresh[new], v50[new], v90[new]
+            if state.used[0] + len(fresh) > self.capacity:
                 if len(fresh) > self.capacity:
                     return
                 state = self._make(state.model, state.edges)
                 self._bind = (state.model, state)
-                start = 0
-            end = start + len(fresh)
-            state.p50[start:end] = v50
-            state.p90[start:end] = v90
-            state.used[0] = end
+            self._insert(state, fresh, v50, v90)
+
+    def _insert(
+        self, state: _DeliveryState, key: np.ndarray, v50: np.ndarray, v90: np.ndarray
+    ) -> None:
+        """Linear probing, all keys at once (distinct, not yet held): each takes the first
+        empty slot on its probe path, the first key of several wanting one slot wins it and
+        the others probe on."""
+        mask = len(state.keys) - 1
+        at = np.arange(len(key))
+        h = _hash(key, self._bits)
+        for _ in range(MAX_PROBES):
+            if not len(at):
+                break
+            empty = state.keys[h] < 0
+            slots, first = np.unique(h[empty], return_index=True)
+            won = at[empty][first]
             # values first, then the keys that point at them: a reader never sees a slot
             # before its numbers
-            state.slots.update(zip(fresh.tolist(), range(start, end), strict=True))
+            state.p50[slots] = v50[won]
+            state.p90[slots] = v90[won]
+            state.keys[slots] = key[won]
+            state.used[0] += len(won)
+            going = np.ones(len(at), dtype=bool)
+            going[np.flatnonzero(empty)[first]] = False
+            at, h = at[going], (h[going] + 1) & mask
 
 
 class ScoreMemo:

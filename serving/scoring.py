@@ -7,8 +7,9 @@ its own, so the numbers are the same and a 5-line order costs a fifth of the row
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -16,7 +17,7 @@ from features import catalog
 from routing import Prediction
 from routing.geo import haversine_km
 from serving.feature_snapshot import FeatureSnapshot
-from serving.score_memo import ScoreMemo
+from serving.score_memo import Found, ScoreMemo
 
 Rows = tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -79,102 +80,86 @@ def score_rows(
     ``memo``: take what the snapshot's prediction memo already holds and add what was
     computed (``serving.score_memo``: the same numbers the models give, bit for bit)."""
     ni, si, li = rows
-    n = len(ni)
-    if not n:
+    if not len(ni):
         empty = np.zeros(0)
         return empty, empty, empty
     qty = np.asarray(qty, dtype=np.float64)
     cache = snapshot.memo if memo else None
-    p_stock = _stockout(ni, si, li, qty, snapshot, stockout_model, cache)
+
+    def stockout(todo: np.ndarray | None) -> tuple[np.ndarray, ...]:
+        cols = snapshot.columns(_take((ni, si, li), todo))
+        cols["qty"] = _take1(qty, todo)
+        x = np.column_stack([cols[f] for f in catalog.STOCKOUT_FEATURES])
+        return (np.asarray(stockout_model.predict_array(x), dtype=np.float64),)  # type: ignore[attr-defined]
+
+    (p_stock,) = _memoised(
+        cache,
+        "stock",
+        len(ni),
+        None if cache is None else lambda: cache.stock.lookup(stockout_model, si, qty),
+        stockout,
+        None if cache is None else lambda tok, todo, v: cache.stock.store(tok, si, todo, *v),
+    )
     # one delivery row per distinct (node row, lane row): identical inputs, identical outputs
     key = ni.astype(np.int64) * (len(snapshot.lane) + 1) + li
     _, first, back = np.unique(key, return_index=True, return_inverse=True)
-    p50, p90 = _delivery(
-        (ni[first], si[first], li[first]),
-        snapshot,
-        delivery_model,
+    d_rows = (ni[first], si[first], li[first])
+    lat, lon = snapshot.node_points(d_rows[0])
+    distance = haversine_km(lat, lon, dest_lat, dest_lon)
+
+    def delivery(todo: np.ndarray | None) -> tuple[np.ndarray, ...]:
+        cols = snapshot.columns(_take(d_rows, todo))
+        cols["distance_km"] = _take1(distance, todo)
+        cols["weekday"] = np.full(len(cols["distance_km"]), float(weekday))
+        x = np.column_stack([cols[f] for f in catalog.DELIVERY_FEATURES])
+        v50, v90 = delivery_model.predict_array(x)  # type: ignore[attr-defined]
+        return np.asarray(v50, dtype=np.float64), np.asarray(v90, dtype=np.float64)
+
+    p50, p90 = _memoised(
         cache,
-        dest_lat=dest_lat,
-        dest_lon=dest_lon,
-        weekday=weekday,
+        "delivery",
+        len(first),
+        None
+        if cache is None
+        else lambda: cache.delivery.lookup(delivery_model, d_rows[0], d_rows[2], weekday, distance),
+        delivery,
+        None if cache is None else lambda tok, todo, v: cache.delivery.store(tok, todo, *v),
     )
     back = back.reshape(-1)
     return p_stock, p50[back], p90[back]
 
 
-def _stockout(
-    ni: np.ndarray,
-    si: np.ndarray,
-    li: np.ndarray,
-    qty: np.ndarray,
-    snapshot: FeatureSnapshot,
-    model: object,
-    cache: ScoreMemo | None,
-) -> np.ndarray:
-    n = len(ni)
-    if cache is None:
-        out, todo, token = np.empty(n), None, None
-    else:
-        out, todo, token = cache.stock.lookup(model, si, qty)
-        cache.stats.stock_rows += n
-        left = int(todo.sum())
-        cache.stats.stock_hits += n - left
-        if not left:
-            return out
-        if left == n:
-            todo = None
-    rows = (ni, si, li) if todo is None else (ni[todo], si[todo], li[todo])
-    cols = snapshot.columns(rows)
-    cols["qty"] = qty if todo is None else qty[todo]
-    x = np.column_stack([cols[f] for f in catalog.STOCKOUT_FEATURES])
-    values = np.asarray(model.predict_array(x), dtype=np.float64)  # type: ignore[attr-defined]
-    if todo is None:
-        out = values
-        todo = np.ones(n, dtype=bool)
-    else:
-        out[todo] = values
-    if cache is not None:
-        cache.stock.store(token, si, todo, values)
-    return out
+def _take(rows: Rows, todo: np.ndarray | None) -> Rows:
+    return rows if todo is None else (rows[0][todo], rows[1][todo], rows[2][todo])
 
 
-def _delivery(
-    rows: Rows,
-    snapshot: FeatureSnapshot,
-    model: object,
+def _take1(values: np.ndarray, todo: np.ndarray | None) -> np.ndarray:
+    return values if todo is None else values[todo]
+
+
+def _memoised(
     cache: ScoreMemo | None,
-    *,
-    dest_lat: float,
-    dest_lon: float,
-    weekday: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    ni, si, li = rows
-    n = len(ni)
-    lat, lon = snapshot.node_points(ni)
-    distance = haversine_km(lat, lon, dest_lat, dest_lon)
-    if cache is None:
-        todo, token = None, None
-        p50, p90 = np.empty(n), np.empty(n)
-    else:
-        p50, p90, todo, token = cache.delivery.lookup(model, ni, li, weekday, distance)
-        cache.stats.delivery_rows += n
-        left = int(todo.sum())
-        cache.stats.delivery_hits += n - left
-        if not left:
-            return p50, p90
-        if left == n:
-            todo = None
-    dcols = snapshot.columns(rows if todo is None else (ni[todo], si[todo], li[todo]))
-    dcols["distance_km"] = distance if todo is None else distance[todo]
-    dcols["weekday"] = np.full(len(dcols["distance_km"]), float(weekday))
-    x = np.column_stack([dcols[f] for f in catalog.DELIVERY_FEATURES])
-    v50, v90 = model.predict_array(x)  # type: ignore[attr-defined]
-    v50, v90 = np.asarray(v50, dtype=np.float64), np.asarray(v90, dtype=np.float64)
-    if todo is None:
-        p50, p90 = v50, v90
-        todo = np.ones(n, dtype=bool)
-    else:
-        p50[todo], p90[todo] = v50, v90
-    if cache is not None:
-        cache.delivery.store(token, todo, v50, v90)
-    return p50, p90
+    kind: str,
+    n: int,
+    lookup: Callable[[], Found] | None,
+    compute: Callable[[np.ndarray | None], tuple[np.ndarray, ...]],
+    store: Callable[[Any, np.ndarray, tuple[np.ndarray, ...]], None] | None,
+) -> tuple[np.ndarray, ...]:
+    """One model's outputs for ``n`` rows: what the memo holds, the model (``compute``,
+    given the rows to score or None for all) for the rest, which the memo then keeps."""
+    if cache is None or lookup is None or store is None:
+        return compute(None)
+    held, todo, token = lookup()
+    left = int(np.count_nonzero(todo))
+    cache.stats.count(kind, n, n - left)
+    if not left:
+        return held
+    if left == n:
+        values = compute(None)
+        store(token, todo, values)
+        return values
+    values = compute(todo)
+    for out, v in zip(held, values, strict=True):
+        out[todo] = v
+    store(token, todo, values)
+    return held

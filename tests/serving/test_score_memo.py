@@ -17,7 +17,7 @@ from features import catalog
 from features.online import EVENT_SECONDS
 from serving import compact_model
 from serving.feature_snapshot import FeatureSnapshot
-from serving.score_memo import ZERO, bins, model_edges
+from serving.score_memo import MAX_QTY_BINS, ZERO, DeliveryMemo, StockMemo, bins, model_edges
 from serving.scoring import score_rows
 from training.models import DeliveryQuantileModel, StockoutRiskModel
 
@@ -269,3 +269,65 @@ def test_threads_and_live_pushes_never_read_anothers_numbers(models: dict[str, o
         w.join()
     assert not failures
     assert current[-1].memo is not None and current[-1].memo.stats.stock_hits > 0
+
+
+def test_the_delivery_table_gives_only_what_it_was_given() -> None:
+    """A table of 16 slots (8 entries before it starts over): keys collide, probe past each
+    other, arrive twice in one batch and outgrow it; every hit is the value stored for its
+    key, and within one table every stored key is found."""
+    model = object()
+    memo = DeliveryMemo(lane_rows=50, capacity=8)
+    memo._bind = (model, memo._make(model, np.array([10.0, 20.0, 40.0])))
+    rng = np.random.default_rng(3)
+    truth: dict[int, tuple[float, float]] = {}
+    for _ in range(300):
+        n = int(rng.integers(1, 7))
+        ni, li = rng.integers(0, 6, n), rng.integers(0, 51, n)
+        dist = rng.choice([5.0, 15.0, 30.0, 50.0, np.nan], n)
+        weekday = int(rng.integers(0, 7))
+        (p50, p90), todo, token = memo.lookup(model, ni, li, weekday, dist)
+        key = token[1]
+        for k, hit in zip(key.tolist(), (~todo).tolist(), strict=True):
+            assert not hit or k in truth  # a hit is a key that was stored
+        for k, a, b in zip(key[~todo].tolist(), p50[~todo], p90[~todo], strict=True):
+            assert truth[k] == (a, b)
+        assert np.isnan(p50[todo]).all() and np.isnan(p90[todo]).all()
+        assert todo[key < 0].all()  # NaN distance: never memoised
+        v50 = np.array([truth.get(k, (float(k % 97), 0.0))[0] for k in key[todo].tolist()])
+        v90 = v50 + 0.5
+        for k, a, b in zip(key[todo].tolist(), v50, v90, strict=True):
+            truth[k] = (a, b)
+        state = memo._bind[1]
+        memo.store(token, todo, v50, v90)
+        if memo._bind[1] is state:  # same table: everything it took is found
+            held = state.keys[state.keys >= 0]
+            assert state.used[0] == len(held) == len(set(held.tolist())) <= memo.capacity
+            assert (memo._find(state, held) >= 0).all()
+    assert memo._bind[1].used[0] > 0
+
+
+def test_the_stockout_table_keeps_each_qty_bin_apart() -> None:
+    model = object()
+    memo = StockMemo(rows=6)  # 5 node×SKU rows and the missing row
+    edges = np.arange(1.5, 1.5 + MAX_QTY_BINS)  # more bins than the memo keeps
+    memo._bind = (model, memo._make(model, edges))
+    truth: dict[tuple[int, float], float] = {}
+    rng = np.random.default_rng(4)
+    qtys = [1.0, 2.0, 3.0, 40.0, 0.0, np.nan]
+    for _ in range(200):
+        si = rng.integers(0, 6, 5)
+        qty = rng.choice(qtys, 5)
+        (out,), todo, token = memo.lookup(model, si, qty)
+        for r, q, v, t in zip(si.tolist(), qty.tolist(), out.tolist(), todo.tolist(), strict=True):
+            if not t:
+                assert truth[(r, q)] == v
+            assert t or (r < 5 and q != 40.0 and q == q)  # missing row, far bins, NaN: fresh
+        values = rng.uniform(size=int(todo.sum()))
+        for r, q, v in zip(si[todo].tolist(), qty[todo].tolist(), values.tolist(), strict=True):
+            truth[(r, q)] = v
+        memo.store(token, si, todo, values)
+    # a push replaces row 2 and adds one: row 2 is scored again, the others are kept
+    pushed = memo.derive(7, np.array([2]))
+    (out,), todo, _ = pushed.lookup(model, np.array([0, 1, 2, 3, 4, 5, 6]), np.ones(7))
+    assert todo.tolist() == [False, False, True, False, False, True, True]
+    assert out[0] == truth[(0, 1.0)]
