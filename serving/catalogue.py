@@ -8,14 +8,23 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from routing import Closure, Network, Node, NodeCalendar, StockRow, calendar_from_dict
+from routing import (
+    Closure,
+    Network,
+    Node,
+    NodeCalendar,
+    NodeSet,
+    SkuStock,
+    calendar_from_dict,
+)
 from serving.ledger import Ledger, NodeRecord
+from serving.ledger.stock_cache import Row, StockCache
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -108,8 +117,13 @@ class Catalogue:
         #: the capacity counts last applied and the nodes carrying them, for ``self.nodes``
         self._counted_base: tuple[Node, ...] | None = None
         self._counted: dict[str, int] = {}
-        self._counted_nodes: dict[str, Node] = {}
+        #: the counts mapping last applied (the same object until counts are read again)
+        self._counted_from: dict[str, int] | None = None
+        self._node_set = NodeSet()
         self._backlog: dict[str, int] = {}
+        #: node ids routing knows (stock rows of other nodes are left out of networks)
+        self._known: frozenset[str] = frozenset()
+        self._stock = StockCache(ledger, self._stock_columns)
 
     def load(self) -> None:
         raw = self.raw_dir
@@ -172,6 +186,10 @@ class Catalogue:
                 )
             )
         self.nodes = tuple(sorted(built, key=lambda n: n.node_id))
+        known = frozenset(n.node_id for n in built)
+        if known != self._known:
+            self._known = known
+            self._stock.forget()
 
     def set_backlog(self, backlog: Mapping[str, float]) -> None:
         """Parcels each node carries into today, not yet handed to a carrier (the node's
@@ -193,31 +211,53 @@ class Catalogue:
     def forget_capacity_counts(self) -> None:
         self._orders_today_at = 0.0
 
-    def network_for(self, skus: list[str]) -> Network:
-        """Nodes plus live availability of just these SKUs, read from the ledger."""
-        nodes = self._with_counts(self._capacity_counts())
-        known = {n.node_id for n in nodes}
-        stock = [
-            StockRow(node_id, sku, float(available), available > 0)
-            for node_id, sku, available in self.ledger.available_rows(skus)
-            if node_id in known
-        ]
-        return Network(nodes, stock)
+    def forget_stock(self, skus: Sequence[str]) -> None:
+        """Read these SKUs' availability from the ledger on the next order (a reservation
+        found less than the network said: route again on what the ledger holds now)."""
+        self._stock.forget(skus)
 
-    def _with_counts(self, counts: dict[str, int]) -> list[Node]:
-        """The nodes with today's capacity counts. Only nodes whose count changed since the
-        last call are copied (copying all of them for every order showed in the profile)."""
+    def network_for(self, skus: list[str]) -> Network:
+        """Nodes plus live availability of just these SKUs: the same ``NodeSet`` and per-SKU
+        columns for every order until a node, a count or that SKU's stock changes
+        (``StockCache`` re-reads a SKU only when the ledger's movement log says it moved)."""
+        nodes = self._with_counts(self._capacity_counts())
+        stock = self._stock.get(skus)
+        return Network.from_stock_columns(nodes, {s: st for s, st in stock.items() if st})
+
+    def _stock_columns(self, sku: str, rows: Sequence[Row]) -> SkuStock | None:
+        """One SKU's availability at the nodes routing knows (``None``: no node holds it)."""
+        known = self._known
+        kept = [(n, a) for n, _, a in rows if n in known]
+        if not kept:
+            return None
+        available = [a for _, a in kept]
+        return SkuStock([n for n, _ in kept], available, [a > 0 for a in available])
+
+    def _with_counts(self, counts: dict[str, int]) -> NodeSet:
+        """The nodes with today's capacity counts, as one ``NodeSet`` kept while no node and
+        no count changes (routing keeps what it derives from the nodes on the set); a change
+        copies only the nodes whose count changed."""
         if self._counted_base is not self.nodes:
             self._counted_base = self.nodes
             self._counted = {}
-            self._counted_nodes = {n.node_id: n for n in self.nodes}
-        before, by_id = self._counted, self._counted_nodes
-        for nid in counts.keys() | before.keys():
-            if counts.get(nid) != before.get(nid) and nid in by_id:
-                node = by_id[nid]
-                by_id[nid] = replace(node, orders_today=counts.get(nid, 0))
+            self._counted_from = None
+            self._node_set = NodeSet(self.nodes)
+        if counts is self._counted_from:
+            return self._node_set
+        before, current = self._counted, self._node_set
+        changed = {
+            nid
+            for nid in counts.keys() | before.keys()
+            if counts.get(nid) != before.get(nid) and nid in current
+        }
+        if changed:
+            self._node_set = NodeSet(
+                replace(n, orders_today=counts.get(nid, 0)) if nid in changed else n
+                for nid, n in current.items()
+            )
         self._counted = dict(counts)
-        return list(by_id.values())
+        self._counted_from = counts
+        return self._node_set
 
 
 def node_calendar(rec: NodeRecord) -> NodeCalendar | None:

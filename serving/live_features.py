@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from serving.ledger.live import MovementCursor
+
 if TYPE_CHECKING:
     from serving.runtime import Runtime
 
@@ -60,14 +62,16 @@ class LiveFeatureFeed:
         self.runtime = runtime
         self.interval = interval_seconds
         self.clock = clock
-        self.after_id = 0
+        self.cursor = MovementCursor()
+        #: pairs read from the log whose push failed (the next step pushes them again)
+        self._pending: dict[tuple[str, str], int] = {}
         self.stats = FeedStats()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def prime(self) -> None:
         """Start following from now: earlier movements are already in the batch features."""
-        self.after_id = self.runtime.ledger.last_movement_id()
+        self.cursor = self.runtime.ledger.movement_cursor()
 
     def push(
         self,
@@ -163,11 +167,16 @@ class LiveFeatureFeed:
 
     def step(self) -> int:
         """Push the rows that moved since the last step; returns rows pushed."""
-        moved = self.runtime.ledger.moved_since(self.after_id)
-        if not moved.keys:
+        moved = self.runtime.ledger.moved_since(self.cursor)
+        pending = self._pending
+        for key in moved.keys:
+            pending.setdefault(key, 0)
+        for key, n in moved.rejections.items():
+            pending[key] += n
+        if not pending:
             return 0
-        n = self.push(moved.keys, moved.rejections)
-        self.after_id = moved.last_id
+        n = self.push(list(pending), {k: v for k, v in pending.items() if v})
+        self._pending = {}
         return n
 
     def start(self) -> None:

@@ -77,6 +77,11 @@ def unfillable(answer: dict[str, Any]) -> Unfillable:
     )
 
 
+def lost_skus(exc: Exception) -> list[str]:
+    """The SKUs a reservation found short (none for a capacity refusal)."""
+    return [m.sku for m in exc.missing] if isinstance(exc, InsufficientStock) else []
+
+
 def place(body: OrderIn, runtime: Runtime, key: str | None, on_decision: OnDecision) -> Reservation:
     """Route and reserve all lines atomically; if a concurrent order took the stock first,
     route once more on fresh availability. A replayed key returns the first answer."""
@@ -120,8 +125,9 @@ def place(body: OrderIn, runtime: Runtime, key: str | None, on_decision: OnDecis
                     customer_id=body.customer_id,
                     destination_key=screening.destination_key(body.destination),
                 )
-            except (InsufficientStock, CapacityReached):
+            except (InsufficientStock, CapacityReached) as exc:
                 runtime.forget_capacity_counts()  # the transaction counted afresh
+                runtime.forget_stock(lost_skus(exc))  # and read the rows it lost on
                 if attempt == RESERVE_ATTEMPTS:
                     metrics.RESERVATIONS.labels("conflict").inc()
                     raise
@@ -204,6 +210,7 @@ def reject(
         runtime.ledger.reallocate(order_id, allocation_requests(answer))
     except (InsufficientStock, CapacityReached) as exc:
         runtime.forget_capacity_counts()
+        runtime.forget_stock(lost_skus(exc))
         metrics.REROUTES.labels("conflict").inc()
         return RejectOutcome(result, view, details={"missing": exc.extra.get("missing", [])})
     metrics.REROUTES.labels("rerouted").inc()

@@ -10,7 +10,7 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -132,6 +132,9 @@ class Runtime:
 
     def forget_capacity_counts(self) -> None:
         self.catalogue.forget_capacity_counts()
+
+    def forget_stock(self, skus: Sequence[str]) -> None:
+        self.catalogue.forget_stock(skus)
 
     def reload_nodes(self) -> None:
         self.catalogue.reload_nodes()

@@ -46,6 +46,22 @@ def check(conn: Connection, *, repair: bool, at: datetime) -> DriftReport:
             drifted.append(DriftRow(key[0], key[1], *row, *log))
     if repair:
         for d in drifted:
+            # A zero movement marks the row as moved for the log's followers (the routing
+            # stock cache, the live features) without changing what the log replays to.
+            conn.execute(
+                insert(movements).values(
+                    at=at,
+                    event_time=at,
+                    node_id=d.node_id,
+                    sku=d.sku,
+                    kind="delta",
+                    d_on_hand=0,
+                    d_reserved=0,
+                    d_shipped=0,
+                    ref="drift-repair",
+                    note=f"row was {d.row_on_hand}/{d.row_reserved}/{d.row_shipped}",
+                )
+            )
             values = {
                 "on_hand": d.log_on_hand,
                 "reserved": d.log_reserved,

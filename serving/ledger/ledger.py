@@ -307,10 +307,26 @@ class Ledger:
                 cursor.close()
         return out
 
-    def moved_since(self, after_id: int, limit: int = 50_000) -> live.Moved:
-        """Node×SKU pairs the movement log touched after ``after_id`` (with their rejections),
-        and where the read ended."""
-        return self._read(lambda conn: live.touched_since(conn, after_id, limit))
+    def movement_cursor(
+        self, *, window: int = 1000, gap_seconds: float = 10.0
+    ) -> live.MovementCursor:
+        """A place at the end of the movement log to follow it from (``live.MovementCursor``);
+        ids missing among the last ``window`` are watched, their transactions may commit yet."""
+        return self._read(lambda conn: live.cursor_at_end(conn, window, gap_seconds=gap_seconds))
+
+    def follow(self, cursor: live.MovementCursor, limit: int = 50_000) -> list[live.LogRow]:
+        """Movements committed since ``cursor`` last read, advancing it: one statement past
+        its high-water mark (plus one for ids it stepped over, while there are any) through
+        the driver's cursor, as ``available_rows`` reads (it runs before every decision)."""
+        with self.engine.connect() as conn:
+            dbapi = conn.connection.dbapi_connection
+            assert dbapi is not None
+            return live.follow(dbapi, conn.dialect.name, cursor, limit)
+
+    def moved_since(self, cursor: live.MovementCursor, limit: int = 50_000) -> live.Moved:
+        """Node×SKU pairs the movement log touched since ``cursor`` last read (with their
+        rejections), advancing it."""
+        return live.moved(self.follow(cursor, limit), cursor.high)
 
     def last_movement_id(self) -> int:
         return self._read(live.last_movement_id)

@@ -3,9 +3,12 @@ and their current position (with the time of their last count)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
+from typing import Any
 
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.engine import Connection
@@ -28,29 +31,112 @@ class Moved:
     last_id: int
 
 
-def touched_since(conn: Connection, after_id: int, limit: int) -> Moved:
-    """Pairs moved after movement ``after_id`` (at most ``limit`` movements read); the end
-    is ``after_id`` again when nothing moved."""
-    rows = conn.execute(
-        select(
-            movements.c.movement_id,
-            movements.c.node_id,
-            movements.c.sku,
-            movements.c.kind,
-            movements.c.note,
-        )
-        .where(movements.c.movement_id > after_id)
-        .order_by(movements.c.movement_id)
-        .limit(limit)
-    ).all()
-    if not rows:
-        return Moved([], {}, after_id)
-    keys = list(dict.fromkeys((r.node_id, r.sku) for r in rows))
+#: a movement as followers read it: (movement_id, node_id, sku, kind, note)
+LogRow = tuple[int, str, str, str, str | None]
+
+
+def moved(rows: Sequence[LogRow], last_id: int) -> Moved:
+    """The pairs ``rows`` touched (first-seen order) and their rejections."""
+    keys = list(dict.fromkeys((r[1], r[2]) for r in rows))
     rejections: dict[tuple[str, str], int] = {}
-    for r in rows:
-        if r.kind == "release" and (r.note or "").startswith(REJECTED_NOTE):
-            rejections[(r.node_id, r.sku)] = rejections.get((r.node_id, r.sku), 0) + 1
-    return Moved(keys, rejections, int(rows[-1].movement_id))
+    for _, node_id, sku, kind, note in rows:
+        if kind == "release" and (note or "").startswith(REJECTED_NOTE):
+            rejections[(node_id, sku)] = rejections.get((node_id, sku), 0) + 1
+    return Moved(keys, rejections, last_id)
+
+
+class MovementCursor:
+    """A follower's place in the movement log that loses no movement, in whatever order the
+    writers commit.
+
+    SQLite has one writer, so movement ids commit in id order. PostgreSQL takes the id from a
+    sequence at INSERT and transactions commit in any order, so ``id > last seen`` would skip
+    for ever a movement whose transaction took a lower id and committed later. The cursor
+    remembers every id it stepped over (a gap) and asks for it again on each read until it
+    appears, or until it is ``gap_seconds`` old (a rolled-back transaction leaves its ids
+    unused for ever; followers bound their staleness by that age)."""
+
+    __slots__ = ("clock", "gap_seconds", "gaps", "high", "max_gaps")
+
+    def __init__(
+        self,
+        high: int = 0,
+        *,
+        gaps: Iterable[int] = (),
+        gap_seconds: float = 10.0,
+        max_gaps: int = 2000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.high = high
+        self.gap_seconds = gap_seconds
+        self.max_gaps = max_gaps
+        self.clock = clock
+        now = clock()
+        self.gaps: dict[int, float] = dict.fromkeys(gaps, now)
+
+    def advance(self, late: Sequence[LogRow], new: Sequence[LogRow]) -> None:
+        """Take one read: ``late`` are rows found among the gaps, ``new`` the rows past
+        ``high`` in id order (every id between them that is missing becomes a gap)."""
+        now = self.clock()
+        gaps = self.gaps
+        for r in late:
+            gaps.pop(r[0], None)
+        prev = self.high
+        for r in new:
+            mid = r[0]
+            for missing in range(prev + 1, min(mid, prev + 1 + self.max_gaps)):
+                gaps[missing] = now
+            prev = mid
+        self.high = prev
+        if gaps:
+            oldest = now - self.gap_seconds
+            for mid in [m for m, seen in gaps.items() if seen < oldest]:
+                del gaps[mid]
+            if len(gaps) > self.max_gaps:
+                for mid in sorted(gaps)[: len(gaps) - self.max_gaps]:
+                    del gaps[mid]
+
+
+@cache
+def _follow_sql(dialect: str, n_gaps: int) -> str:
+    """The movements past the high-water mark (``n_gaps == 0``), or the ``n_gaps`` ids
+    stepped over, in the driver's parameter style."""
+    mark = "%s" if dialect == "postgresql" else "?"
+    head = "SELECT movement_id, node_id, sku, kind, note FROM movements WHERE movement_id "
+    if n_gaps:
+        return head + "IN (" + ", ".join([mark] * n_gaps) + ")"
+    return head + f"> {mark} ORDER BY movement_id LIMIT {mark}"
+
+
+def follow(dbapi: Any, dialect: str, cursor: MovementCursor, limit: int) -> list[LogRow]:
+    """Movements committed since ``cursor`` last read (late ones below its high-water mark
+    included), at most ``limit`` past it, read through the driver's cursor; advances it."""
+    cur = dbapi.cursor()
+    try:
+        late: list[LogRow] = []
+        pending = sorted(cursor.gaps)
+        for part in chunks(pending):
+            cur.execute(_follow_sql(dialect, len(part)), list(part))
+            late.extend(cur.fetchall())
+        cur.execute(_follow_sql(dialect, 0), [cursor.high, limit])
+        new: list[LogRow] = cur.fetchall()
+    finally:
+        cur.close()
+    cursor.advance(late, new)
+    return late + new
+
+
+def cursor_at_end(conn: Connection, window: int, **options: Any) -> MovementCursor:
+    """A cursor at the end of the log whose gaps are the ids missing among its last
+    ``window`` (transactions that may still commit: on PostgreSQL, ones in flight now)."""
+    high = last_movement_id(conn)
+    seen = set(
+        conn.execute(
+            select(movements.c.movement_id).where(movements.c.movement_id > high - window)
+        ).scalars()
+    )
+    missing = (m for m in range(max(high - window, 0) + 1, high) if m not in seen)
+    return MovementCursor(high, gaps=missing, **options)
 
 
 def last_movement_id(conn: Connection) -> int:
