@@ -93,12 +93,13 @@ def _thread(
     kinds, weights = zip(*mix, strict=True)
     deadline = time.monotonic() + seconds
     n = 0
+    # orders with a reserved line, in the order they were placed (kept as each op changes
+    # them: rebuilding it from the history every op cost the client more than the ledger)
+    still_open: dict[str, None] = {}
     while n < max_ops and time.monotonic() < deadline:
         n += 1
         op = rng.choices(kinds, weights)[0]
-        open_orders = [
-            o for o, lines in log.orders.items() if any(v[3] == "reserved" for v in lines.values())
-        ]
+        open_orders = list(still_open)
         t0 = time.perf_counter()
         try:
             if op == "place" or (op in ("cancel", "ship", "reject", "read") and not open_orders):
@@ -119,6 +120,7 @@ def _thread(
                     oid, args, idempotency_key=key, request_hash=oid, plan={}
                 )
                 log.orders[oid] = lines
+                still_open[oid] = None
                 if key is not None:  # a client retry after a lost answer: same outcome, no effect
                     again = ledger.reserve_order(
                         oid, args, idempotency_key=key, request_hash=oid, plan={}
@@ -131,6 +133,7 @@ def _thread(
                 for v in log.orders[oid].values():
                     if v[3] == "reserved":
                         v[3] = "released" if op == "cancel" else "shipped"
+                del still_open[oid]
             elif op == "reject":
                 oid = rng.choice(open_orders)
                 lid, v = rng.choice(
@@ -139,6 +142,8 @@ def _thread(
                 ledger.reject_allocation(oid, v[0], [lid], "damaged")
                 v[3] = "rejected"
                 log.rejected_orders.add(oid)
+                if all(w[3] != "reserved" for w in log.orders[oid].values()):
+                    del still_open[oid]
             elif op == "adjust":
                 node, sku = rng.choice(NODES), rng.choice(HOT_SKUS)
                 qty = rng.randint(*receipt_units)

@@ -676,7 +676,7 @@ class Ledger:
     def cancel_order(self, order_id: str) -> OrderView:
         """Release the order's reservations (idempotent; shipped lines stay shipped)."""
         at = self.clock()
-        return self._write(lambda conn: order_ops.cancel(conn, order_id, at=at))
+        return self._write(lambda conn: order_ops.cancel(conn, order_id, at=at, last=True))
 
     def ship_order(
         self,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any, cast
@@ -45,10 +46,12 @@ from serving.ledger.records import (
 )
 from serving.ledger.stock_ops import (
     Key,
+    StockRefused,
     StockState,
     insert_ignore,
     lock_rows,
     move,
+    release_rows,
     reserve_rows,
 )
 from serving.ledger.tables import nodes, order_allocations, orders, shipments
@@ -148,15 +151,25 @@ def order_view(conn: Connection, order_id: str) -> OrderView:
     row = conn.execute(_ORDER, {"order_id": order_id}).one_or_none()
     if row is None:
         raise OrderNotFound(order_id)
+    return _view_of(conn, row, row.status, allocations_of(conn, order_id))
+
+
+def _view_of(
+    conn: Connection, row: Any, status: OrderStatus, allocations: list[AllocationView]
+) -> OrderView:
+    """The order as ``row`` (read in this transaction) with ``status`` and ``allocations``;
+    its shipments are read only when an allocation names one (every shipment has its
+    shipped allocations)."""
+    shipped = any(a.shipment_id is not None for a in allocations)
     return OrderView(
         order_id=row.order_id,
-        status=row.status,
+        status=status,
         request_hash=row.request_hash,
         plan=row.plan,
         rejections=row.rejections,
         created_at=row.created_at,
-        allocations=allocations_of(conn, order_id),
-        shipments=shipments_of(conn, order_id),
+        allocations=allocations,
+        shipments=shipments_of(conn, row.order_id) if shipped else [],
         hold_reasons=row.hold_reasons,
         hold_expires_at=row.hold_expires_at,
     )
@@ -198,7 +211,7 @@ def shipments_of(conn: Connection, order_id: str) -> list[ShipmentView]:
     ]
 
 
-def _needs(allocations: Iterable[AllocationRequest]) -> dict[Key, int]:
+def _needs(allocations: Iterable[AllocationRequest | AllocationView]) -> dict[Key, int]:
     need: dict[Key, int] = defaultdict(int)
     for a in allocations:
         need[(a.node_id, a.sku)] += a.qty
@@ -244,18 +257,26 @@ def _insert_allocations(
     )
 
 
-def _reserve_stock(conn: Connection, order_id: str, need: dict[Key, int], at: datetime) -> None:
+def _reserve_stock(
+    conn: Connection, order_id: str, need: dict[Key, int], at: datetime, *, last: bool = False
+) -> None:
     """Lock the stock rows in key order, check them together (so the error lists every
     shortage) and write them by guarded statements (``reserve_rows``); then the node
     capacity check (stock before node rows, the order every writer locks in). Called after
     every write that needs no stock lock, so the rows stay locked only for this and the
-    commit: on PostgreSQL two round trips."""
-    short = reserve_rows(conn, need, at=at, ref=order_id)
+    commit: on PostgreSQL one function call, and with ``last`` (nothing written after) the
+    commit goes in the same round trip."""
+    try:
+        short = reserve_rows(conn, need, at=at, ref=order_id, last=last)
+    except StockRefused as full:  # PostgreSQL counted capacity in the function
+        node_id, capacity = full.detail
+        raise CapacityReached(node_id, int(capacity)) from None
     if short:
         raise InsufficientStock(
             [Shortage(n, s, need[(n, s)], available) for (n, s), available in short.items()]
         )
-    check_capacity(conn, order_id, {n for n, _ in need}, at)
+    if conn.dialect.name != "postgresql":
+        check_capacity(conn, order_id, {n for n, _ in need}, at)
 
 
 def place(
@@ -347,7 +368,7 @@ def place(
         )
     if before_stock is not None:
         before_stock(view)
-    _reserve_stock(conn, order_id, _needs(allocations), at)
+    _reserve_stock(conn, order_id, _needs(allocations), at, last=True)
     return view, False
 
 
@@ -663,9 +684,18 @@ def _set_status(
 
 
 def cancel(
-    conn: Connection, order_id: str, *, at: datetime, reason: str = "cancelled"
+    conn: Connection,
+    order_id: str,
+    *,
+    at: datetime,
+    reason: str = "cancelled",
+    last: bool = False,
 ) -> OrderView:
-    """Release every reservation of the order; lines already shipped stay shipped."""
+    """Release every reservation of the order; lines already shipped stay shipped.
+
+    The stock rows are released after every other write and the view is read before, so the
+    hot rows stay locked for the release and the commit alone (on PostgreSQL with ``last``,
+    nothing written after, one round trip for both)."""
     row = lock_order(conn, order_id)
     if row is None:
         raise OrderNotFound(order_id)
@@ -673,10 +703,16 @@ def cancel(
         return order_view(conn, order_id)
     if row.status == "shipped":
         raise OrderStateError(order_id, row.status, "cancel")
-    reserved = _reserved_allocations(conn, order_id)
-    _release(conn, order_id, reserved, at, note="cancel")
+    before = allocations_of(conn, order_id)
+    reserved = [a for a in before if a.status == "reserved"]
     _finish_allocations(conn, reserved, "released", at, reason=reason)
-    shipped_any = any(a.status == "shipped" for a in allocations_of(conn, order_id))
+    allocations = [
+        replace(a, status="released", reason=reason, shipment_id=None)
+        if a.status == "reserved"
+        else a
+        for a in before
+    ]
+    shipped_any = any(a.status == "shipped" for a in allocations)
     status: OrderStatus = "shipped" if shipped_any else "cancelled"
     _set_status(conn, order_id, status, at)
     emit(
@@ -686,7 +722,9 @@ def cancel(
         at=at,
         order_id=order_id,
     )
-    return order_view(conn, order_id)
+    view = _view_of(conn, row, status, allocations)
+    release_rows(conn, _needs(reserved), at=at, ref=order_id, note="cancel", last=last)
+    return view
 
 
 def ship(

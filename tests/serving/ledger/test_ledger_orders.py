@@ -22,6 +22,7 @@ from serving.ledger import (
     Shortage,
     stock_ops,
 )
+from serving.ledger.outbox import OutboxConfig
 from serving.ledger.tables import movements, orders
 
 
@@ -91,7 +92,11 @@ def test_crash_between_two_row_updates_leaves_nothing(
     ledger: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The connection drops after a stock row was written (SQLite: between the two rows'
-    updates; PostgreSQL: after the one statement that writes both): nothing stays."""
+    updates; PostgreSQL: after the one function call that writes both, where low-stock
+    events keep the commit apart from it): nothing stays. (Without low-stock events the
+    commit travels with the PostgreSQL call: no client step between them to fail, and
+    ``test_ledger_stock_step`` refuses inside the call after a written row.)"""
+    ledger = Ledger(ledger.engine, clock=ledger.clock, events=OutboxConfig(low_stock_threshold=1))
     real_check = stock_ops._low_stock
     calls = {"n": 0}
 
