@@ -178,7 +178,8 @@ class CompactDelivery:
     def predict_array(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         p50 = prediction.quantile(self.booster.predict(x), self.init)
         raw90 = None if self.booster90 is None else self.booster90.predict(x)
-        factor = prediction.factors(self.groups(x), self.corrections, self.pooled)
+        groups = np.asarray(x)[:, self.group_index]
+        factor = prediction.group_factors(groups, self.corrections, self.pooled)
         return p50, prediction.delivery_upper(p50, raw90, self.init90, factor, self.additive)
 
 

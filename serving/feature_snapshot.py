@@ -69,9 +69,10 @@ class RowTables:
         return np.fromiter(map(self.pos.get, node_ids, repeat(unknown)), np.intp, len(node_ids))
 
     def positions_for(self, node_ids: Sequence[str]) -> np.ndarray:
-        """``positions``, remembered for the last sequence object (compared by identity)."""
+        """``positions``, remembered for the last sequence asked (the same object, or an
+        equal one: comparing ids that are mostly the same objects is cheaper than hashing)."""
         last = self.last
-        if last and last[0][0] is node_ids:
+        if last and (last[0][0] is node_ids or last[0][0] == node_ids):
             return last[0][1]
         at = self.positions(node_ids)
         self.last[:] = [(node_ids, at)]

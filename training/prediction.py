@@ -56,19 +56,35 @@ def quantile(raw: np.ndarray, init: float, log: bool = False) -> np.ndarray:
     return np.asarray(np.clip(np.expm1(shifted) if log else shifted, 0.0, None), dtype=np.float64)
 
 
-def group_keys(columns: np.ndarray) -> np.ndarray:
-    """The band group of each row: its group columns' values joined (``"3>1"``), one
-    group ``""`` without columns. Strings are made once per distinct row, not per row."""
+def _distinct_rows(columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(one row index per distinct row, each row's distinct row) of a float64 matrix with
+    columns, rows told apart by bit pattern, so 0.0 and -0.0 (which print differently) stay
+    apart: a lexicographic sort of the bits, not ``np.unique(axis=0)``'s row objects."""
+    bits = columns.view(np.uint64)
+    order = np.lexsort(bits.T[::-1])
+    ranked = bits[order]
+    new = np.ones(len(order), dtype=bool)
+    np.any(ranked[1:] != ranked[:-1], axis=1, out=new[1:])
+    back = np.empty(len(order), dtype=np.intp)
+    back[order] = np.cumsum(new) - 1
+    return order[new], back
+
+
+def _group_names(columns: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """The band group name of each distinct row (its values joined, ``"3>1"``; ``""``
+    without columns) and each row's distinct row: a string per distinct row, not per row."""
     columns = np.ascontiguousarray(columns, dtype=np.float64)
     if columns.ndim != 2 or columns.shape[1] == 0:
-        return np.full(len(columns), "", dtype=object)
-    # distinct by bit pattern, so 0.0 and -0.0 (which print differently) stay apart
-    _, first, back = np.unique(
-        columns.view(np.uint64), axis=0, return_index=True, return_inverse=True
-    )
-    rows = columns[first].tolist()
-    names = np.array([">".join(f"{v:g}" for v in row) for row in rows], dtype=object)
-    return np.asarray(names[back.reshape(-1)], dtype=object)
+        return [""], np.zeros(len(columns), dtype=np.intp)
+    first, back = _distinct_rows(columns)
+    return [">".join(f"{v:g}" for v in row) for row in columns[first].tolist()], back
+
+
+def group_keys(columns: np.ndarray) -> np.ndarray:
+    """The band group of each row: its group columns' values joined (``"3>1"``), one
+    group ``""`` without columns."""
+    names, back = _group_names(columns)
+    return np.asarray(np.array(names, dtype=object)[back], dtype=object)
 
 
 def factors(groups: np.ndarray, corrections: Mapping[str, float], pooled: float) -> np.ndarray:
@@ -80,6 +96,18 @@ def factors(groups: np.ndarray, corrections: Mapping[str, float], pooled: float)
     names, back = np.unique(groups.astype(str), return_inverse=True)
     found = np.array([corrections.get(str(g), pooled) for g in names], dtype=float)
     return np.asarray(found[back.reshape(-1)], dtype=np.float64)
+
+
+def group_factors(
+    columns: np.ndarray, corrections: Mapping[str, float], pooled: float
+) -> np.ndarray:
+    """``factors(group_keys(columns), ...)`` with the distinct rows found once and no string
+    per row: what a prediction needs of the band groups."""
+    if not len(columns):
+        return np.zeros(0)
+    names, back = _group_names(columns)
+    found = np.array([corrections.get(name, pooled) for name in names], dtype=float)
+    return np.asarray(found[back], dtype=np.float64)
 
 
 def widen(upper: np.ndarray, factor: np.ndarray | float, additive: bool) -> np.ndarray:

@@ -41,3 +41,23 @@ def test_calibration_is_clipped_to_probabilities() -> None:
     platt = prediction.calibrated(s, "sigmoid", a=1.0, b=0.0)
     np.testing.assert_allclose(platt[1:3], s[1:3])  # identity on the logit, away from the clip
     assert ((platt >= 0) & (platt <= 1)).all()
+
+
+def test_group_factors_are_the_factors_of_the_group_keys() -> None:
+    rng = np.random.default_rng(1)
+    corrections = {"0>1": 1.5, "3>-1": 0.9, "-0>2": 2.0, "nan>4": 0.7, "": 1.3, "2": 0.8}
+    for width in (0, 1, 2, 3):
+        for rows in (0, 1, 2, 40, 700):
+            cols = rng.integers(-1, 5, (rows, width)).astype(float)
+            if rows and width:
+                cols[::7, 0] = -0.0
+                cols[::11, -1] = np.nan
+                cols[::13, 0] = np.float64(np.nan) * -1  # another NaN bit pattern
+            want = prediction.factors(prediction.group_keys(cols), corrections, 1.1)
+            got = prediction.group_factors(cols, corrections, 1.1)
+            assert got.dtype == np.float64 and len(got) == rows
+            np.testing.assert_array_equal(got, want)
+    # rows apart only by the sign of zero are told apart, as their names are
+    cols = np.array([[0.0, 2.0], [-0.0, 2.0]])
+    assert prediction.group_keys(cols).tolist() == ["0>2", "-0>2"]
+    np.testing.assert_array_equal(prediction.group_factors(cols, corrections, 1.1), [1.1, 2.0])
