@@ -34,45 +34,27 @@ def solve_partition(p: Problem, max_lines: int = MAX_LINES) -> Solution | None:
     n_units = len(p.units)
     if n_units == 0 or n_units > max_lines or not p.fixed:
         return None
+    parsed = _parse(p)
+    if parsed is None:
+        return None
+    at, pen, pen_pick = parsed
+    cap = p.max_shipments if p.max_shipments is not None and p.max_shipments < n_units else None
+    sparse = _solve_sparse(at, pen, pen_pick, p.fixed, cap)
+    if sparse is not None:
+        return sparse
     nodes = sorted(p.fixed)
     col = {n: j for j, n in enumerate(nodes)}
     inf = math.inf
     cost = [[inf] * len(nodes) for _ in range(n_units)]
     pick = [[-1] * len(nodes) for _ in range(n_units)]
-    pen = [inf] * n_units
-    pen_pick = [-1] * n_units
-    skus: set[str] = set()
-    for u, opts in enumerate(p.units):
-        mine: set[str] = set()
-        start = 0
-        if isinstance(opts, Options):  # one-node options as arrays: each node appears once
-            row, at = cost[u], pick[u]
-            for i, (nid, c) in enumerate(zip(opts.node_ids, opts.costs, strict=True)):
-                j = col[nid]
-                if c < row[j]:
-                    row[j], at[j] = c, i
-            if opts.node_ids:
-                mine.add(opts.sku)
-            start = len(opts.node_ids)
-            opts = opts.rest
-        for i, o in enumerate(opts, start):
-            mine.update(k[1] for k, _ in o.use)
-            if not o.parts:
-                if o.cost < pen[u]:
-                    pen[u], pen_pick[u] = o.cost, i
-            elif len(o.nodes) == 1 and o.unmet <= EPS:
-                j = col[o.nodes[0]]
-                if o.cost < cost[u][j]:
-                    cost[u][j], pick[u][j] = o.cost, i
-            else:
-                return None
-        if mine & skus or pen_pick[u] < 0:
-            return None
-        skus |= mine
+    for u, mine in enumerate(at):
+        row, where = cost[u], pick[u]
+        for nid, (c, i) in mine.items():
+            j = col[nid]
+            row[j], where[j] = c, i
     size = 1 << n_units
     block, block_node = _blocks(cost, [p.fixed[n] for n in nodes], size)
 
-    cap = p.max_shipments if p.max_shipments is not None and p.max_shipments < n_units else None
     if _np is not None and n_units > 3:
         prev, choice_layers, states = _dp_numpy(block, n_units, cap)
     else:
@@ -99,6 +81,176 @@ def solve_partition(p: Problem, max_lines: int = MAX_LINES) -> Solution | None:
         if cap is not None:
             layer -= 1
     return Solution(choice=choice, cost=best_total, optimal=True, states=states, method="subset_dp")
+
+
+Parsed = tuple[list[dict[str, tuple[float, int]]], list[float], list[int]]
+
+
+def _parse(p: Problem) -> Parsed | None:
+    """Per unit: its cheapest option at each node (cost, option index; the first on ties), and
+    its unmet option; ``None`` when an option splits a unit or two units share a SKU."""
+    inf = math.inf
+    at: list[dict[str, tuple[float, int]]] = []
+    pen: list[float] = []
+    pen_pick: list[int] = []
+    skus: set[str] = set()
+    for opts in p.units:
+        mine: dict[str, tuple[float, int]] = {}
+        unit_skus: set[str] = set()
+        unmet, unmet_at = inf, -1
+        start = 0
+        if isinstance(opts, Options):  # one-node options as arrays
+            for i, (nid, c) in enumerate(zip(opts.node_ids, opts.costs, strict=True)):
+                had = mine.get(nid)
+                if had is None or c < had[0]:
+                    mine[nid] = (c, i)
+            if opts.node_ids:
+                unit_skus.add(opts.sku)
+            start = len(opts.node_ids)
+            opts = opts.rest
+        for i, o in enumerate(opts, start):
+            unit_skus.update(k[1] for k, _ in o.use)
+            if not o.parts:
+                if o.cost < unmet:
+                    unmet, unmet_at = o.cost, i
+            elif len(o.nodes) == 1 and o.unmet <= EPS:
+                nid = o.nodes[0]
+                had = mine.get(nid)
+                if had is None or o.cost < had[0]:
+                    mine[nid] = (o.cost, i)
+            else:
+                return None
+        if unit_skus & skus or unmet_at < 0:
+            return None
+        skus |= unit_skus
+        at.append(mine)
+        pen.append(unmet)
+        pen_pick.append(unmet_at)
+    return at, pen, pen_pick
+
+
+#: a block must beat serving its units apart by more than this to be kept (far above the
+#: DP's tie tolerance, so a dropped block could never have been chosen, not even on a tie)
+_MARGIN = 1e-6
+#: the sparse path's budget: node subsets looked at, and blocks of two or more units kept
+SPARSE_SUBSETS = 1024
+SPARSE_BLOCKS = 24
+
+
+def _solve_sparse(
+    at: list[dict[str, tuple[float, int]]],
+    pen: list[float],
+    pen_pick: list[int],
+    fixed: dict[str, float],
+    cap: int | None,
+) -> Solution | None:
+    """The DP top-down over the masks it reaches, with only the blocks that can be chosen.
+
+    Without a shipment cap, a block of several units is worth keeping only when one node
+    serves them for less than serving each at its own best node; on most orders few are (lines whose SKUs few nodes
+    share), and then the DP reaches a handful of the 2^L masks. ``None`` beyond the budget
+    (many nodes stocking many of the lines): the dense DP takes those."""
+    n_units = len(at)
+    inf = math.inf
+    single: list[float] = []
+    blocks: dict[int, tuple[float, str]] = {}
+    for u, mine in enumerate(at):
+        best, best_n = inf, ""
+        for nid, (c, _) in mine.items():
+            v = fixed[nid] + c
+            if v < best or (v == best and nid < best_n):
+                best, best_n = v, nid
+        single.append(best)
+        if best_n:
+            blocks[1 << u] = (best, best_n)
+    # Without a cap, a block that costs more than serving its units apart is never chosen;
+    # under a cap, fewer shipments can be worth more, and every block stays.
+    margin = _MARGIN if cap is None else inf
+    near: dict[str, list[tuple[int, float]]] = {}
+    for u, mine in enumerate(at):
+        limit = single[u] + margin
+        for nid, (c, _) in mine.items():
+            if c <= limit:  # else serving u elsewhere beats adding it to any block here
+                near.setdefault(nid, []).append((u, c))
+    subsets = 0
+    for units in near.values():
+        if len(units) > 1:
+            subsets += 1 << len(units)
+    if subsets > SPARSE_SUBSETS:
+        return None
+    for nid, units in near.items():
+        if len(units) < 2:
+            continue
+        entries: list[tuple[int, float, float]] = [(0, fixed[nid], 0.0)]
+        for u, c in reversed(units):  # summed as the dense blocks are: highest unit first
+            bit, su = 1 << u, single[u]
+            entries += [(m | bit, v + c, s + su) for m, v, s in entries]
+        for m, v, s in entries:
+            if m & (m - 1) == 0 or v > s + margin:
+                continue
+            had = blocks.get(m)
+            if had is None or v < had[0] or (v == had[0] and nid < had[1]):
+                blocks[m] = (v, nid)
+    if len(blocks) - sum(1 for m in blocks if m & (m - 1) == 0) > SPARSE_BLOCKS:
+        return None
+    by_low: list[list[tuple[int, float]]] = [[] for _ in range(n_units)]
+    for m, (v, _) in blocks.items():
+        by_low[(m & -m).bit_length() - 1].append((m, v))
+    for lst in by_low:
+        lst.sort(reverse=True)  # largest block first: it is kept on a tie, as in the dense DP
+    shift = n_units
+    layers = cap if cap is not None else 0
+    memo: dict[int, tuple[float, int]] = {}
+    states = 0
+
+    def least(mask: int, k: int) -> float:
+        """Least cost of ``mask`` with at most ``k`` more shipments (unbounded without a cap)."""
+        nonlocal states
+        if mask == 0:
+            return 0.0
+        key = mask | k << shift
+        got = memo.get(key)
+        if got is not None:
+            return got[0]
+        low = mask & -mask
+        u = low.bit_length() - 1
+        v_best, b_best = inf, 0
+        if cap is None or k > 0:
+            k1 = k - 1 if cap is not None else 0
+            for b, v in by_low[u]:
+                if b & mask == b:
+                    states += 1
+                    w = v + least(mask ^ b, k1)
+                    if w < v_best - _TIE:
+                        v_best, b_best = w, b
+        states += 1
+        w = pen[u] + least(mask ^ low, k)
+        if w < v_best - _TIE:
+            v_best, b_best = w, -low
+        memo[key] = (v_best, b_best)
+        return v_best
+
+    full = (1 << n_units) - 1
+    total = least(full, layers)
+    if not math.isfinite(total):
+        return None
+    choice = [-1] * n_units
+    mask, k = full, layers
+    while mask:
+        b = memo[mask | k << shift][1]
+        if b < 0:
+            u = (-b).bit_length() - 1
+            choice[u] = pen_pick[u]
+            mask ^= -b
+            continue
+        nid = blocks[b][1]
+        for u in range(n_units):
+            if b >> u & 1:
+                choice[u] = at[u][nid][1]
+        mask ^= b
+        if cap is not None:
+            k -= 1
+    return Solution(choice=choice, cost=total, optimal=True, states=states, method="subset_dp")
 
 
 def _dp_python(

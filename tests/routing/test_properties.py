@@ -172,19 +172,7 @@ def test_exact_methods_match_brute_force(world: Any) -> None:
     finally:
         engine.solve_partition, engine.solve = real_dp, real_bb  # type: ignore[assignment]
     p = captured[0]
-    best = float("inf")
-    for choice in product(*(range(len(o)) for o in p.units)):
-        left = dict(p.stock)
-        nodes: set[str] = set()
-        ok = True
-        for u, i in enumerate(choice):
-            o = p.units[u][i]
-            for k, q in o.use:
-                left[k] -= q
-                ok &= left[k] >= -1e-9
-            nodes.update(o.nodes)
-        if ok and (p.max_shipments is None or len(nodes) <= p.max_shipments):
-            best = min(best, total_cost(p, choice))
+    best = _brute_force(p)
     tol = 1e-6 * max(1.0, abs(best))
     bb = solve(p, max_states=10**6)
     assert bb.optimal and abs(bb.cost - best) < tol
@@ -248,6 +236,53 @@ def test_subset_dp_arrays_match_the_loop() -> None:
                 assert fast is not None and slow is not None
                 assert fast.choice == slow.choice and fast.states == slow.states
                 assert abs(fast.cost - slow.cost) < 1e-9
+
+
+def _brute_force(p: Any) -> float:
+    """Least total cost over every combination of options (stock and shipment cap checked)."""
+    best = float("inf")
+    for choice in product(*(range(len(o)) for o in p.units)):
+        left = dict(p.stock)
+        nodes: set[str] = set()
+        ok = True
+        for u, i in enumerate(choice):
+            o = p.units[u][i]
+            for k, q in o.use:
+                left[k] -= q
+                ok &= left[k] >= -1e-9
+            nodes.update(o.nodes)
+        if ok and (p.max_shipments is None or len(nodes) <= p.max_shipments):
+            best = min(best, total_cost(p, choice))
+    return best
+
+
+def test_sparse_subset_dp_matches_dense_and_brute_force() -> None:
+    """The top-down DP over the blocks worth keeping finds the dense DP's optimum, and both
+    the exhaustive one, with ties (repeated costs), shipment caps and units no node serves."""
+    import routing.partition as dp
+
+    sparse_runs = 0
+    for n_units, n_nodes, density, seed, cap in product(
+        (1, 2, 4, 5), (3, 6, 20), (0.1, 0.3, 0.7), range(3), (None, 1, 2, 3)
+    ):
+        p = _partition_problem(n_units, n_nodes, seed * 7 + n_units, cap, density)
+        fast = dp.solve_partition(p)
+        saved = dp.SPARSE_SUBSETS
+        dp.SPARSE_SUBSETS = -1  # nothing fits: the dense DP
+        try:
+            dense = dp.solve_partition(p)
+        finally:
+            dp.SPARSE_SUBSETS = saved
+        assert fast is not None and dense is not None
+        at, pen, pen_pick = dp._parse(p)  # type: ignore[misc]
+        sparse_cap = cap if cap is not None and cap < n_units else None
+        sparse_runs += dp._solve_sparse(at, pen, pen_pick, p.fixed, sparse_cap) is not None
+        tol = 1e-6 * max(1.0, abs(dense.cost))
+        assert abs(fast.cost - dense.cost) < tol
+        assert abs(total_cost(p, fast.choice) - fast.cost) < tol
+        if n_units <= 4 and n_nodes <= 6:
+            assert abs(_brute_force(p) - fast.cost) < tol
+    assert sparse_runs > 100  # the sparse path really ran (most of these fit its budget)
 
 
 def test_subset_blocks_arrays_match_the_loop() -> None:
