@@ -61,12 +61,14 @@ def create_app(
     problems.install(app)
     app.add_middleware(RequestGuard)
     metrics.install(app)
+    # The decision endpoints first: a request is matched against the routes in order, and
+    # nearly every request is one of theirs.
+    for module in (route, orders):
+        app.include_router(module.router, responses=problems.PROBLEM_RESPONSES)
     app.include_router(health.router)
     for module in (
         models,
-        route,
         skus,
-        orders,
         edits,
         tracking,
         inventory,

@@ -21,8 +21,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.auth import Scope as KeyScope
 from serving.auth import StoredKey, allows, authenticate, parse_key_id
-from serving.deps import SettingsDep
+from serving.deps import SettingsDep, request_only
 from serving.problems import PayloadTooLarge, RoutecastError, database_problem, error_problem
+from serving.settings import Settings
 
 PROTECTED_PREFIX = "/v1/"
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -149,15 +150,23 @@ def require(scope: KeyScope) -> Callable[..., Awaitable[None]]:
         _bearer_key: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
         _header_key: Annotated[str | None, Security(_header)] = None,
     ) -> None:
-        if not settings.auth_enabled:
-            return
-        key: Any = request.scope.get("state", {}).get("api_key")
-        if not isinstance(key, StoredKey):
-            raise _unauthenticated()
-        if not allows(key, scope):
-            raise Forbidden(f"this key lacks the '{scope}' scope", scope=scope)
+        _authorize(request, settings, scope)
 
-    return check
+    async def direct(request: Request) -> None:
+        _authorize(request, request.app.state.runtime.settings, scope)
+
+    return request_only(check, direct)
+
+
+def _authorize(request: Request, settings: Settings, scope: KeyScope) -> None:
+    """401 without the key the guard authenticated, 403 when it lacks ``scope``."""
+    if not settings.auth_enabled:
+        return
+    key: Any = request.scope.get("state", {}).get("api_key")
+    if not isinstance(key, StoredKey):
+        raise _unauthenticated()
+    if not allows(key, scope):
+        raise Forbidden(f"this key lacks the '{scope}' scope", scope=scope)
 
 
 RouteScope = Annotated[None, Depends(require("route"))]

@@ -10,7 +10,7 @@ from fastapi import APIRouter, BackgroundTasks, Header, Query, Response
 
 from serving import metrics, orchestration
 from serving.bounds import ID_PATTERN, MAX_ID, MAX_LONG_ID, AwareTime, PathLongId
-from serving.deps import LedgerDep, PromisesDep, RuntimeDep
+from serving.deps import DecisionRoute, LedgerDep, PromisesDep, RuntimeDep
 from serving.ledger import (
     DeliveryEvent,
     OrderView,
@@ -23,7 +23,7 @@ from serving.schemas.operations import DeliveriesIn, RejectionIn, ShipmentIn
 from serving.schemas.order import OrderIn
 from serving.security import OrdersScope
 
-router = APIRouter(prefix="/v1/orders", tags=["orders"])
+router = APIRouter(prefix="/v1/orders", tags=["orders"], route_class=DecisionRoute)
 log = logging.getLogger("routecast.orders")
 
 

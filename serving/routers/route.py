@@ -10,14 +10,14 @@ from pydantic_core import to_json
 
 from serving.bounds import PathLongId
 from serving.decide import decide
-from serving.deps import RuntimeDep
+from serving.deps import DecisionRoute, RuntimeDep
 from serving.ledger.records import DecisionRecord
 from serving.problems import DecisionNotFound
 from serving.runtime import Runtime
 from serving.schemas.order import OrderIn, RouteResponse
 from serving.security import RouteScope
 
-router = APIRouter(prefix="/v1", tags=["routing"])
+router = APIRouter(prefix="/v1", tags=["routing"], route_class=DecisionRoute)
 
 
 def audit(

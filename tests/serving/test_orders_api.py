@@ -405,6 +405,23 @@ def test_every_decision_is_audited(api: tuple[TestClient, Any]) -> None:
     assert stored["model_versions"] == plan["models"]
 
 
+def test_decision_endpoints_take_the_direct_path() -> None:
+    """``POST /v1/route`` and ``POST /v1/orders`` skip FastAPI's per-request parameter
+    resolution (``serving.deps.DecisionRoute``); a parameter it cannot resolve from the request
+    would silently send them back through FastAPI, so this names them."""
+    from serving.deps import DecisionRoute
+    from serving.routers import orders, route
+
+    direct = {
+        (method, r.path)
+        for module in (route, orders)
+        for r in module.router.routes
+        if isinstance(r, DecisionRoute) and r.direct
+        for method in r.methods
+    }
+    assert direct == {("POST", "/v1/route"), ("POST", "/v1/orders")}
+
+
 def test_route_answer_is_its_response_model(api: tuple[TestClient, Any]) -> None:
     """``/v1/route`` writes the decision's answer straight to JSON: it must be exactly what
     validating it against ``RouteResponse`` gives (every field present, nothing coerced),
