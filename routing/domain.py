@@ -103,7 +103,7 @@ class SkuStock:
     keeps one per SKU and hands the same object to every network built from it (nothing here
     is copied per order, and a network never changes it)."""
 
-    __slots__ = ("_at", "_pos", "available", "in_stock", "node_ids")
+    __slots__ = ("_at", "_checked", "_pos", "available", "in_stock", "node_ids")
 
     def __init__(
         self,
@@ -133,6 +133,8 @@ class SkuStock:
         self._pos: dict[str, int] | None = None
         #: (node columns, node index of each row): ``routing.fences`` remembers it here
         self._at: tuple[object, np.ndarray] | None = None
+        #: the last node set every node id was found in (checked once per node set)
+        self._checked: NodeSet | None = None
 
     @property
     def pos(self) -> dict[str, int]:
@@ -229,9 +231,11 @@ class Network:
             key = sku.casefold()
             if key in self._stock:
                 raise ValueError(f"stock for sku {sku!r} appears twice")
-            unknown = [n for n in st.node_ids if n not in by_id]
-            if unknown:
-                raise ValueError(f"stock row for unknown node {unknown[0]!r} (sku {sku!r})")
+            if st._checked is not by_id:
+                unknown = [n for n in st.node_ids if n not in by_id]
+                if unknown:
+                    raise ValueError(f"stock row for unknown node {unknown[0]!r} (sku {sku!r})")
+                st._checked = by_id
             self._stock[key] = st
             self._names[key] = sku
         return self

@@ -111,7 +111,7 @@ def _ranked(
         below = sorted(
             int(ranks[k])
             for nid in chosen
-            if (k := rates.pos.get(nid)) is not None and ranks[k] >= top
+            if (k := rates.index(nid)) is not None and ranks[k] >= top
         )
         if below:
             listed = np.concatenate([listed, order[below]])

@@ -404,6 +404,16 @@ class LineRates:
             self._pos = {n: k for k, n in enumerate(self.node_ids)}
         return self._pos
 
+    def index(self, node_id: str) -> int | None:
+        """Where ``node_id`` is, or ``None``: a scan of the ids for the few lookups a
+        decision makes per line (the plan's nodes), the index once it is made."""
+        if self._pos is not None:
+            return self._pos.get(node_id)
+        try:
+            return self.node_ids.index(node_id)
+        except ValueError:
+            return None
+
     def rating(self, k: int) -> PairRating:
         return PairRating(
             per_unit_shipping=float(self.per_unit_shipping[k]),
@@ -437,7 +447,7 @@ class RatingTable(Mapping[tuple[int, str], PairRating]):
         made = self._made.get(key)
         if made is None:
             rates = self.lines.get(key[0])
-            k = None if rates is None else rates.pos.get(key[1])
+            k = None if rates is None else rates.index(key[1])
             if rates is None or k is None:
                 raise KeyError(key)
             made = self._made[key] = rates.rating(k)

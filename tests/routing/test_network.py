@@ -71,3 +71,12 @@ def test_bad_columns_are_refused() -> None:
         SkuStock(["A"], [1.0, 2.0])
     with pytest.raises(ValueError, match="appears twice"):
         Network([*NODES, NODES[0]])
+
+
+def test_stock_checked_once_per_node_set_and_again_for_another() -> None:
+    st = SkuStock(["A", "B"], [1.0, 2.0])
+    nodes = NodeSet(NODES)
+    assert Network.from_stock_columns(nodes, {"s": st}).available("B", "s") == 2.0
+    assert Network.from_stock_columns(nodes, {"s": st}).available("A", "s") == 1.0
+    with pytest.raises(ValueError, match="unknown node 'B'"):
+        Network.from_stock_columns(NodeSet([NODES[1]]), {"s": st})
