@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from datetime import UTC, datetime
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
@@ -21,6 +22,13 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             body["exc"] = self.formatException(record.exc_info)
         return json.dumps(body, default=str)
+
+
+def configure_from_environment() -> None:
+    """What a served process logs: JSON lines at ``ROUTECAST_LOG_LEVEL`` (INFO), unless
+    ``ROUTECAST_JSON_LOGS=0`` leaves logging as the host configured it."""
+    if os.environ.get("ROUTECAST_JSON_LOGS", "1") == "1":
+        configure(os.environ.get("ROUTECAST_LOG_LEVEL", "INFO"))
 
 
 def configure(level: str = "INFO") -> None:

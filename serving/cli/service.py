@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -77,26 +77,29 @@ def serve(
     ] = False,
 ) -> None:
     """Serve the HTTP API (docs at /docs)."""
-    import os
-
     import uvicorn
 
     from serving.scheduler import attach
 
+    app: Any = "serving.main:app"  # each worker process imports and builds its own
+    clock = None
     if simulated_clock:
         if workers != 1:
             raise typer.BadParameter(
                 "a simulated clock lives in one process; use --workers 1", param_hint="--workers"
             )
-        os.environ["ROUTECAST_SIMULATED_CLOCK"] = "1"  # serving.main builds its settings
-        from serving.settings import get_settings
+        from serving import logs
+        from serving.app import create_app
+        from serving.sim_clock import shared_clock
 
-        get_settings.cache_clear()
+        # one process: the app is built here, on the clock the embedded loop reads as well
+        clock = shared_clock()
+        logs.configure_from_environment()
+        app = create_app(settings(), clock=clock)
     sched = None
     refresh = every(refresh_every, "--refresh-every")
     if refresh is not None:
         from serving.scheduler import Scheduler
-        from serving.sim_clock import shared_clock
 
         sched = Scheduler(
             settings(),
@@ -104,8 +107,8 @@ def serve(
             retrain_every=every(retrain_every, "--retrain-every"),
             on_run=print_run,
         )
-        if simulated_clock:
-            sched.clock = shared_clock()
+        if clock is not None:
+            sched.clock = clock
         sched.waiting_for_clock = simulated_clock
         attach(sched)
         sched.start(poll_seconds=1.0 if simulated_clock else 30.0)
@@ -115,7 +118,7 @@ def serve(
     console.print(f"serving on http://{host}:{port}  (OpenAPI docs: http://{host}:{port}/docs)")
     console.print(f"operations console: http://{host}:{port}/console  (sign in with an API key)")
     uvicorn.run(
-        "serving.main:app",
+        app,
         host=host,
         port=port,
         workers=workers,

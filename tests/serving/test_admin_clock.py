@@ -87,3 +87,32 @@ def test_a_simulated_service_moves_only_forward_and_starts_its_loop(
 def fresh_shared_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test starts with a clock nobody has set."""
     monkeypatch.setattr("serving.sim_clock._shared", None)
+
+
+def test_serve_simulated_hands_uvicorn_an_app_on_the_shared_clock(
+    own_demo: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``routecast serve --simulated-clock`` builds its one process's app on the clock its
+    loop reads, instead of passing the setting through the environment."""
+    import os
+
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from serving.cli import app as cli
+    from serving.settings import get_settings
+
+    served: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(app=app, **kw))
+    monkeypatch.setenv("ROUTECAST_HOME", str(own_demo.home))
+    monkeypatch.setenv("ROUTECAST_DATABASE_URL", f"sqlite:///{own_demo.home / 'serve.db'}")
+    monkeypatch.setenv("ROUTECAST_JSON_LOGS", "0")
+    monkeypatch.delenv("ROUTECAST_SIMULATED_CLOCK", raising=False)
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(cli, ["serve", "--simulated-clock", "--port", "1"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert served["app"].state.runtime.clock is shared_clock()
+    assert "ROUTECAST_SIMULATED_CLOCK" not in os.environ
