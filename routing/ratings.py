@@ -39,22 +39,11 @@ _MIN_DAYS = 0.05
 _MIN_SIGMA = 1e-3
 
 
-def _phi(x: float) -> float:
-    return 0.5 * (1.0 + math.erf(x / _SQRT2))
-
-
 def lateness(days_p50: float, days_p90: float, promise_days: float) -> tuple[float, float]:
-    """(P(days > promise), E[max(days - promise, 0)]) under a lognormal through p50 and p90."""
-    p50 = max(days_p50, _MIN_DAYS)
-    p90 = max(days_p90, p50)
-    mu = math.log(p50)
-    sigma = max((math.log(p90) - mu) / Z90, _MIN_SIGMA)
-    if promise_days <= 0:
-        return 1.0, math.exp(mu + sigma * sigma / 2) - promise_days
-    d2 = (mu - math.log(promise_days)) / sigma
-    p_late = _phi(d2)
-    expected_late = math.exp(mu + sigma * sigma / 2) * _phi(d2 + sigma) - promise_days * p_late
-    return p_late, max(expected_late, 0.0)
+    """(P(days > promise), E[max(days - promise, 0)]) under a lognormal through p50 and p90
+    (:func:`lateness_array` of one pair)."""
+    p_late, late_days = lateness_array(np.array([days_p50]), np.array([days_p90]), promise_days)
+    return float(p_late[0]), float(late_days[0])
 
 
 def queue_days(load: float | None, rules: GroupRules) -> float:
@@ -102,12 +91,6 @@ def cutoff_wait_days(node: Node, now: datetime) -> float:
 def _cutoff_on(cal: NodeCalendar, day: date, tz_name: str) -> datetime | None:
     """``NodeCalendar.cutoff_on``, remembered: every order asks it for every candidate node."""
     return cal.cutoff_on(day, tz_name)
-
-
-def rule_days(distance_km: float, rules: GroupRules) -> tuple[float, float]:
-    """Delivery-day quantiles without a model: base days plus distance over a speed."""
-    p50 = rules.base_days + distance_km / rules.km_per_day
-    return p50, p50 * rules.p90_ratio
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,30 +203,23 @@ def rate_pair(
     promise_days: float,
     queue: float = 0.0,
 ) -> PairRating:
-    """Price a (line, node) pair. ``prediction=None`` is ``cost`` mode: no risk, rule days.
-    ``queue`` (days: :func:`cutoff_wait_days` plus :func:`queue_days`) is added to both
-    delivery quantiles."""
-    if prediction is None:
-        p_stock = 0.0
-        d = rules.unknown_distance_km if distance_km is None else distance_km
-        p50, p90 = rule_days(d, rules)
-    else:
-        p_stock = min(max(prediction.p_stockout, 0.0), 1.0)
-        p50, p90 = prediction.days_p50, max(prediction.days_p90, prediction.days_p50)
-    if queue > 0.0:
-        p50, p90 = p50 + queue, p90 + queue
-    p_late, late_days = lateness(p50, p90, promise_days)
-    return _pair(
-        unit_shipping(weight_kg, distance_km, rules),
-        handling(handling_cost, rules),
-        p_stock,
-        p50,
-        p90,
-        p_late,
-        late_days,
-        distance_km,
-        rules,
+    """Price a (line, node) pair: :func:`rate_line` of one pair. ``prediction=None`` is
+    ``cost`` mode: no risk, rule days. ``queue`` (days: :func:`cutoff_wait_days` plus
+    :func:`queue_days`) is added to both delivery quantiles."""
+    p = prediction or Prediction(0.0, 0.0, 0.0)
+    columns = rate_line(
+        weight_kg=weight_kg,
+        handling_cost=np.array([handling_cost], dtype=np.float64),
+        distance_km=[distance_km],
+        predicted=np.array([prediction is not None]),
+        p_stockout=np.array([p.p_stockout]),
+        days_p50=np.array([p.days_p50]),
+        days_p90=np.array([p.days_p90]),
+        rules=rules,
+        promise_days=promise_days,
+        queue=np.array([queue], dtype=np.float64),
     )
+    return LineRates([""], [distance_km], columns).rating(0)
 
 
 def rate_realised(
