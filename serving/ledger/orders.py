@@ -14,7 +14,7 @@ from functools import cache
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Column, Select, bindparam, func, select, update
+from sqlalchemy import Column, Select, bindparam, func, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.dml import Update
 
@@ -257,6 +257,58 @@ def _insert_allocations(
     )
 
 
+# PostgreSQL: the order row and its allocation rows in one statement (a round trip less per
+# placement); no allocation row when the order id already existed.
+_PLACE_PG = (
+    text(
+        """
+WITH o AS (
+    INSERT INTO orders (order_id, status, request_hash, plan, rejections, created_at,
+        updated_at, hold_reasons, hold_expires_at, customer_id, destination_key)
+    VALUES (:order_id, :status, :request_hash, :plan, :rejections, :created_at, :updated_at,
+        :hold_reasons, :hold_expires_at, :customer_id, :destination_key)
+    ON CONFLICT DO NOTHING
+    RETURNING order_id
+)
+INSERT INTO order_allocations (order_id, line_id, node_id, sku, qty, status, created_at,
+    updated_at)
+SELECT o.order_id, a.line_id, a.node_id, a.sku, a.qty, 'reserved', :created_at, :created_at
+FROM o, unnest(CAST(:lines AS text[]), CAST(:nodes AS text[]), CAST(:skus AS text[]),
+    CAST(:qtys AS bigint[])) WITH ORDINALITY AS a(line_id, node_id, sku, qty, n)
+ORDER BY a.n
+RETURNING allocation_id
+"""
+    )
+    .bindparams(
+        bindparam("plan", type_=orders.c.plan.type),
+        bindparam("hold_reasons", type_=orders.c.hold_reasons.type),
+        bindparam("created_at", type_=orders.c.created_at.type),
+        bindparam("updated_at", type_=orders.c.updated_at.type),
+        bindparam("hold_expires_at", type_=orders.c.hold_expires_at.type),
+    )
+    .columns(oa.c.allocation_id)
+)
+
+
+def _insert_order_and_allocations_pg(
+    conn: Connection, row: dict[str, Any], allocations: Sequence[AllocationRequest]
+) -> list[int] | None:
+    """The new order's allocation ids in the order of ``allocations`` (rows are numbered in
+    the order inserted), or ``None`` when the order id already existed."""
+    ids = conn.execute(
+        _PLACE_PG,
+        {
+            **row,
+            "lines": [a.line_id for a in allocations],
+            "nodes": [a.node_id for a in allocations],
+            "skus": [a.sku for a in allocations],
+            "qtys": [a.qty for a in allocations],
+        },
+    ).scalars()
+    out = sorted(ids)
+    return out or None
+
+
 def _reserve_stock(
     conn: Connection, order_id: str, need: dict[Key, int], at: datetime, *, last: bool = False
 ) -> None:
@@ -301,29 +353,32 @@ def place(
     The allocation rows, the order's events and ``before_stock`` (the caller's writes that
     need the order's view, such as its stored answer) are written before the stock rows are
     locked (``_reserve_stock``); a refusal rolls them back with the rest."""
-    inserted = conn.execute(
-        _insert_order(conn),
-        {
-            "order_id": order_id,
-            "status": "held" if hold else "placed",
-            "request_hash": request_hash,
-            "plan": plan,
-            "rejections": 0,
-            "created_at": at,
-            "updated_at": at,
-            "hold_reasons": list(hold.reasons) if hold else None,
-            "hold_expires_at": hold.expires_at if hold else None,
-            "customer_id": customer_id,
-            "destination_key": destination_key,
-        },
-    ).first()
-    if inserted is None:
+    row = {
+        "order_id": order_id,
+        "status": "held" if hold else "placed",
+        "request_hash": request_hash,
+        "plan": plan,
+        "rejections": 0,
+        "created_at": at,
+        "updated_at": at,
+        "hold_reasons": list(hold.reasons) if hold else None,
+        "hold_expires_at": hold.expires_at if hold else None,
+        "customer_id": customer_id,
+        "destination_key": destination_key,
+    }
+    ids: list[int] | None
+    if conn.dialect.name == "postgresql":
+        ids = _insert_order_and_allocations_pg(conn, row, allocations)
+    elif conn.execute(_insert_order(conn), row).first() is None:
+        ids = None
+    else:
+        ids = _insert_allocations(conn, order_id, allocations, at)
+    if ids is None:
         existing = lock_order(conn, order_id)
         if existing is None or existing.request_hash != request_hash:
             raise OrderExists(order_id)
         return order_view(conn, order_id), True
     status: OrderStatus = "held" if hold else "placed"
-    ids = _insert_allocations(conn, order_id, allocations, at)
     # Everything is what is being written (the allocation ids came back from the insert):
     # no read back.
     view = OrderView(
