@@ -37,24 +37,102 @@ def solve_partition(p: Problem, max_lines: int = MAX_LINES) -> Solution | None:
     parsed = _parse(p)
     if parsed is None:
         return None
-    at, pen, pen_pick = parsed
+    rows, pen, pen_pick = parsed
     cap = p.max_shipments if p.max_shipments is not None and p.max_shipments < n_units else None
-    sparse = _solve_sparse(at, pen, pen_pick, p.fixed, cap)
-    if sparse is not None:
-        return sparse
-    nodes = sorted(p.fixed)
-    col = {n: j for j, n in enumerate(nodes)}
-    inf = math.inf
-    cost = [[inf] * len(nodes) for _ in range(n_units)]
-    pick = [[-1] * len(nodes) for _ in range(n_units)]
-    for u, mine in enumerate(at):
-        row, where = cost[u], pick[u]
-        for nid, (c, i) in mine.items():
-            j = col[nid]
-            row[j], where[j] = c, i
-    size = 1 << n_units
-    block, block_node = _blocks(cost, [p.fixed[n] for n in nodes], size)
+    if sum(len(ids) for ids, _, _ in rows) <= SPARSE_OPTIONS:
+        at = [_cheapest(*row) for row in rows]
+        sparse = _solve_sparse(at, pen, pen_pick, p.fixed, cap)
+        if sparse is not None:
+            return sparse
+    return _solve_dense(rows, pen, pen_pick, p.fixed, cap)
 
+
+#: per unit, its one-node options as parallel lists: node ids, costs, option indices
+Rows = list[tuple[list[str], list[float], list[int]]]
+
+
+def _parse(p: Problem) -> tuple[Rows, list[float], list[int]] | None:
+    """Per unit: its one-node options and its cheapest unmet option (cost, index); ``None``
+    when an option splits a unit or two units share a SKU."""
+    rows: Rows = []
+    pen: list[float] = []
+    pen_pick: list[int] = []
+    skus: set[str] = set()
+    for opts in p.units:
+        unit_skus: set[str] = set()
+        unmet, unmet_at = math.inf, -1
+        ids: list[str] = []
+        costs: list[float] = []
+        idx: list[int] = []
+        start = 0
+        if isinstance(opts, Options):  # one-node options as arrays
+            ids, costs = list(opts.node_ids), list(opts.costs)
+            idx = list(range(len(ids)))
+            if ids:
+                unit_skus.add(opts.sku)
+            start = len(ids)
+            opts = opts.rest
+        for i, o in enumerate(opts, start):
+            unit_skus.update(k[1] for k, _ in o.use)
+            if not o.parts:
+                if o.cost < unmet:
+                    unmet, unmet_at = o.cost, i
+            elif len(o.nodes) == 1 and o.unmet <= EPS:
+                ids.append(o.nodes[0])
+                costs.append(o.cost)
+                idx.append(i)
+            else:
+                return None
+        if unit_skus & skus or unmet_at < 0:
+            return None
+        skus |= unit_skus
+        rows.append((ids, costs, idx))
+        pen.append(unmet)
+        pen_pick.append(unmet_at)
+    return rows, pen, pen_pick
+
+
+def _cheapest(ids: list[str], costs: list[float], idx: list[int]) -> dict[str, tuple[float, int]]:
+    """Each node's cheapest option (cost, index), the first on ties."""
+    mine = dict(zip(ids, zip(costs, idx, strict=True), strict=True))
+    if len(mine) < len(ids):  # a node twice: the dict kept the last
+        mine = {}
+        for nid, c, i in zip(ids, costs, idx, strict=True):
+            had = mine.get(nid)
+            if had is None or c < had[0]:
+                mine[nid] = (c, i)
+    return mine
+
+
+def _solve_dense(
+    rows: Rows, pen: list[float], pen_pick: list[int], fixed: dict[str, float], cap: int | None
+) -> Solution | None:
+    """The DP over every (mask, block) pair, the blocks built from a unit × node cost matrix."""
+    n_units = len(rows)
+    nodes = sorted(fixed)
+    col = {n: j for j, n in enumerate(nodes)}
+    cost: Any
+    pick: Any
+    if _np is not None:  # rows filled as arrays: 12 lines × 1,000 nodes is 12,000 entries
+        np = _np
+        cost = np.full((n_units, len(nodes)), math.inf)
+        pick = np.full((n_units, len(nodes)), -1, dtype=np.int64)
+        for u, (ids, costs, idx) in enumerate(rows):
+            js = [col[nid] for nid in ids]
+            if len(set(js)) < len(js):  # a node twice: its cheapest, the first on ties
+                mine = _cheapest(ids, costs, idx)
+                js = [col[nid] for nid in mine]
+                costs, idx = [c for c, _ in mine.values()], [i for _, i in mine.values()]
+            cost[u, js] = costs
+            pick[u, js] = idx
+    else:
+        cost = [[math.inf] * len(nodes) for _ in range(n_units)]
+        pick = [[-1] * len(nodes) for _ in range(n_units)]
+        for u, row in enumerate(rows):
+            for nid, (c, i) in _cheapest(*row).items():
+                cost[u][col[nid]], pick[u][col[nid]] = c, i
+    size = 1 << n_units
+    block, block_node = _blocks(cost, [fixed[n] for n in nodes], size)
     if _np is not None and n_units > 3:
         prev, choice_layers, states = _dp_numpy(block, n_units, cap)
     else:
@@ -76,64 +154,21 @@ def solve_partition(p: Problem, max_lines: int = MAX_LINES) -> Solution | None:
         j = block_node[sub]
         for u in range(n_units):
             if sub >> u & 1:
-                choice[u] = pick[u][j]
+                choice[u] = int(pick[u][j])
         mask ^= sub
         if cap is not None:
             layer -= 1
     return Solution(choice=choice, cost=best_total, optimal=True, states=states, method="subset_dp")
 
 
-Parsed = tuple[list[dict[str, tuple[float, int]]], list[float], list[int]]
-
-
-def _parse(p: Problem) -> Parsed | None:
-    """Per unit: its cheapest option at each node (cost, option index; the first on ties), and
-    its unmet option; ``None`` when an option splits a unit or two units share a SKU."""
-    inf = math.inf
-    at: list[dict[str, tuple[float, int]]] = []
-    pen: list[float] = []
-    pen_pick: list[int] = []
-    skus: set[str] = set()
-    for opts in p.units:
-        mine: dict[str, tuple[float, int]] = {}
-        unit_skus: set[str] = set()
-        unmet, unmet_at = inf, -1
-        start = 0
-        if isinstance(opts, Options):  # one-node options as arrays
-            for i, (nid, c) in enumerate(zip(opts.node_ids, opts.costs, strict=True)):
-                had = mine.get(nid)
-                if had is None or c < had[0]:
-                    mine[nid] = (c, i)
-            if opts.node_ids:
-                unit_skus.add(opts.sku)
-            start = len(opts.node_ids)
-            opts = opts.rest
-        for i, o in enumerate(opts, start):
-            unit_skus.update(k[1] for k, _ in o.use)
-            if not o.parts:
-                if o.cost < unmet:
-                    unmet, unmet_at = o.cost, i
-            elif len(o.nodes) == 1 and o.unmet <= EPS:
-                nid = o.nodes[0]
-                had = mine.get(nid)
-                if had is None or o.cost < had[0]:
-                    mine[nid] = (o.cost, i)
-            else:
-                return None
-        if unit_skus & skus or unmet_at < 0:
-            return None
-        skus |= unit_skus
-        at.append(mine)
-        pen.append(unmet)
-        pen_pick.append(unmet_at)
-    return at, pen, pen_pick
-
-
 #: a block must beat serving its units apart by more than this to be kept (far above the
 #: DP's tie tolerance, so a dropped block could never have been chosen, not even on a tie)
 _MARGIN = 1e-6
-#: the sparse path's budget: node subsets looked at, and blocks of two or more units kept
-SPARSE_SUBSETS = 1024
+#: the sparse paths' budget: one-node options read (beyond it the dense blocks, built as
+#: arrays, are cheaper to set up), node subsets looked at, blocks of two or more units kept
+#: top-down
+SPARSE_OPTIONS = 6000
+SPARSE_SUBSETS = 8192
 SPARSE_BLOCKS = 24
 
 
@@ -167,20 +202,28 @@ def _solve_sparse(
     # under a cap, fewer shipments can be worth more, and every block stays.
     margin = _MARGIN if cap is None else inf
     near: dict[str, list[tuple[int, float]]] = {}
+    most = 0  # node subsets of two or more units so far, an upper bound of what is kept
     for u, mine in enumerate(at):
         limit = single[u] + margin
         for nid, (c, _) in mine.items():
             if c <= limit:  # else serving u elsewhere beats adding it to any block here
-                near.setdefault(nid, []).append((u, c))
+                here = near.setdefault(nid, [])
+                here.append((u, c))
+                k = len(here)
+                if k > 1:
+                    most += 1 << (k - 1) if k > 2 else 4
+        if most > SPARSE_SUBSETS:
+            return None
+    # a block here must save at least the node's fixed cost over serving its units apart
+    worth: list[tuple[str, list[tuple[int, float]]]] = []
     subsets = 0
-    for units in near.values():
-        if len(units) > 1:
+    for nid, units in near.items():
+        if len(units) > 1 and sum(single[u] - c for u, c in units) >= fixed[nid] - margin:
+            worth.append((nid, units))
             subsets += 1 << len(units)
     if subsets > SPARSE_SUBSETS:
         return None
-    for nid, units in near.items():
-        if len(units) < 2:
-            continue
+    for nid, units in worth:
         entries: list[tuple[int, float, float]] = [(0, fixed[nid], 0.0)]
         for u, c in reversed(units):  # summed as the dense blocks are: highest unit first
             bit, su = 1 << u, single[u]
@@ -192,7 +235,9 @@ def _solve_sparse(
             if had is None or v < had[0] or (v == had[0] and nid < had[1]):
                 blocks[m] = (v, nid)
     if len(blocks) - sum(1 for m in blocks if m & (m - 1) == 0) > SPARSE_BLOCKS:
-        return None
+        if cap is not None:
+            return None
+        return _solve_pairs(blocks, at, pen, pen_pick)
     by_low: list[list[tuple[int, float]]] = [[] for _ in range(n_units)]
     for m, (v, _) in blocks.items():
         by_low[(m & -m).bit_length() - 1].append((m, v))
@@ -251,6 +296,125 @@ def _solve_sparse(
         if cap is not None:
             k -= 1
     return Solution(choice=choice, cost=total, optimal=True, states=states, method="subset_dp")
+
+
+#: the bottom-up sparse DP's budget, as a share of the dense DP's (mask, block) pairs
+SPARSE_PAIRS_SHARE = 0.5
+
+
+def _solve_pairs(
+    blocks: dict[int, tuple[float, str]],
+    at: list[dict[str, tuple[float, int]]],
+    pen: list[float],
+    pen_pick: list[int],
+) -> Solution | None:
+    """The DP bottom-up over every mask, each reading only the kept blocks that hold its lowest
+    unit (no cap): many kept blocks, but far fewer (mask, block) pairs than the dense DP's.
+    A unit's one-unit block is its best node or, when cheaper, leaving it unmet."""
+    n_units = len(at)
+    full = (1 << n_units) - 1
+    unmet = set()
+    for u in range(n_units):
+        had = blocks.get(1 << u)
+        if had is None or pen[u] < had[0]:
+            blocks[1 << u] = (pen[u], "")
+            unmet.add(u)
+    masks = sorted(blocks, reverse=True)  # largest block first: it is kept on a tie
+    pairs = 0
+    for m in masks:
+        low = m & -m
+        pairs += 1 << (full & ~m & ~(2 * low - 1)).bit_count()
+    if pairs > SPARSE_PAIRS_SHARE * (3**n_units - 1) // 2:
+        return None
+    values = [blocks[m][0] for m in masks]
+    if _np is not None:
+        g, arg = _pairs_numpy(masks, values, n_units)
+    else:
+        g, arg = _pairs_python(masks, values, n_units)
+    total = g[full]
+    if not math.isfinite(total):
+        return None
+    choice = [-1] * n_units
+    mask = full
+    while mask:
+        b = arg[mask]
+        nid = blocks[b][1]
+        for u in range(n_units):
+            if b >> u & 1:
+                choice[u] = pen_pick[u] if u in unmet and b == 1 << u else at[u][nid][1]
+        mask ^= b
+    return Solution(choice=choice, cost=total, optimal=True, states=pairs, method="subset_dp")
+
+
+def _pairs_python(masks: list[int], values: list[float], n_units: int) -> tuple[Any, Any]:
+    """g[mask] and the block chosen for it, scanning each mask's blocks largest first."""
+    size = 1 << n_units
+    by_low: list[list[tuple[int, float]]] = [[] for _ in range(n_units)]
+    for m, v in zip(masks, values, strict=True):
+        by_low[(m & -m).bit_length() - 1].append((m, v))
+    g = [0.0] + [math.inf] * (size - 1)
+    arg = [0] * size
+    for mask in range(1, size):
+        best, best_b = math.inf, 0
+        for b, v in by_low[(mask & -mask).bit_length() - 1]:
+            if b & mask == b:
+                w = v + g[mask ^ b]
+                if w < best - _TIE:
+                    best, best_b = w, b
+        g[mask], arg[mask] = best, best_b
+    return g, arg
+
+
+def _pairs_numpy(masks: list[int], values: list[float], n_units: int) -> tuple[Any, Any]:
+    """``_pairs_python`` as array operations: every (mask, block) pair of one mask size at
+    once (a mask reads only smaller masks' final values); ties keep the largest block."""
+    np = _np
+    size = 1 << n_units
+    full = size - 1
+    bm = np.asarray(masks, dtype=np.int64)
+    blk = np.full(size, math.inf)
+    blk[bm] = values
+    # every pair: the block b with any set of the units above its lowest one added
+    pm, pb, pf = bm, bm, full & ~bm & ~(2 * (bm & -bm) - 1)
+    for t in range(n_units):
+        sel = (pf >> t & 1).astype(bool)
+        pm = np.concatenate([pm, pm[sel] | (1 << t)])
+        pb = np.concatenate([pb, pb[sel]])
+        pf = np.concatenate([pf, pf[sel]])
+    bits = _bits(n_units)
+    order = np.argsort((bits[pm] << n_units | pm).astype(np.uint16), kind="stable")
+    pm, pb = pm[order], pb[order]
+    starts = np.flatnonzero(np.r_[True, pm[1:] != pm[:-1]])
+    ends = np.r_[starts[1:], len(pm)]
+    level_of = bits[pm[starts]]
+    cuts = np.searchsorted(level_of, np.arange(1, n_units + 2))
+    g = np.full(size, math.inf)
+    g[0] = 0.0
+    arg = np.zeros(size, dtype=np.int64)
+    for k in range(n_units):
+        s0, s1 = cuts[k], cuts[k + 1]
+        if s0 == s1:
+            continue
+        lo, hi = starts[s0], ends[s1 - 1]
+        sub, mk = pb[lo:hi], pm[lo:hi]
+        v = blk[sub] + g[mk ^ sub]
+        runs = starts[s0:s1] - lo
+        m = np.minimum.reduceat(v, runs)
+        near = v <= np.repeat(m, ends[s0:s1] - starts[s0:s1]) + _TIE
+        chosen = np.maximum.reduceat(np.where(near, sub, 0), runs)
+        at_mask = pm[starts[s0:s1]]
+        arg[at_mask] = chosen
+        g[at_mask] = blk[chosen] + g[at_mask ^ chosen]
+    return g.tolist(), arg.tolist()
+
+
+@lru_cache(maxsize=MAX_LINES + 1)
+def _bits(n_units: int) -> Any:
+    """Popcount of every mask of ``n_units`` bits."""
+    bits = _np.zeros(1 << n_units, dtype=_np.int64)
+    for u in range(n_units):
+        bits[1 << u : 2 << u] = bits[: 1 << u] + 1
+    return bits
 
 
 def _dp_python(

@@ -257,8 +257,8 @@ def _brute_force(p: Any) -> float:
 
 
 def test_sparse_subset_dp_matches_dense_and_brute_force() -> None:
-    """The top-down DP over the blocks worth keeping finds the dense DP's optimum, and both
-    the exhaustive one, with ties (repeated costs), shipment caps and units no node serves."""
+    """The top-down and bottom-up DPs over the blocks worth keeping find the dense DP's
+    optimum, and all of them the exhaustive one, with ties (repeated costs), shipment caps and units no node serves."""
     import routing.partition as dp
 
     sparse_runs = 0
@@ -274,12 +274,21 @@ def test_sparse_subset_dp_matches_dense_and_brute_force() -> None:
         finally:
             dp.SPARSE_SUBSETS = saved
         assert fast is not None and dense is not None
-        at, pen, pen_pick = dp._parse(p)  # type: ignore[misc]
+        rows, pen, pen_pick = dp._parse(p)  # type: ignore[misc]
+        at = [dp._cheapest(*row) for row in rows]
         sparse_cap = cap if cap is not None and cap < n_units else None
         sparse_runs += dp._solve_sparse(at, pen, pen_pick, p.fixed, sparse_cap) is not None
+        saved = dp.SPARSE_BLOCKS
+        dp.SPARSE_BLOCKS = -1  # without a cap: the bottom-up DP over the kept blocks
+        try:
+            pairs = dp.solve_partition(p)
+        finally:
+            dp.SPARSE_BLOCKS = saved
         tol = 1e-6 * max(1.0, abs(dense.cost))
-        assert abs(fast.cost - dense.cost) < tol
-        assert abs(total_cost(p, fast.choice) - fast.cost) < tol
+        for got in (fast, pairs):
+            assert got is not None
+            assert abs(got.cost - dense.cost) < tol
+            assert abs(total_cost(p, got.choice) - got.cost) < tol
         if n_units <= 4 and n_nodes <= 6:
             assert abs(_brute_force(p) - fast.cost) < tol
     assert sparse_runs > 100  # the sparse path really ran (most of these fit its budget)
