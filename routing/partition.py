@@ -308,8 +308,9 @@ def _solve_pairs(
     pen: list[float],
     pen_pick: list[int],
 ) -> Solution | None:
-    """The DP bottom-up over every mask, each reading only the kept blocks that hold its lowest
-    unit (no cap): many kept blocks, but far fewer (mask, block) pairs than the dense DP's.
+    """The DP over the masks reached from the full one, each reading only the kept blocks that
+    hold its lowest unit (no cap): many kept blocks, but far fewer (mask, block) pairs than
+    the dense DP's.
     A unit's one-unit block is its best node or, when cheaper, leaving it unmet."""
     n_units = len(at)
     full = (1 << n_units) - 1
@@ -328,9 +329,9 @@ def _solve_pairs(
         return None
     values = [blocks[m][0] for m in masks]
     if _np is not None:
-        g, arg = _pairs_numpy(masks, values, n_units)
+        g, arg, states = _pairs_numpy(masks, values, n_units)
     else:
-        g, arg = _pairs_python(masks, values, n_units)
+        g, arg, states = _pairs_python(masks, values, n_units)
     total = g[full]
     if not math.isfinite(total):
         return None
@@ -343,78 +344,97 @@ def _solve_pairs(
             if b >> u & 1:
                 choice[u] = pen_pick[u] if u in unmet and b == 1 << u else at[u][nid][1]
         mask ^= b
-    return Solution(choice=choice, cost=total, optimal=True, states=pairs, method="subset_dp")
+    return Solution(choice=choice, cost=total, optimal=True, states=states, method="subset_dp")
 
 
-def _pairs_python(masks: list[int], values: list[float], n_units: int) -> tuple[Any, Any]:
-    """g[mask] and the block chosen for it, scanning each mask's blocks largest first."""
-    size = 1 << n_units
+def _pairs_python(masks: list[int], values: list[float], n_units: int) -> tuple[Any, Any, int]:
+    """g[mask] and the block chosen for it, top-down over the masks reached from the full
+    one, scanning each mask's blocks largest first; and the (mask, block) pairs read."""
     by_low: list[list[tuple[int, float]]] = [[] for _ in range(n_units)]
     for m, v in zip(masks, values, strict=True):
         by_low[(m & -m).bit_length() - 1].append((m, v))
-    g = [0.0] + [math.inf] * (size - 1)
-    arg = [0] * size
-    for mask in range(1, size):
+    g: dict[int, float] = {0: 0.0}
+    arg: dict[int, int] = {}
+    states = 0
+
+    def least(mask: int) -> float:
+        nonlocal states
+        got = g.get(mask)
+        if got is not None:
+            return got
         best, best_b = math.inf, 0
         for b, v in by_low[(mask & -mask).bit_length() - 1]:
             if b & mask == b:
-                w = v + g[mask ^ b]
+                states += 1
+                w = v + least(mask ^ b)
                 if w < best - _TIE:
                     best, best_b = w, b
         g[mask], arg[mask] = best, best_b
-    return g, arg
+        return best
+
+    least((1 << n_units) - 1)
+    return g, arg, states
 
 
-def _pairs_numpy(masks: list[int], values: list[float], n_units: int) -> tuple[Any, Any]:
-    """``_pairs_python`` as array operations: every (mask, block) pair of one mask size at
-    once (a mask reads only smaller masks' final values); ties keep the largest block."""
+def _pairs_numpy(masks: list[int], values: list[float], n_units: int) -> tuple[Any, Any, int]:
+    """``_pairs_python`` as array operations: first top-down, one mask size at a time, the
+    masks reached and their (mask, block) pairs; then bottom-up each size's pairs at once (a
+    mask reads only smaller masks' final values). Ties keep the largest block."""
     np = _np
     size = 1 << n_units
     full = size - 1
-    bm = np.asarray(masks, dtype=np.int64)
+    bm = np.asarray(masks, dtype=np.int64)  # largest first
     blk = np.full(size, math.inf)
     blk[bm] = values
-    # every pair: the block b with any set of the units above its lowest one added
-    pm, pb, pf = bm, bm, full & ~bm & ~(2 * (bm & -bm) - 1)
-    for t in range(n_units):
-        sel = (pf >> t & 1).astype(bool)
-        pm = np.concatenate([pm, pm[sel] | (1 << t)])
-        pb = np.concatenate([pb, pb[sel]])
-        pf = np.concatenate([pf, pf[sel]])
-    bits = _bits(n_units)
-    order = np.argsort((bits[pm] << n_units | pm).astype(np.uint16), kind="stable")
-    pm, pb = pm[order], pb[order]
-    starts = np.flatnonzero(np.r_[True, pm[1:] != pm[:-1]])
-    ends = np.r_[starts[1:], len(pm)]
-    level_of = bits[pm[starts]]
-    cuts = np.searchsorted(level_of, np.arange(1, n_units + 2))
+    low_unit, by_size = _mask_tables(n_units)
+    lows = low_unit[bm]
+    order = np.argsort(lows, kind="stable")  # by lowest unit, largest block first within
+    lows_sorted = lows[order]
+    counts = np.bincount(lows, minlength=n_units)
+    first = np.r_[0, np.cumsum(counts)[:-1]]
+    table = np.zeros((n_units, int(counts.max())), dtype=np.int64)  # 0: no block
+    table[lows_sorted, np.arange(len(bm)) - first[lows_sorted]] = bm[order]
+    reached = np.zeros(size, dtype=bool)
+    reached[full] = True
+    levels: list[tuple[Any, Any]] = []
+    states = 0
+    for k in range(n_units, 0, -1):
+        at_k = by_size[k]
+        ms = at_k[reached[at_k]]
+        if not len(ms):
+            continue
+        cand = table[low_unit[ms]]
+        r, c = np.nonzero((cand != 0) & (cand & ~ms[:, None] == 0))
+        pm, pb = ms[r], cand[r, c]
+        reached[pm ^ pb] = True
+        levels.append((pm, pb))
+        states += len(pm)
     g = np.full(size, math.inf)
     g[0] = 0.0
     arg = np.zeros(size, dtype=np.int64)
-    for k in range(n_units):
-        s0, s1 = cuts[k], cuts[k + 1]
-        if s0 == s1:
-            continue
-        lo, hi = starts[s0], ends[s1 - 1]
-        sub, mk = pb[lo:hi], pm[lo:hi]
-        v = blk[sub] + g[mk ^ sub]
-        runs = starts[s0:s1] - lo
-        m = np.minimum.reduceat(v, runs)
-        near = v <= np.repeat(m, ends[s0:s1] - starts[s0:s1]) + _TIE
-        chosen = np.maximum.reduceat(np.where(near, sub, 0), runs)
-        at_mask = pm[starts[s0:s1]]
-        arg[at_mask] = chosen
-        g[at_mask] = blk[chosen] + g[at_mask ^ chosen]
-    return g.tolist(), arg.tolist()
+    for pm, pb in reversed(levels):
+        v = blk[pb] + g[pm ^ pb]
+        starts = np.flatnonzero(np.r_[True, pm[1:] != pm[:-1]])
+        m = np.minimum.reduceat(v, starts)
+        near = v <= np.repeat(m, np.diff(np.r_[starts, len(pm)])) + _TIE
+        chosen = np.maximum.reduceat(np.where(near, pb, 0), starts)
+        mk = pm[starts]
+        arg[mk] = chosen
+        g[mk] = blk[chosen] + g[mk ^ chosen]
+    return g.tolist(), arg.tolist(), states
 
 
 @lru_cache(maxsize=MAX_LINES + 1)
-def _bits(n_units: int) -> Any:
-    """Popcount of every mask of ``n_units`` bits."""
-    bits = _np.zeros(1 << n_units, dtype=_np.int64)
+def _mask_tables(n_units: int) -> tuple[Any, list[Any]]:
+    """Every mask's lowest unit, and the masks of each size (index: popcount)."""
+    np = _np
+    size = 1 << n_units
+    bits = np.zeros(size, dtype=np.int64)
+    low = np.zeros(size, dtype=np.int64)
     for u in range(n_units):
         bits[1 << u : 2 << u] = bits[: 1 << u] + 1
-    return bits
+        low[(1 << u) :: 2 << u] = u  # masks whose lowest set bit is u: odd multiples of 2^u
+    return low, [np.flatnonzero(bits == k) for k in range(n_units + 1)]
 
 
 def _dp_python(
