@@ -345,17 +345,11 @@ class Ledger:
         at = self.clock()
 
         def work(conn: Connection) -> dict[str, int]:
-            rows = (
-                conn.execute(select(nodes.c.node_id, nodes.c.timezone))
-                if every_node
-                else order_ops.capacity_limited(conn, None, lock=False)
-            )
-            return {
-                row.node_id: order_ops.orders_taken(
-                    conn, row.node_id, order_ops.start_of_local_day(at, row.timezone)
-                )
-                for row in rows
-            }
+            if every_node:
+                rows: list[Any] = list(conn.execute(select(nodes.c.node_id, nodes.c.timezone)))
+            else:
+                rows = order_ops.capacity_limited(conn, None, lock=False)
+            return live.orders_taken_today(conn, rows, at)
 
         return self._read(work)
 
