@@ -185,7 +185,7 @@ class Catalogue:
                     backlog=self._backlog.get(rec.node_id, 0),
                 )
             )
-        self.nodes = tuple(sorted(built, key=lambda n: n.node_id))
+        self._set_nodes(tuple(sorted(built, key=lambda n: n.node_id)))
         known = frozenset(n.node_id for n in built)
         if known != self._known:
             self._known = known
@@ -195,7 +195,15 @@ class Catalogue:
         """Parcels each node carries into today, not yet handed to a carrier (the node's
         operations report; the features' ``backlog``). Routing adds the wait to delivery days."""
         self._backlog = {n: max(round(v), 0) for n, v in backlog.items() if math.isfinite(v)}
-        self.nodes = tuple(replace(n, backlog=self._backlog.get(n.node_id, 0)) for n in self.nodes)
+        self._set_nodes(
+            tuple(replace(n, backlog=self._backlog.get(n.node_id, 0)) for n in self.nodes)
+        )
+
+    def _set_nodes(self, nodes: tuple[Node, ...]) -> None:
+        """Keep the current nodes object when nothing changed: the routing ``NodeSet`` built
+        from it (and what routing derived from that) then lives on across refreshes."""
+        if nodes != self.nodes:
+            self.nodes = nodes
 
     def _capacity_counts(self) -> dict[str, int]:
         """Orders taken per capacity-limited node today, re-read at most every two seconds.
