@@ -100,9 +100,10 @@ def score_rows(
         stockout,
         None if cache is None else lambda tok, todo, v: cache.stock.store(tok, si, todo, *v),
     )
-    # one delivery row per distinct (node row, lane row): identical inputs, identical outputs
-    key = ni.astype(np.int64) * (len(snapshot.lane) + 1) + li
-    _, first, back = np.unique(key, return_index=True, return_inverse=True)
+    # one delivery row per distinct (node row, lane row): identical inputs, identical outputs.
+    # A lane row names its node, so the pair is its lane row, or past the lanes its node row
+    miss_l = len(snapshot.lane) - 1
+    first, back = _distinct(np.where(li < miss_l, li, miss_l + ni), miss_l + len(snapshot.node))
     d_rows = (ni[first], si[first], li[first])
     lat, lon = snapshot.node_points(d_rows[0])
     distance = haversine_km(lat, lon, dest_lat, dest_lon)
@@ -125,8 +126,18 @@ def score_rows(
         delivery,
         None if cache is None else lambda tok, todo, v: cache.delivery.store(tok, todo, *v),
     )
-    back = back.reshape(-1)
     return p_stock, p50[back], p90[back]
+
+
+def _distinct(keys: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(one row of each distinct key, each row's index into those) for keys in
+    ``[0, size)``: a scatter and a gather over a scratch array instead of a sort."""
+    rows = np.arange(len(keys))
+    slot = np.empty(size, dtype=np.intp)  # read only where just written
+    slot[keys] = rows
+    rep = slot[keys]  # the row that wrote each key last
+    is_rep = rep == rows
+    return np.flatnonzero(is_rep), (np.cumsum(is_rep) - 1)[rep]
 
 
 def _take(rows: Rows, todo: np.ndarray | None) -> Rows:
