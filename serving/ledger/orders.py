@@ -21,6 +21,7 @@ from sqlalchemy.sql.dml import Update
 
 from routing.domain import RejectReason
 from routing.rejections import becomes_exception, closes_node, stock_to_drop
+from serving.ledger import outbox
 from serving.ledger.errors import (
     AllocationNotFound,
     CancelQtyTooLarge,
@@ -56,7 +57,7 @@ from serving.ledger.stock_ops import (
     release_rows,
     reserve_rows,
 )
-from serving.ledger.tables import nodes, order_allocations, orders, shipments
+from serving.ledger.tables import events, nodes, order_allocations, orders, shipments
 
 OPEN_STATUSES: tuple[OrderStatus, ...] = ("placed", "partially_shipped")
 #: Allocations that use a node's daily capacity (released = cancelled, rejected = refused).
@@ -308,8 +309,9 @@ def _insert_allocations(
     )
 
 
-# PostgreSQL: the order row and its allocation rows in one statement (a round trip less per
-# placement); no allocation row when the order id already existed.
+# PostgreSQL: the order row, its allocation rows and (without webhook endpoints to queue
+# for) its ``order.placed`` event in one statement, two round trips less per placement;
+# nothing but the attempted order row when the order id already existed.
 _PLACE_PG = (
     text(
         """
@@ -320,17 +322,24 @@ WITH o AS (
         :hold_reasons, :hold_expires_at, :customer_id, :destination_key)
     ON CONFLICT DO NOTHING
     RETURNING order_id
-)
-INSERT INTO order_allocations (order_id, line_id, node_id, sku, qty, status, created_at,
+), al AS (
+    INSERT INTO order_allocations (order_id, line_id, node_id, sku, qty, status, created_at,
     updated_at)
 SELECT o.order_id, a.line_id, a.node_id, a.sku, a.qty, 'reserved', :created_at, :created_at
 FROM o, unnest(CAST(:lines AS text[]), CAST(:nodes AS text[]), CAST(:skus AS text[]),
     CAST(:qtys AS bigint[])) WITH ORDINALITY AS a(line_id, node_id, sku, qty, n)
 ORDER BY a.n
 RETURNING allocation_id
+), e AS (
+    INSERT INTO events (event_id, type, subject, sequence, order_id, payload, created_at)
+    SELECT :event_id, :event_type, o.order_id, 1, o.order_id, :event_payload, :created_at
+    FROM o WHERE :with_event
+)
+SELECT allocation_id FROM al
 """
     )
     .bindparams(
+        bindparam("event_payload", type_=events.c.payload.type),
         bindparam("plan", type_=orders.c.plan.type),
         bindparam("hold_reasons", type_=orders.c.hold_reasons.type),
         bindparam("created_at", type_=orders.c.created_at.type),
@@ -342,14 +351,22 @@ RETURNING allocation_id
 
 
 def _insert_order_and_allocations_pg(
-    conn: Connection, row: dict[str, Any], allocations: Sequence[AllocationRequest]
+    conn: Connection,
+    row: dict[str, Any],
+    allocations: Sequence[AllocationRequest],
+    event: dict[str, Any] | None,
 ) -> list[int] | None:
     """The new order's allocation ids in the order of ``allocations`` (rows are numbered in
-    the order inserted), or ``None`` when the order id already existed."""
+    the order inserted), or ``None`` when the order id already existed; ``event`` (an
+    ``outbox.event_row``, sequence 1) goes in with them."""
     ids = conn.execute(
         _PLACE_PG,
         {
             **row,
+            "with_event": event is not None,
+            "event_id": event["event_id"] if event else None,
+            "event_type": event["type"] if event else None,
+            "event_payload": event["payload"] if event else None,
             "lines": [a.line_id for a in allocations],
             "nodes": [a.node_id for a in allocations],
             "skus": [a.sku for a in allocations],
@@ -418,8 +435,17 @@ def place(
         "destination_key": destination_key,
     }
     ids: list[int] | None
+    placed: dict[str, Any] | None = None  # the order.placed event, when written with the rows
     if conn.dialect.name == "postgresql":
-        ids = _insert_order_and_allocations_pg(conn, row, allocations)
+        if not outbox.config_of(conn).endpoints:  # no deliveries to queue beside it
+            placed = outbox.event_row(
+                "order.placed",
+                {"status": row["status"], "allocations": lines_json(allocations)},
+                at=at,
+                order_id=order_id,
+                sequence=1,
+            )
+        ids = _insert_order_and_allocations_pg(conn, row, allocations, placed)
     elif conn.execute(_insert_order(conn), row).first() is None:
         ids = None
     else:
@@ -455,14 +481,15 @@ def place(
         hold_reasons=list(hold.reasons) if hold else None,
         hold_expires_at=hold.expires_at.astimezone(UTC) if hold else None,
     )
-    emit(  # a new order: its first events, no sequence to read
-        conn,
-        "order.placed",
-        {"status": view.status, "allocations": lines_json(view.allocations)},
-        at=at,
-        order_id=order_id,
-        after=0,
-    )
+    if placed is None:
+        emit(  # a new order: its first events, no sequence to read
+            conn,
+            "order.placed",
+            {"status": view.status, "allocations": lines_json(view.allocations)},
+            at=at,
+            order_id=order_id,
+            after=0,
+        )
     if hold:
         emit(
             conn,

@@ -66,15 +66,37 @@ def emit(
     """Write one event (and its pending deliveries) in the current transaction; returns the
     payload. ``after`` is the subject's last sequence when the caller knows it (0 for an
     order created in this transaction), saving the read of the log."""
+    key = _subject(type_, order_id, subject)
+    last = (
+        after if after is not None else conn.execute(_LAST_SEQUENCE, {"subject": key}).scalar_one()
+    )
+    row = event_row(type_, data, at=at, order_id=order_id, subject=key, sequence=int(last) + 1)
+    conn.execute(_INSERT_EVENT, row)
+    queue(conn, [row["event_id"]], config_of(conn).endpoints, at=at)
+    return dict(row["payload"])
+
+
+def _subject(type_: str, order_id: str | None, subject: str | None) -> str:
     if type_ not in EVENT_TYPES:
         raise ValueError(f"unknown event type {type_!r}")
     key = subject or order_id
     if not key:
         raise ValueError("an event needs an order_id or a subject")
-    last = (
-        after if after is not None else conn.execute(_LAST_SEQUENCE, {"subject": key}).scalar_one()
-    )
-    sequence = int(last) + 1
+    return key
+
+
+def event_row(
+    type_: str,
+    data: dict[str, Any],
+    *,
+    at: datetime,
+    sequence: int,
+    order_id: str | None = None,
+    subject: str | None = None,
+) -> dict[str, Any]:
+    """The ``events`` row of one event with the subject's ``sequence`` (``emit`` writes it;
+    a caller that inserts it in its own statement must queue its deliveries too)."""
+    key = _subject(type_, order_id, subject)
     event_id = new_event_id()
     payload = {
         "id": event_id,
@@ -84,20 +106,15 @@ def emit(
         "sequence": sequence,
         "data": {"order_id": order_id, **data} if order_id else data,
     }
-    conn.execute(
-        _INSERT_EVENT,
-        {
-            "event_id": event_id,
-            "type": type_,
-            "subject": key,
-            "sequence": sequence,
-            "order_id": order_id,
-            "payload": payload,
-            "created_at": at,
-        },
-    )
-    queue(conn, [event_id], config_of(conn).endpoints, at=at)
-    return payload
+    return {
+        "event_id": event_id,
+        "type": type_,
+        "subject": key,
+        "sequence": sequence,
+        "order_id": order_id,
+        "payload": payload,
+        "created_at": at,
+    }
 
 
 def queue(

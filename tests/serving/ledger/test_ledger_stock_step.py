@@ -17,6 +17,7 @@ from sqlalchemy import Engine, func, select
 
 from serving.ledger import InitialStock, InsufficientStock, Ledger, OrderNotFound
 from serving.ledger.errors import CapacityReached
+from serving.ledger.outbox import list_events
 from serving.ledger.tables import events, movements, order_allocations, orders
 
 
@@ -180,3 +181,35 @@ def test_pooled_sessions_the_server_ended_are_replaced_not_used(
     for i in range(6):  # each checks out a pooled session: none of the dead ones is used
         ledger.reserve_order(f"o{i}", [("l1", "dc1", "A", 1)], request_hash=f"h{i}", plan={})
     assert level(ledger, "dc1", "A").reserved == 6
+
+
+def test_the_placed_event_goes_in_with_the_order_and_the_next_one_follows(
+    ledger: Ledger, engine: Engine
+) -> None:
+    lines = [("l1", "dc1", "A", 2), ("l2", "st1", "A", 1)]
+    ledger.reserve_order("o1", lines, request_hash="h1", plan={})
+    ledger.reserve_order("o1", lines, request_hash="h1", plan={})  # a replay writes no event
+    ledger.cancel_order("o1")
+    with engine.connect() as conn:
+        placed, cancelled = list_events(conn, order_id="o1")
+    assert (placed.type, placed.sequence, cancelled.type, cancelled.sequence) == (
+        "order.placed",
+        1,
+        "order.cancelled",
+        2,
+    )
+    assert placed.payload == {
+        "id": placed.event_id,
+        "type": "order.placed",
+        "timestamp": ledger.clock().isoformat(),
+        "subject": "o1",
+        "sequence": 1,
+        "data": {
+            "order_id": "o1",
+            "status": "placed",
+            "allocations": [
+                {"line_id": "l1", "node_id": "dc1", "sku": "A", "qty": 2},
+                {"line_id": "l2", "node_id": "st1", "sku": "A", "qty": 1},
+            ],
+        },
+    }
