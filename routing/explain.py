@@ -135,31 +135,32 @@ def _ranked(
         rates.p_late[listed].tolist(),
     )
     nodes, at = lc.cols.nodes, lc.eligible_nodes[listed].tolist()
-    avail, dist = atp[listed].tolist(), lc.distance[lc.eligible_pos[listed]].tolist()
-    out = []
-    for j, rank in enumerate(rank_of):
-        out.append(
-            RankEntry(
-                node_id=ids[idx[j]],
-                rank=rank,
-                eligible=True,
-                reason_code=None,
-                reason=None,
-                available=avail[j],
-                priority=nodes[at[j]].priority,
-                distance_km=None if math.isnan(dist[j]) else dist[j],
-                score=scores[j],
-                shipping=ship_l[j],
-                handling=hand[j],
-                stockout_risk_cost=stock[j],
-                late_cost=late[j],
-                p_stockout=p_s[j],
-                days_p50=p50[j],
-                days_p90=p90[j],
-                p_late=p_l[j],
-            )
+    dist = lc.distance[lc.eligible_pos[listed]].tolist()
+    n_listed = len(idx)
+    # column-wise, in RankEntry's field order (a positional call per entry: the listed
+    # entries of every line are built here)
+    return list(
+        map(
+            RankEntry,
+            [ids[k] for k in idx],
+            rank_of,
+            repeat(True, n_listed),
+            repeat(None, n_listed),
+            repeat(None, n_listed),
+            atp[listed].tolist(),
+            [nodes[k].priority for k in at],
+            [None if math.isnan(d) else d for d in dist],
+            scores,
+            ship_l,
+            hand,
+            stock,
+            late,
+            p_s,
+            p50,
+            p90,
+            p_l,
         )
-    return out
+    )
 
 
 def _describe(o: Option, lcs: list[LineCandidates]) -> str:
@@ -188,7 +189,11 @@ def _best_single(
     q, key, used, left, fixed = opts.qty, opts.sku, st.used, st.left, st.p.fixed
     ids = opts.node_ids
     n = len(ids)
-    is_new = ~np.fromiter(map(used.__contains__, ids), bool, n)
+    # the state uses a few nodes, the unit has up to hundreds (each once): mark those few
+    is_new = np.ones(n, dtype=bool)
+    for nid in used:
+        if nid in ids:
+            is_new[ids.index(nid)] = False
     ok = np.fromiter(map(left.get, zip(ids, repeat(key)), repeat(0.0)), np.float64, n) >= q - EPS
     if st.max_ship is not None and len(used) + 1 > st.max_ship:
         ok &= ~is_new

@@ -144,32 +144,36 @@ def _alloc(a: Allocation) -> dict[str, Any]:
 
 
 def _entry(e: RankEntry) -> dict[str, Any]:
-    d: dict[str, Any] = {
+    km = e.distance_km
+    if not e.eligible:
+        return {
+            "node_id": e.node_id,
+            "rank": e.rank,
+            "eligible": False,
+            "available": e.available,
+            "priority": e.priority,
+            "distance_km": None if km is None else round(km, 1),
+            "reason_code": e.reason_code,
+            "reason": e.reason,
+        }
+    # every listed candidate of every line passes here: one dict display, _r inlined
+    return {
         "node_id": e.node_id,
         "rank": e.rank,
-        "eligible": e.eligible,
+        "eligible": True,
         "available": e.available,
         "priority": e.priority,
-        "distance_km": None if e.distance_km is None else round(e.distance_km, 1),
+        "distance_km": None if km is None else round(km, 1),
+        "score": None if (v := e.score) is None else round(v, 4),
+        "shipping": None if (v := e.shipping) is None else round(v, 4),
+        "handling": None if (v := e.handling) is None else round(v, 4),
+        "stockout_risk_cost": None if (v := e.stockout_risk_cost) is None else round(v, 4),
+        "late_cost": None if (v := e.late_cost) is None else round(v, 4),
+        "p_stockout": None if (v := e.p_stockout) is None else round(v, 4),
+        "days_p50": None if (v := e.days_p50) is None else round(v, 4),
+        "days_p90": None if (v := e.days_p90) is None else round(v, 4),
+        "p_late": None if (v := e.p_late) is None else round(v, 4),
     }
-    if not e.eligible:
-        d["reason_code"] = e.reason_code
-        d["reason"] = e.reason
-        return d
-    # every ranked candidate of every line passes here: _r inlined
-    d["score"] = None if e.score is None else round(e.score, 4)
-    for k, v in (
-        ("shipping", e.shipping),
-        ("handling", e.handling),
-        ("stockout_risk_cost", e.stockout_risk_cost),
-        ("late_cost", e.late_cost),
-        ("p_stockout", e.p_stockout),
-        ("days_p50", e.days_p50),
-        ("days_p90", e.days_p90),
-        ("p_late", e.p_late),
-    ):
-        d[k] = None if v is None else round(v, 4)
-    return d
 
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
