@@ -149,7 +149,7 @@ def legs_from_plan(
     for a in allocations:
         node = str(a["node_id"])
         p50, p90 = a.get("days_p50"), a.get("days_p90")
-        if not isinstance(p50, int | float) or not isinstance(p90, int | float):
+        if not isinstance(p50, (int, float)) or not isinstance(p90, (int, float)):
             raise ValueError(f"allocation at {node} has no delivery quantiles")
         old = by_node.get(node, (0.0, 0.0))
         by_node[node] = (max(old[0], float(p50)), max(old[1], float(p90)))
