@@ -28,7 +28,7 @@ def rank_line(
     lc: LineCandidates,
     mode: Mode,
     ratings: RatingTable,
-    fixed: dict[str, float],
+    node_fixed: np.ndarray,
     top: int | None = None,
     chosen: Collection[str] = (),
 ) -> LineRanking:
@@ -37,10 +37,11 @@ def rank_line(
     ``top=None`` lists every candidate (fenced ones in node-id order). Otherwise the best
     ``top`` eligible nodes, any ``chosen`` node (allocated to this line) below them at its
     own rank, and the ``top`` nearest fenced nodes (unknown distances last); the counts
-    cover every candidate either way, and entries are built only for what is listed."""
+    cover every candidate either way, and entries are built only for what is listed.
+    ``node_fixed``: the shipment fixed cost of each eligible node, in ``lc.eligible_ids`` order."""
     q = lc.line.qty
     n_elig = len(lc.eligible_pos)
-    entries = _ranked(lc, ratings.lines[lc.index], mode, q, fixed, top, chosen)
+    entries = _ranked(lc, ratings.lines[lc.index], mode, q, node_fixed, top, chosen)
     fenced = np.flatnonzero(lc.code >= 0)
     counts = np.bincount(lc.code[fenced], minlength=len(FENCE_ORDER)).tolist()
     listed_all = top is None or (n_elig <= top and len(fenced) <= top)
@@ -82,7 +83,7 @@ def _ranked(
     rates: LineRates,
     mode: Mode,
     q: float,
-    fixed: dict[str, float],
+    node_fixed: np.ndarray,
     top: int | None,
     chosen: Collection[str],
 ) -> list[RankEntry]:
@@ -95,7 +96,6 @@ def _ranked(
     ship = rates.per_unit_shipping * take
     cost: np.ndarray | None = None
     if mode in (Mode.PREDICTIVE, Mode.COST):
-        node_fixed = np.fromiter(map(fixed.__getitem__, ids), np.float64, n)
         cost = ship + rates.fixed + node_fixed
         # candidates come in node-id order, so a stable sort breaks ties by node id
         order = np.argsort(cost, kind="stable")

@@ -57,12 +57,13 @@ def _greedy_fill(
 def line_options(
     lc: LineCandidates,
     ratings: Ratings,
-    fixed: dict[str, float],
+    node_fixed: np.ndarray,
     short: bool,
     shared_sku: bool,
     limits: SearchLimits,
 ) -> Sequence[Option]:
-    """A line's options: ``Options`` (one-node options as arrays) when rated in arrays."""
+    """A line's options: ``Options`` (one-node options as arrays) when rated in arrays.
+    ``node_fixed``: the shipment fixed cost of each of the line's eligible nodes."""
     i, line = lc.index, lc.line
     q, price, thr = line.qty, line.unit_price, lc.rules.split_value_threshold
     lcs = {i: lc}
@@ -97,7 +98,6 @@ def line_options(
             cost = np.array(
                 [ratings[(i, n)].cost(t) for n, t in zip(ids, take.tolist(), strict=True)]
             )
-        node_fixed = np.fromiter(map(fixed.__getitem__, ids), np.float64, len(ids))
         # eligible nodes come in node-id order: a stable sort breaks ties by node id
         best = np.argsort((cost + node_fixed) / take, kind="stable")[: limits.split_candidates]
         top = [(ids[k], a) for k, a in zip(best.tolist(), atp[best].tolist(), strict=True)]

@@ -196,23 +196,37 @@ def _rate(
     return RatingTable(lines)
 
 
+class _Books(NamedTuple):
+    #: per node its shipment's fixed cost (priced with the first line it may serve)
+    fixed: dict[str, float]
+    #: per line index, ``fixed`` of its eligible nodes in their order (an array gather
+    #: instead of a dict lookup per node for the rankings and options)
+    line_fixed: dict[int, np.ndarray]
+    #: per (node, SKU) the ATP the allocator may use (a SKU on two lines: the lesser)
+    stock: dict[tuple[str, str], float]
+    supply: dict[str, float]
+    demand: dict[str, float]
+
+
 def _node_books(
     lcs: Sequence[LineCandidates], pol: Policy, per_ship: float, congestion: float
-) -> tuple[dict[str, float], dict[tuple[str, str], float], dict[str, float], dict[str, float]]:
-    """Per node its shipment's fixed cost (priced with the first line it may serve), per
-    (node, SKU) the ATP the allocator may use (a SKU on two lines: the lesser ATP of the
-    two), and per SKU its supply and demand."""
+) -> _Books:
+    """Per node its shipment's fixed cost, per (node, SKU) the ATP the allocator may use,
+    and per SKU its supply and demand (``_Books``)."""
     fixed: dict[str, float] = {}
+    line_fixed: dict[int, np.ndarray] = {}
     stock: dict[tuple[str, str], float] = {}
     demand: dict[str, float] = {}
     supply: dict[str, float] = {}
     seen: np.ndarray | None = None
+    fixed_at = np.empty(0)
     for lc in lcs:
         key = lc.line.sku.casefold()
         demand[key] = demand.get(key, 0.0) + lc.line.qty
         ids, at = lc.eligible_ids, lc.eligible_nodes
         if seen is None:
             seen = np.zeros(len(lc.cols.ids), dtype=bool)
+            fixed_at = np.empty(len(lc.cols.ids))
         new = np.flatnonzero(~seen[at])
         if len(new):
             nodes = at[new]
@@ -222,7 +236,9 @@ def _node_books(
                 f = f + congestion_array(lc.cols.load[nodes], congestion)
             if pol.capacity == "penalise":
                 f = np.where(lc.cols.at_capacity[nodes], f + pol.capacity_penalty, f)
+            fixed_at[nodes] = f
             fixed.update(zip([ids[j] for j in new.tolist()], f.tolist(), strict=True))
+        line_fixed[lc.index] = fixed_at[at]
         atp = lc.eligible_atp.tolist()
         if key not in supply:
             stock.update(zip(zip(ids, repeat(key)), atp, strict=True))
@@ -236,7 +252,7 @@ def _node_books(
             elif a < stock[pair]:
                 supply[key] -= stock[pair] - a
                 stock[pair] = a
-    return fixed, stock, supply, demand
+    return _Books(fixed, line_fixed, stock, supply, demand)
 
 
 def route(
@@ -284,7 +300,7 @@ def route(
     )
     ratings = _rate(order, lcs, mode, pol, predictions, now)
 
-    fixed, stock, supply, demand = _node_books(lcs, pol, per_ship, congestion)
+    fixed, line_fixed, stock, supply, demand = _node_books(lcs, pol, per_ship, congestion)
 
     units = _units(lcs)
     parts_by_line: dict[int, list[tuple[str, float]]] = {lc.index: [] for lc in lcs}
@@ -304,7 +320,9 @@ def route(
                 k = lc.line.sku.casefold()
                 short = supply.get(k, 0.0) < demand[k] - EPS
                 options.append(
-                    line_options(lc, ratings, fixed, short, sku_count[k] > 1, pol.search)
+                    line_options(
+                        lc, ratings, line_fixed[lc.index], short, sku_count[k] > 1, pol.search
+                    )
                 )
         problem = Problem(options, fixed, stock, max_ship)
         exact = len(order.lines) <= pol.search.exact_max_lines
@@ -352,7 +370,9 @@ def route(
         used.setdefault(a.line_id, set()).add(a.node_id)
     ranked = (
         tuple(
-            rank_line(lc, mode, ratings, fixed, ranking, used.get(lc.line.line_id, ()))
+            rank_line(
+                lc, mode, ratings, line_fixed[lc.index], ranking, used.get(lc.line.line_id, ())
+            )
             for lc in lcs
         )
         if explain
