@@ -14,7 +14,7 @@ from functools import cache
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Column, Select, String, bindparam, func, select, text, update
+from sqlalchemy import Column, Integer, Select, String, bindparam, func, select, text, update
 from sqlalchemy import column as sql_column
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.dml import Update
@@ -150,8 +150,11 @@ def lock_order(conn: Connection, order_id: str) -> Any:
     return conn.execute(_LOCK_ORDER, {"order_id": order_id}).one_or_none()
 
 
-# PostgreSQL: the order row locked and its allocations in one statement (a round trip less
-# for a cancel).
+# PostgreSQL: the order row locked, its allocations and its last event sequence in one
+# statement (two round trips less for a cancel). The allocations and the sequence are read
+# by VOLATILE functions (migration 0013) called per locked row, so they are what was
+# committed before the lock was granted: read in the same statement directly, they would be
+# as of its start, before a writer the lock waited for (a shipment) committed.
 _LOCK_ORDER_ALLOCATIONS_PG = text(
     """
 WITH o AS (
@@ -159,9 +162,9 @@ WITH o AS (
         hold_expires_at
     FROM orders WHERE order_id = :order_id FOR UPDATE
 )
-SELECT o.*, a.allocation_id, a.line_id, a.node_id, a.sku, a.qty, a.status AS a_status,
-    a.reason, a.shipment_id
-FROM o LEFT JOIN order_allocations AS a ON a.order_id = o.order_id
+SELECT o.*, ledger_last_sequence(o.order_id) AS last_sequence, a.allocation_id, a.line_id,
+    a.node_id, a.sku, a.qty, a.status AS a_status, a.reason, a.shipment_id
+FROM o LEFT JOIN LATERAL ledger_order_allocations(o.order_id) AS a ON true
 ORDER BY a.allocation_id
 """
 ).columns(
@@ -173,6 +176,7 @@ ORDER BY a.allocation_id
     orders.c.created_at,
     orders.c.hold_reasons,
     orders.c.hold_expires_at,
+    sql_column("last_sequence", Integer),
     oa.c.allocation_id,
     oa.c.line_id,
     oa.c.node_id,
@@ -181,6 +185,29 @@ ORDER BY a.allocation_id
     sql_column("a_status", String),
     oa.c.reason,
     oa.c.shipment_id,
+)
+
+# PostgreSQL: a cancel's writes before its stock release in one statement (allocations
+# released, the order's status, and its order.cancelled event when no webhook endpoint needs
+# delivery rows queued beside it).
+_CANCEL_PG = text(
+    """
+WITH f AS (
+    UPDATE order_allocations SET status = 'released', reason = :reason, updated_at = :at,
+        shipment_id = NULL
+    WHERE allocation_id = ANY(CAST(:ids AS bigint[]))
+), s AS (
+    UPDATE orders SET status = :status, updated_at = :at WHERE order_id = :order_id
+), e AS (
+    INSERT INTO events (event_id, type, subject, sequence, order_id, payload, created_at)
+    SELECT :event_id, :event_type, :order_id, :sequence, :order_id, :event_payload, :at
+    WHERE :with_event
+)
+SELECT 1
+"""
+).bindparams(
+    bindparam("event_payload", type_=events.c.payload.type),
+    bindparam("at", type_=orders.c.updated_at.type),
 )
 
 
@@ -837,7 +864,6 @@ def cancel(
     if row.status == "shipped":
         raise OrderStateError(order_id, row.status, "cancel")
     reserved = [a for a in before if a.status == "reserved"]
-    _finish_allocations(conn, reserved, "released", at, reason=reason)
     allocations = [
         replace(a, status="released", reason=reason, shipment_id=None)
         if a.status == "reserved"
@@ -846,17 +872,51 @@ def cancel(
     ]
     shipped_any = any(a.status == "shipped" for a in allocations)
     status: OrderStatus = "shipped" if shipped_any else "cancelled"
-    _set_status(conn, order_id, status, at)
-    emit(
-        conn,
-        "order.cancelled",
-        {"status": status, "reason": reason, "released": lines_json(reserved)},
-        at=at,
-        order_id=order_id,
-    )
+    data = {"status": status, "reason": reason, "released": lines_json(reserved)}
+    if conn.dialect.name == "postgresql":
+        _cancel_writes_pg(conn, order_id, reserved, status, data, int(row.last_sequence), at)
+    else:
+        _finish_allocations(conn, reserved, "released", at, reason=reason)
+        _set_status(conn, order_id, status, at)
+        emit(conn, "order.cancelled", data, at=at, order_id=order_id)
     view = _view_of(conn, row, status, allocations)
     release_rows(conn, _needs(reserved), at=at, ref=order_id, note="cancel", last=last)
     return view
+
+
+def _cancel_writes_pg(
+    conn: Connection,
+    order_id: str,
+    reserved: Sequence[AllocationView],
+    status: OrderStatus,
+    data: dict[str, Any],
+    last_sequence: int,
+    at: datetime,
+) -> None:
+    """A cancel's writes before its release in one statement; with webhook endpoints the
+    event goes through ``emit`` (it queues their deliveries), the sequence still known."""
+    event = None
+    if not outbox.config_of(conn).endpoints:
+        event = outbox.event_row(
+            "order.cancelled", data, at=at, order_id=order_id, sequence=last_sequence + 1
+        )
+    conn.execute(
+        _CANCEL_PG,
+        {
+            "ids": [a.allocation_id for a in reserved],
+            "reason": data["reason"],
+            "at": at,
+            "status": status,
+            "order_id": order_id,
+            "with_event": event is not None,
+            "event_id": event["event_id"] if event else None,
+            "event_type": event["type"] if event else None,
+            "sequence": event["sequence"] if event else None,
+            "event_payload": event["payload"] if event else None,
+        },
+    )
+    if event is None:
+        emit(conn, "order.cancelled", data, at=at, order_id=order_id, after=last_sequence)
 
 
 def ship(

@@ -213,3 +213,44 @@ def test_the_placed_event_goes_in_with_the_order_and_the_next_one_follows(
             ],
         },
     }
+
+
+def test_a_cancel_that_waited_for_a_shipment_releases_only_what_is_still_reserved(
+    ledger: Ledger, engine: Engine
+) -> None:
+    # On PostgreSQL the cancel locks the order and reads its allocations in one statement.
+    # A shipment holds the order's lock when the cancel arrives: once it commits, the cancel
+    # must see the shipped line as shipped (not as the statement's start saw it) and release
+    # only the other line; releasing the shipped one again would take its units twice.
+    if engine.dialect.name != "postgresql":
+        pytest.skip("row locks: PostgreSQL only (SQLite serialises writers)")
+    from serving.ledger import orders as order_ops
+
+    ledger.reserve_order(
+        "o1", [("l1", "dc1", "A", 2), ("l2", "dc1", "B", 1)], request_hash="h1", plan={}
+    )
+    done: list[Any] = []
+    with engine.connect() as conn:
+        tx = conn.begin()
+        order_ops.ship(conn, "o1", ["l1"], at=ledger.clock())  # holds the order's lock
+        cancel = threading.Thread(target=lambda: done.append(ledger.cancel_order("o1")))
+        cancel.start()
+        with engine.connect() as probe:  # wait until the cancel waits for that lock
+            waiting = 0
+            for _ in range(3000):
+                waiting = probe.exec_driver_sql(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                ).scalar_one()
+                probe.rollback()
+                if waiting:
+                    break
+                time.sleep(0.01)
+            assert waiting, "the cancel never waited for the shipment's lock"
+        tx.commit()
+    cancel.join()
+    assert len(done) == 1
+    view = done[0]
+    assert {a.line_id: a.status for a in view.allocations} == {"l1": "shipped", "l2": "released"}
+    a, b = level(ledger, "dc1", "A"), level(ledger, "dc1", "B")
+    assert (a.on_hand, a.reserved, b.on_hand, b.reserved) == (8, 0, 5, 0)
+    assert ledger.check().clean
