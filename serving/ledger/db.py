@@ -15,14 +15,15 @@ import re
 import select
 import threading
 import weakref
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic_core import to_json
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, StatementError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 if TYPE_CHECKING:
@@ -70,6 +71,42 @@ def make_engine(
         event.listen(engine, "checkout", _check_idle_session)
         return engine
     raise ValueError(f"unsupported ledger database {backend!r}; use sqlite or postgresql")
+
+
+@contextmanager
+def driver_cursor(conn: Connection) -> Iterator[Any]:
+    """The driver's own cursor on ``conn``, for the reads every decision makes (SQLAlchemy's
+    result rows cost more than those queries); driver errors leave it as ``driver_failure``
+    makes them, so they read like every other database failure."""
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    cur = dbapi.cursor()
+    try:
+        yield cur
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise driver_failure(conn, exc) from exc
+    finally:
+        cur.close()
+
+
+def driver_failure(
+    conn: Connection, exc: Any, statement: str | None = None, params: Any = None
+) -> StatementError:
+    """A driver error raised outside SQLAlchemy, as SQLAlchemy would raise it: its
+    ``OperationalError`` and kin (what the service answers 503 with ``Retry-After``, not 500),
+    and a session the server ended invalidated so the pool never hands it out again."""
+    gone = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, None)
+    if gone:
+        conn.invalidate(exc)
+    wrapped: StatementError = DBAPIError.instance(
+        statement,
+        params,
+        exc,
+        conn.dialect.loaded_dbapi.Error,
+        connection_invalidated=gone,
+        dialect=conn.dialect,
+    )
+    return wrapped
 
 
 def _check_idle_session(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:

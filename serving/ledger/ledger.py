@@ -37,7 +37,7 @@ from serving.ledger import (
 )
 from serving.ledger import orders as order_ops
 from serving.ledger import returns as returns_ops
-from serving.ledger.db import writer_lock
+from serving.ledger.db import driver_cursor, writer_lock
 from serving.ledger.errors import (
     IdempotencyInFlight,
     IdempotencyMismatch,
@@ -295,16 +295,10 @@ class Ledger:
         if not wanted:
             return []
         out: list[tuple[str, str, int]] = []
-        with self.engine.connect() as conn:
-            dbapi = conn.connection.dbapi_connection
-            assert dbapi is not None
-            cursor = dbapi.cursor()
-            try:
-                for part in chunks(wanted):
-                    cursor.execute(_available_sql(conn.dialect.name, len(part)), list(part))
-                    out.extend(cursor.fetchall())
-            finally:
-                cursor.close()
+        with self.engine.connect() as conn, driver_cursor(conn) as cursor:
+            for part in chunks(wanted):
+                cursor.execute(_available_sql(conn.dialect.name, len(part)), list(part))
+                out.extend(cursor.fetchall())
         return out
 
     def movement_cursor(
@@ -318,10 +312,8 @@ class Ledger:
         """Movements committed since ``cursor`` last read, advancing it: one statement past
         its high-water mark (plus one for ids it stepped over, while there are any) through
         the driver's cursor, as ``available_rows`` reads (it runs before every decision)."""
-        with self.engine.connect() as conn:
-            dbapi = conn.connection.dbapi_connection
-            assert dbapi is not None
-            return live.follow(dbapi, conn.dialect.name, cursor, limit)
+        with self.engine.connect() as conn, driver_cursor(conn) as cur:
+            return live.follow(cur, conn.dialect.name, cursor, limit)
 
     def moved_since(self, cursor: live.MovementCursor, limit: int = 50_000) -> live.Moved:
         """Node×SKU pairs the movement log touched since ``cursor`` last read (with their

@@ -110,20 +110,17 @@ def _follow_sql(dialect: str, n_gaps: int) -> str:
     return head + f"> {mark} ORDER BY movement_id LIMIT {mark}"
 
 
-def follow(dbapi: Any, dialect: str, cursor: MovementCursor, limit: int) -> list[LogRow]:
+def follow(cur: Any, dialect: str, cursor: MovementCursor, limit: int) -> list[LogRow]:
     """Movements committed since ``cursor`` last read (late ones below its high-water mark
-    included), at most ``limit`` past it, read through the driver's cursor; advances it."""
-    cur = dbapi.cursor()
-    try:
-        late: list[LogRow] = []
-        pending = sorted(cursor.gaps)
-        for part in chunks(pending):
-            cur.execute(_follow_sql(dialect, len(part)), list(part))
-            late.extend(cur.fetchall())
-        cur.execute(_follow_sql(dialect, 0), [cursor.high, limit])
-        new: list[LogRow] = cur.fetchall()
-    finally:
-        cur.close()
+    included), at most ``limit`` past it, read through the driver's cursor ``cur``; advances
+    it."""
+    late: list[LogRow] = []
+    pending = sorted(cursor.gaps)
+    for part in chunks(pending):
+        cur.execute(_follow_sql(dialect, len(part)), list(part))
+        late.extend(cur.fetchall())
+    cur.execute(_follow_sql(dialect, 0), [cursor.high, limit])
+    new: list[LogRow] = cur.fetchall()
     cursor.advance(late, new)
     return late + new
 

@@ -16,10 +16,10 @@ from typing import Any
 from sqlalchemy import bindparam, func, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import Insert, Update
 
 from serving.ledger import outbox
+from serving.ledger.db import driver_failure
 from serving.ledger.errors import LedgerError
 from serving.ledger.tables import movements, nodes, stock
 
@@ -243,20 +243,13 @@ def _call_pg(conn: Connection, sql: str, params: Sequence[Any], *, commit: bool)
             rows = client_cursor()(driver).execute(f"{sql}; COMMIT", params).fetchall()
         else:
             rows = driver.execute(sql, params, prepare=True).fetchall()
-    except driver_error() as exc:
+    except conn.dialect.loaded_dbapi.Error as exc:
         state = getattr(exc, "sqlstate", None)
         if state in (SHORT_STATE, FULL_STATE):
-            detail: str = exc.diag.message_detail  # type: ignore[attr-defined]
+            detail: str = exc.diag.message_detail
             raise StockRefused(state, json.loads(detail)) from exc
-        raise DBAPIError.instance(sql, params, exc, driver_error()) from exc
+        raise driver_failure(conn, exc, sql, params) from exc
     return rows
-
-
-@cache
-def driver_error() -> type[Exception]:
-    import psycopg
-
-    return psycopg.Error
 
 
 @cache
