@@ -150,6 +150,36 @@ def lock_order(conn: Connection, order_id: str) -> Any:
     return conn.execute(_LOCK_ORDER, {"order_id": order_id}).one_or_none()
 
 
+def _joined_columns(a_status: Any, *extra: Any) -> tuple[Any, ...]:
+    """The columns of an order row joined with its allocation rows (one per allocation, or
+    one with no allocation), in this order: the order's, ``extra``, the allocation's with its
+    status named ``a_status`` (the order has a status too)."""
+    return (
+        orders.c.order_id,
+        orders.c.status,
+        orders.c.request_hash,
+        orders.c.plan,
+        orders.c.rejections,
+        orders.c.created_at,
+        orders.c.hold_reasons,
+        orders.c.hold_expires_at,
+        *extra,
+        oa.c.allocation_id,
+        oa.c.line_id,
+        oa.c.node_id,
+        oa.c.sku,
+        oa.c.qty,
+        a_status,
+        oa.c.reason,
+        oa.c.shipment_id,
+    )
+
+
+def _joined_allocations(rows: Sequence[Any]) -> list[AllocationView]:
+    """The allocations of joined rows (``_joined_columns``): none when the order has none."""
+    return [_allocation(r, r.a_status) for r in rows if r.allocation_id is not None]
+
+
 # PostgreSQL: the order row locked, its allocations and its last event sequence in one
 # statement (two round trips less for a cancel). The allocations and the sequence are read
 # by VOLATILE functions (migration 0013) called per locked row, so they are what was
@@ -167,25 +197,8 @@ SELECT o.*, ledger_last_sequence(o.order_id) AS last_sequence, a.allocation_id, 
 FROM o LEFT JOIN LATERAL ledger_order_allocations(o.order_id) AS a ON true
 ORDER BY a.allocation_id
 """
-).columns(
-    orders.c.order_id,
-    orders.c.status,
-    orders.c.request_hash,
-    orders.c.plan,
-    orders.c.rejections,
-    orders.c.created_at,
-    orders.c.hold_reasons,
-    orders.c.hold_expires_at,
-    sql_column("last_sequence", Integer),
-    oa.c.allocation_id,
-    oa.c.line_id,
-    oa.c.node_id,
-    oa.c.sku,
-    oa.c.qty,
-    sql_column("a_status", String),
-    oa.c.reason,
-    oa.c.shipment_id,
-)
+).columns(*_joined_columns(sql_column("a_status", String), sql_column("last_sequence", Integer)))
+
 
 # PostgreSQL: a cancel's writes before its stock release in one statement (allocations
 # released, the order's status, and its order.cancelled event when no webhook endpoint needs
@@ -221,30 +234,13 @@ def lock_order_with_allocations(
     rows = conn.execute(_LOCK_ORDER_ALLOCATIONS_PG, {"order_id": order_id}).all()
     if not rows:
         return None, []
-    return rows[0], [_allocation(r, r.a_status) for r in rows if r.allocation_id is not None]
+    return rows[0], _joined_allocations(rows)
 
 
 # An order and its allocations in one read (an idempotent replay, a status read): one
 # statement, one snapshot, instead of two.
 _ORDER_WITH_ALLOCATIONS = (
-    select(
-        orders.c.order_id,
-        orders.c.status,
-        orders.c.request_hash,
-        orders.c.plan,
-        orders.c.rejections,
-        orders.c.created_at,
-        orders.c.hold_reasons,
-        orders.c.hold_expires_at,
-        oa.c.allocation_id,
-        oa.c.line_id,
-        oa.c.node_id,
-        oa.c.sku,
-        oa.c.qty,
-        oa.c.status.label("a_status"),
-        oa.c.reason,
-        oa.c.shipment_id,
-    )
+    select(*_joined_columns(oa.c.status.label("a_status")))
     .select_from(orders.outerjoin(oa, oa.c.order_id == orders.c.order_id))
     .where(orders.c.order_id == bindparam("order_id"))
     .order_by(oa.c.allocation_id)
@@ -255,8 +251,7 @@ def order_view(conn: Connection, order_id: str) -> OrderView:
     rows = conn.execute(_ORDER_WITH_ALLOCATIONS, {"order_id": order_id}).all()
     if not rows:
         raise OrderNotFound(order_id)
-    allocations = [_allocation(r, r.a_status) for r in rows if r.allocation_id is not None]
-    return _view_of(conn, rows[0], rows[0].status, allocations)
+    return _view_of(conn, rows[0], rows[0].status, _joined_allocations(rows))
 
 
 def _view_of(
