@@ -202,7 +202,6 @@ class LineCandidates:
     __slots__ = (
         "_candidates",
         "_eligible",
-        "_eligible_dist",
         "_eligible_ids",
         "_of",
         "_rows",
@@ -251,7 +250,6 @@ class LineCandidates:
         self.eligible_nodes = node_index[self.eligible_pos]
         self.eligible_atp = atp[self.eligible_pos]
         self._eligible_ids: list[str] | None = None
-        self._eligible_dist: list[float | None] | None = None
         self._candidates: list[Candidate] | None = None
         self._eligible: list[Candidate] | None = None
 
@@ -262,13 +260,6 @@ class LineCandidates:
             ids = self.stock.node_ids
             self._eligible_ids = [ids[k] for k in self.eligible_pos.tolist()]
         return self._eligible_ids
-
-    @property
-    def eligible_distance(self) -> list[float | None]:
-        """Distances of the eligible rows (``None``: unknown)."""
-        if self._eligible_dist is None:
-            self._eligible_dist = _as_optional(self.distance[self.eligible_pos])
-        return self._eligible_dist
 
     def fence(self, k: int) -> str | None:
         c = int(self.code[k])
